@@ -1,0 +1,1 @@
+"""Debian archive I/O: sources, transport, signature and hash-chain checks, caching."""

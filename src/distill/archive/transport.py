@@ -1,0 +1,181 @@
+"""HTTP access to mirrors: retries with backoff, resumable verified downloads.
+
+This is the single network seam: everything distill downloads goes through a
+:class:`Transport`, so tests point it at a repository served on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from distill.errors import ArchiveError, IntegrityError, NetworkError, NotFoundError
+
+OFFLINE_HINT = "check the mirror URL and the network, or use --offline to work from the cache"
+_RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class Fetched:
+    status: int  # 200, or 304 when the validators matched
+    content: bytes
+    etag: str | None
+    last_modified: str | None
+
+
+class _Retry(Exception):
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+class Transport:
+    def __init__(
+        self,
+        *,
+        retries: int = 4,
+        backoff: float = 0.5,
+        timeout: float = 30.0,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.retries = retries
+        self.backoff = backoff
+        self.client = client or httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            follow_redirects=True,
+            headers={"User-Agent": "distill/0.1"},
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _sleep(self, attempt: int) -> None:
+        time.sleep(self.backoff * (2**attempt) * (0.5 + random.random() / 2))
+
+    def _with_retries(self, url: str, attempt_fn: Callable[[], Fetched | None]) -> Fetched | None:
+        last = ""
+        for attempt in range(self.retries + 1):
+            try:
+                return attempt_fn()
+            except _Retry as exc:
+                last = exc.cause
+            except (httpx.TransportError, httpx.StreamError) as exc:
+                last = _describe(exc)
+            if attempt < self.retries:
+                self._sleep(attempt)
+        raise NetworkError(f"cannot fetch {url}: {last}", hint=OFFLINE_HINT)
+
+    def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> Fetched:
+        """GET a small file into memory, conditionally when validators are given."""
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+
+        def attempt() -> Fetched:
+            r = self.client.get(url, headers=headers)
+            _check_status(url, r.status_code)
+            return Fetched(r.status_code, r.content, r.headers.get("etag"), r.headers.get("last-modified"))
+
+        result = self._with_retries(url, attempt)
+        assert result is not None
+        return result
+
+    def download(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        sha256: str,
+        size: int,
+        partial: Path,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Download ``url`` to ``dest``, verifying SHA256 and size before it appears.
+
+        Bytes go to ``partial`` first; an interrupted transfer is resumed from there
+        (HTTP Range) on the next attempt or the next run, and restarted from zero
+        when the server ignores the range. A file that fails verification is deleted,
+        never moved into place.
+        """
+        partial.parent.mkdir(parents=True, exist_ok=True)
+
+        def attempt() -> None:
+            have = partial.stat().st_size if partial.exists() else 0
+            if have > size:
+                partial.unlink()
+                have = 0
+            headers = {"Range": f"bytes={have}-"} if 0 < have < size else {}
+            if have == size:
+                return None
+            with self.client.stream("GET", url, headers=headers) as r:
+                if r.status_code == 416:  # range not satisfiable: start again
+                    partial.unlink(missing_ok=True)
+                    raise _Retry("server refused the resume range")
+                _check_status(url, r.status_code)
+                mode = "ab" if r.status_code == 206 and have else "wb"
+                written = have if mode == "ab" else 0
+                with open(partial, mode) as f:
+                    for chunk in r.iter_bytes(1 << 16):
+                        written += len(chunk)
+                        if written > size:
+                            break
+                        f.write(chunk)
+                        if progress:
+                            progress(len(chunk))
+                if written > size:
+                    partial.unlink(missing_ok=True)
+                    raise IntegrityError(
+                        f"{url} is larger than the {size} bytes its index records",
+                        hint="the mirror may be mid-sync; try again later",
+                    )
+                if written < size:
+                    raise _Retry(f"transfer ended after {written} of {size} bytes")
+            return None
+
+        self._with_retries(url, attempt)
+        digest = _sha256_file(partial)
+        if digest != sha256:
+            partial.unlink(missing_ok=True)
+            raise IntegrityError(
+                f"{url} has SHA256 {digest}, but its signed index records {sha256}",
+                hint="the mirror may be mid-sync or tampered with; nothing was cached",
+            )
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, dest)
+
+
+def _check_status(url: str, status: int) -> None:
+    if status in (200, 206, 304):
+        return
+    if status == 404 or status == 410:
+        raise NotFoundError(f"{url} does not exist on the mirror (HTTP {status})")
+    if status in _RETRY_STATUS:
+        raise _Retry(f"HTTP {status}")
+    raise ArchiveError(f"cannot fetch {url}: HTTP {status}")
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect ({text})"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    return text
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,299 @@
+"""The command line: flags -> spec and options -> library calls; renders errors.
+
+Exit codes: 0 success; 2 a user-facing error (bad spec, unreachable mirror,
+failed verification, unsatisfiable request, stale lock, ...), printed as one line;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from distill import __version__
+from distill.errors import DistillError, LockError, SpecError
+from distill.options import Options
+from distill.progress import make_reporter
+from distill.resolve.lock import Lock, check_current, default_lock_path, read_lock, write_lock
+from distill.spec.load import builtin_dir, load_spec, spec_checksum, spec_schema
+from distill.spec.model import Spec
+
+EXIT_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"distill: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_ERROR)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("archive and cache")
+    g.add_argument("--cache-dir", type=Path, help="cache directory (default: $XDG_CACHE_HOME/distill)")
+    g.add_argument("--offline", action="store_true", help="use only the cache; never touch the network")
+    g.add_argument(
+        "--mirror", metavar="URL", help="Debian mirror (default: $DISTILL_MIRROR, else the host's apt sources)"
+    )
+    g.add_argument(
+        "--security-mirror",
+        metavar="URL",
+        help="mirror for the -security suite (default: $DISTILL_SECURITY_MIRROR, else the host's apt "
+        "sources, else MIRROR-security)",
+    )
+    g.add_argument("-j", "--jobs", type=int, default=4, help="parallel downloads (default: 4)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _spec_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", metavar="SPEC", help="spec file, or a built-in name (static, base, cc, python3, ...)")
+    p.add_argument(
+        "--arch",
+        action="append",
+        dest="archs",
+        metavar="ARCH",
+        help="only this architecture (repeatable; default: the spec's archs)",
+    )
+    p.add_argument("--distro", choices=["debian13", "debian12"], help="override the spec's distro")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="distill",
+        description="Build distroless container images straight from Debian packages.",
+        epilog="Errors are printed as one line and exit with status 2. See docs/ for the spec format.",
+    )
+    parser.add_argument("--version", action="version", version=f"distill {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser(
+        "lock",
+        help="resolve a spec and write its lockfile",
+        description="Resolve the spec's packages against the verified archive and write SPEC.lock.json "
+        "beside the spec (for a built-in name: in the current directory). Lists every pruned edge.",
+    )
+    _spec_args(p)
+    p.add_argument("-o", "--output", type=Path, help="lockfile path (default: beside the spec)")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="do not write; fail if the lockfile does not match the spec (exit 2)",
+    )
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    _common(p)
+
+    p = sub.add_parser(
+        "why",
+        help="show the dependency chain that pulls a package in",
+        description="Explain why PACKAGE is in the image: the chain from the spec down to it, or the "
+        "pruned edge that keeps it out.",
+    )
+    _spec_args(p)
+    p.add_argument("package", metavar="PACKAGE")
+    _common(p)
+
+    p = sub.add_parser(
+        "fetch",
+        help="download and verify every .deb of the lock into the cache",
+        description="Download the spec's packages (from its lockfile when present) in parallel, each "
+        "verified against the SHA256 and size in its signed index.",
+    )
+    _spec_args(p)
+    p.add_argument("--lock", type=Path, help="lockfile path (default: beside the spec)")
+    p.add_argument("--locked", action="store_true", help="require a lockfile that matches the spec")
+    _common(p)
+
+    p = sub.add_parser("schema", help="print the JSON schema of the spec format")
+    p.add_argument("-o", "--output", type=Path, help="write to a file instead of stdout")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> tuple[Spec, Path]:
+    spec, path = load_spec(args.spec)
+    update: dict[str, Any] = {}
+    if args.distro:
+        update["distro"] = args.distro
+    if args.archs:
+        for a in args.archs:
+            if a not in ("amd64", "arm64", "armhf", "armel", "i386", "ppc64el", "riscv64", "s390x"):
+                raise SpecError(f"unknown architecture {a!r}", hint="e.g. amd64, arm64")
+        update["archs"] = list(dict.fromkeys(args.archs))
+    if update:
+        spec = Spec.model_validate({**spec.model_dump(exclude_unset=False), **update})
+    return spec, path
+
+
+def _options(args: argparse.Namespace) -> Options:
+    if args.jobs < 1:
+        raise SpecError("--jobs must be at least 1")
+    return Options(
+        cache_dir=args.cache_dir,
+        offline=args.offline,
+        mirror=args.mirror,
+        security_mirror=args.security_mirror,
+        jobs=args.jobs,
+        reporter=make_reporter(args.quiet),
+    )
+
+
+def _lock_path(args: argparse.Namespace, path: Path, attr: str = "output") -> Path:
+    explicit = getattr(args, attr, None)
+    if explicit:
+        return Path(explicit)
+    builtin = path.resolve().parent == builtin_dir().resolve()
+    return default_lock_path(path, builtin)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1048576:.1f} MiB"
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from distill.pipeline import make_lock, open_archive, resolve
+
+    spec, path = _load(args)
+    lock_path = _lock_path(args, path)
+    if args.check:
+        check_current(read_lock(lock_path), spec_checksum(spec), lock_path)
+        print(f"{lock_path} is up to date")
+        return 0
+    options = _options(args)
+    archive = open_archive(spec, options)
+    try:
+        t0 = time.perf_counter()
+        resolutions = resolve(spec, archive)
+        lock = make_lock(spec, archive, resolutions)
+    finally:
+        archive.close()
+        options.reporter.close()
+    write_lock(lock, lock_path)
+    elapsed = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps(_summary(lock, lock_path, elapsed), indent=2))
+        return 0
+    for arch in lock.archs:
+        pkgs = lock.packages[arch]
+        size = sum(p.size for p in pkgs)
+        inst = sum(p.installed_size for p in pkgs) * 1024
+        print(f"{arch}: {len(pkgs)} packages, {_mib(size)} to download, {_mib(inst)} installed")
+        for edge in lock.pruned[arch]:
+            print(
+                f"  pruned: {edge['package']} {edge['field']} {edge['relation']} ({edge['reason']})"
+            )
+    print(f"wrote {lock_path} in {elapsed:.2f} s")
+    return 0
+
+
+def _summary(lock: Lock, path: Path, elapsed: float) -> dict[str, Any]:
+    return {
+        "lockfile": str(path),
+        "seconds": round(elapsed, 3),
+        "archs": {
+            arch: {
+                "packages": [f"{p.name}={p.version}" for p in lock.packages[arch]],
+                "download_bytes": sum(p.size for p in lock.packages[arch]),
+                "installed_bytes": sum(p.installed_size for p in lock.packages[arch]) * 1024,
+                "pruned": lock.pruned[arch],
+            }
+            for arch in lock.archs
+        },
+    }
+
+
+def cmd_why(args: argparse.Namespace) -> int:
+    from distill.pipeline import open_archive, resolve
+
+    spec, path = _load(args)
+    arch = spec.archs[0]
+    options = _options(args)
+    archive = open_archive(spec, options)
+    try:
+        res = resolve(spec, archive, [arch])[arch]
+    finally:
+        archive.close()
+        options.reporter.close()
+    name = args.package
+    if res.get(name) is not None:
+        print(f"{name} is in the {arch} image because:")
+        for depth, (pkg, reason) in enumerate(res.chain(name)):
+            version = res.get(pkg)
+            what = "the spec asks for" if reason.parent is None else f"{reason.field}:"
+            print(f"{'  ' * depth}{pkg} {version.version if version else ''}  ({what} {reason.relation})")
+        return 0
+    edges = [e for e in res.pruned if any(name == part.split(":")[0] for part in e.reason.split("; "))]
+    edges += [e for e in res.pruned if name in e.relation.replace("|", " ").split() and e not in edges]
+    if edges:
+        print(f"{name} is not in the {arch} image; these edges to it were pruned:")
+        for e in edges:
+            print(f"  {e}")
+        return 0
+    raise DistillError(f"{name} is not in the {arch} image and nothing depends on it")
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from distill.pipeline import fetch, make_lock, open_archive, resolve
+
+    spec, path = _load(args)
+    lock_path = _lock_path(args, path, "lock")
+    options = _options(args)
+    lock: Lock | None = None
+    if lock_path.is_file() or args.locked:
+        lock = read_lock(lock_path)
+        try:
+            check_current(lock, spec_checksum(spec), lock_path)
+        except LockError:
+            if args.locked:
+                raise
+            lock = None
+    archive = open_archive(spec, options)
+    try:
+        if lock is None:
+            lock = make_lock(spec, archive, resolve(spec, archive))
+        result = fetch(lock, archive, options, list(spec.archs))
+    finally:
+        archive.close()
+        options.reporter.close()
+    count = len(result.paths)
+    print(f"{count} packages verified in the cache ({result.downloaded} downloaded, {_mib(result.bytes)})")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    text = json.dumps(spec_schema(), indent=2) + "\n"
+    if args.output:
+        from distill.archive.cache import atomic_write
+
+        atomic_write(args.output, text.encode())
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+COMMANDS = {"lock": cmd_lock, "why": cmd_why, "fetch": cmd_fetch, "schema": cmd_schema}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return COMMANDS[args.command](args)
+    except DistillError as exc:
+        print(f"distill: error: {exc.one_line()}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("distill: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"distill: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

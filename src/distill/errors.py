@@ -1,0 +1,87 @@
+"""One exception tree for distill.
+
+Every error a user can cause or meet is a :class:`DistillError`; the command line
+prints it as one line (``distill: error: <message> (hint: <hint>)``) and exits 2.
+Anything else escaping is a bug in distill.
+
+::
+
+    DistillError
+    ├── SpecError               the spec file: YAML, unknown fields, bad values
+    ├── ArchiveError            talking to or trusting a Debian archive
+    │   ├── NetworkError        the mirror cannot be reached (hint: --offline)
+    │   ├── NotFoundError       the mirror has no such file
+    │   ├── SignatureError      InRelease missing, badly signed, or expired
+    │   ├── IntegrityError      a file's SHA256 or size differs from its signed record
+    │   ├── CacheMissError      --offline and the cache lacks what is needed
+    │   └── KeyringError        keyring missing or unusable
+    ├── ResolveError            dependency resolution
+    │   ├── UnknownPackageError a requested name no suite has (with suggestions)
+    │   └── UnsatisfiableError  a relation no candidate satisfies (with the chain)
+    └── LockError               lockfile missing, unreadable or out of date
+"""
+
+from __future__ import annotations
+
+
+class DistillError(Exception):
+    """Base of all user-facing errors: a message plus an optional hint."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        text = " ".join(self.message.split())
+        if self.hint:
+            text += f" (hint: {' '.join(self.hint.split())})"
+        return text
+
+
+class SpecError(DistillError):
+    """The spec is not valid YAML, or does not describe a valid image."""
+
+
+class ArchiveError(DistillError):
+    """Fetching from or trusting a Debian archive failed."""
+
+
+class NetworkError(ArchiveError):
+    """The mirror could not be reached."""
+
+
+class NotFoundError(ArchiveError):
+    """The mirror answered 404 for a file distill needs."""
+
+
+class SignatureError(ArchiveError):
+    """InRelease is missing, its signature is bad or unknown, or it has expired."""
+
+
+class IntegrityError(ArchiveError):
+    """A downloaded file does not match the hash or size its signed index records."""
+
+
+class CacheMissError(ArchiveError):
+    """Working offline and the cache does not hold what is needed."""
+
+
+class KeyringError(ArchiveError):
+    """An OpenPGP keyring is missing or unusable."""
+
+
+class ResolveError(DistillError):
+    """Dependency resolution failed."""
+
+
+class UnknownPackageError(ResolveError):
+    """A requested package name exists in none of the suites."""
+
+
+class UnsatisfiableError(ResolveError):
+    """No set of packages satisfies the request."""
+
+
+class LockError(DistillError):
+    """The lockfile is missing, malformed or does not match the spec."""

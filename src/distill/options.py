@@ -1,0 +1,18 @@
+"""Runtime options: *how* to run (never read from a spec)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distill.progress import Reporter
+
+
+@dataclass
+class Options:
+    cache_dir: Path | None = None
+    offline: bool = False
+    mirror: str | None = None
+    security_mirror: str | None = None
+    jobs: int = 4
+    reporter: Reporter = field(default_factory=Reporter)

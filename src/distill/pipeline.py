@@ -1,0 +1,94 @@
+"""The stages a command runs, one after another: spec -> archive -> resolve -> lock -> fetch.
+
+Each stage takes plain values and returns plain values; the command line is one
+client of these functions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from distill.archive.cache import Cache
+from distill.archive.repo import Archive
+from distill.archive.sources import Source, check_keyrings, distro_sources, host_keyrings
+from distill.distros import get_distro
+from distill.errors import SpecError
+from distill.fetch import FetchResult, fetch_debs
+from distill.options import Options
+from distill.resolve.lock import Lock, LockedSuite, lock_from
+from distill.resolve.policy import PrunePolicy
+from distill.resolve.solver import Resolution, Resolver
+from distill.spec.load import spec_checksum
+from distill.spec.model import Spec
+
+
+def spec_sources(spec: Spec, options: Options) -> list[Source]:
+    """The repositories a spec resolves against (spec > flags > env > host apt)."""
+    distro = get_distro(spec.distro)
+    keyrings = tuple(Path(k) for k in spec.keyring) if spec.keyring else None
+    if spec.sources and all(s.url for s in spec.sources):
+        keyrings = check_keyrings(keyrings if keyrings is not None else host_keyrings())
+        return [
+            Source(s.url or "", suite, tuple(s.components), keyrings)
+            for s in spec.sources
+            for suite in s.suites
+        ]
+    defaults = distro_sources(
+        distro,
+        mirror=options.mirror,
+        security_mirror=options.security_mirror,
+        keyrings=keyrings,
+    )
+    if not spec.sources:
+        return defaults
+    return [
+        Source(s.url or defaults[0].url, suite, tuple(s.components), defaults[0].keyrings)
+        for s in spec.sources
+        for suite in s.suites
+    ]
+
+
+def open_archive(spec: Spec, options: Options) -> Archive:
+    return Archive(
+        spec_sources(spec, options),
+        cache=Cache(options.cache_dir),
+        offline=options.offline,
+        reporter=options.reporter,
+        jobs=options.jobs,
+    )
+
+
+def policy_for(spec: Spec) -> PrunePolicy:
+    return PrunePolicy.make(defaults=spec.prune.defaults, keep=spec.prune.keep, exclude=spec.exclude)
+
+
+def resolve(spec: Spec, archive: Archive, archs: list[str] | None = None) -> dict[str, Resolution]:
+    """Resolve the spec's packages for each architecture."""
+    if not spec.packages:
+        raise SpecError("the spec lists no packages", hint="add a packages: list (or extends:)")
+    archs = archs or list(spec.archs)
+    universes = archive.universes(archs)
+    policy = policy_for(spec)
+    requests = spec.requests()
+    out: dict[str, Resolution] = {}
+    for arch in archs:
+        out[arch] = Resolver(universes[arch], policy).resolve(requests)
+    return out
+
+
+def make_lock(spec: Spec, archive: Archive, resolutions: dict[str, Resolution]) -> Lock:
+    suites = [
+        LockedSuite(
+            url=st.source.base,
+            suite=st.source.suite,
+            inrelease_sha256=st.inrelease_sha256,
+            date=st.release.date.isoformat() if st.release.date else None,
+        )
+        for st in archive.suite_states()
+    ]
+    return lock_from(spec_checksum(spec), spec.distro, suites, resolutions)
+
+
+def fetch(lock: Lock, archive: Archive, options: Options, archs: list[str] | None = None) -> FetchResult:
+    pkgs = [p for arch in (archs or lock.archs) for p in lock.packages[arch]]
+    return fetch_debs(pkgs, archive, archive.cache, reporter=options.reporter, jobs=options.jobs)

@@ -1,0 +1,1 @@
+"""Dependency resolution: policy, solver, explanations and the lockfile."""
