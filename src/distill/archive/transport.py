@@ -125,7 +125,7 @@ class Transport:
                 mode = "ab" if r.status_code == 206 and have else "wb"
                 written = have if mode == "ab" else 0
                 with open(partial, mode) as f:
-                    for chunk in r.iter_bytes(1 << 16):
+                    for chunk in r.iter_bytes():  # as received, so a cut keeps its bytes
                         written += len(chunk)
                         if written > size:
                             break

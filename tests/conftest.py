@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from debrepo import Key, Pkg, Server, write_suite
+from distill.archive.index import PackageIndex, Universe, build_table
+
+
+@pytest.fixture(scope="session")
+def key(tmp_path_factory: pytest.TempPathFactory) -> Key:
+    if shutil.which("gpg") is None:
+        pytest.fail("gpg is needed to sign the test repositories (apt-get install gpg)")
+    return Key(tmp_path_factory.mktemp("gnupg"))
+
+
+@pytest.fixture(scope="session")
+def other_key(tmp_path_factory: pytest.TempPathFactory) -> Key:
+    return Key(tmp_path_factory.mktemp("gnupg-other"), uid="someone else <other@example.invalid>")
+
+
+BASIC = [
+    Pkg("libc6", "2.41-1", multi_arch="same", depends="libgcc-s1"),
+    Pkg("libgcc-s1", "14.2-1", multi_arch="same", depends="gcc-base (= 14.2-1), libc6 (>= 2.35)"),
+    Pkg("gcc-base", "14.2-1", multi_arch="same"),
+    Pkg("base-files", "13.8", arch="amd64", pre_depends="awk", provides="base"),
+    Pkg("mawk", "1.3.4-1", priority="required", provides="awk", depends="libc6"),
+    Pkg("tzdata", "2025b-1", arch="all", depends="debconf (>= 0.5) | debconf-2.0"),
+    Pkg("debconf", "1.5", arch="all", provides="debconf-2.0", depends="perl-base"),
+    Pkg("perl-base", "5.40", priority="required"),
+    Pkg("app", "1.0", depends="libc6 (>= 2.36), tzdata"),
+]
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path, key: Key) -> Iterator[Callable[..., tuple[Server, Path]]]:
+    """Build and serve a repository: make_repo({suite: [Pkg...]}, **write_suite kwargs)."""
+    servers: list[Server] = []
+    counter = [0]
+
+    def make(suites: dict[str, list[Pkg]] | None = None, **kw: object) -> tuple[Server, Path]:
+        counter[0] += 1
+        root = tmp_path / f"repo{counter[0]}"
+        for suite, pkgs in (suites or {"stable": BASIC}).items():
+            write_suite(root, suite, pkgs, key, **kw)  # type: ignore[arg-type]
+        server = Server(root)
+        servers.append(server)
+        return server, root
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+@pytest.fixture
+def universe(tmp_path: Path) -> Callable[..., Universe]:
+    """A Universe straight from package definitions (no network), one index per list."""
+    counter = [0]
+
+    def make(*suites: list[Pkg], arch: str = "amd64") -> Universe:
+        indexes = []
+        for i, pkgs in enumerate(suites):
+            counter[0] += 1
+            text = "\n".join(
+                p.control() + f"Filename: pool/{p.name}_{p.version}.deb\nSize: 1\nSHA256: {'0' * 64}\n"
+                for p in pkgs
+            ).encode()
+            path = tmp_path / f"Packages{counter[0]}"
+            path.write_bytes(text)
+            names, provides = build_table(text, tmp_path / f"Packages{counter[0]}.idx")
+            indexes.append(PackageIndex(path, names, provides, suite=f"suite{i}", component="main"))
+        return Universe(arch, indexes)
+
+    return make
