@@ -18,8 +18,8 @@ import tarfile
 import threading
 import time
 from dataclasses import dataclass, field
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -102,14 +102,25 @@ class Key:
         self.keyring.write_bytes(self._gpg("--export"))
 
     def _gpg(self, *args: str, data: bytes | None = None) -> bytes:
-        cmd = ["gpg", "--batch", "--homedir", str(self.home), "--pinentry-mode", "loopback", "--passphrase", ""]
+        cmd = [
+            "gpg",
+            "--batch",
+            "--homedir",
+            str(self.home),
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ]
         return subprocess.run([*cmd, *args], input=data, capture_output=True, check=True).stdout
 
     def clearsign(self, text: bytes) -> bytes:
         return self._gpg("--clearsign", "--digest-algo", "SHA256", data=text)
 
 
-def _release_text(suite: str, archs: list[str], files: dict[str, bytes], valid_until: datetime | None) -> bytes:
+def _release_text(
+    suite: str, archs: list[str], files: dict[str, bytes], valid_until: datetime | None
+) -> bytes:
     now = datetime.now(UTC)
     lines = [
         "Origin: distill-test",
@@ -145,7 +156,9 @@ def write_suite(
     stanzas: dict[str, list[str]] = {a: [] for a in archs}
     for pkg in packages:
         data = make_deb(pkg)
-        rel = f"pool/main/{pkg.name[0]}/{pkg.name}/{pkg.name}_{pkg.version.replace(':', '%3a')}_{pkg.arch}.deb"
+        rel = (
+            f"pool/main/{pkg.name[0]}/{pkg.name}/{pkg.name}_{pkg.version.replace(':', '%3a')}_{pkg.arch}.deb"
+        )
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -242,7 +255,9 @@ class Server:
         self.faults = Faults()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(str(root), self.faults))
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     @property
@@ -254,11 +269,11 @@ class Server:
         self.httpd.server_close()
 
 
-def spec_yaml(url: str, keyring: Path, packages: list[str], *, suites: str = "[stable]", extra: str = "") -> str:
+def spec_yaml(
+    url: str, keyring: Path, packages: list[str], *, suites: str = "[stable]", extra: str = ""
+) -> str:
     items = "\n".join(f"  - {p!s}" for p in packages)
     return (
         f"distro: debian13\narchs: [amd64]\nsources:\n  - url: {url}\n    suites: {suites}\n"
         f"keyring: [{keyring}]\npackages:\n{items}\n{extra}"
     )
-
-

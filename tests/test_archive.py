@@ -22,7 +22,9 @@ MakeRepo = Callable[..., tuple[Server, Path]]
 
 def archive(url: str, keyring: Path, cache: Path, *, offline: bool = False, suite: str = "stable") -> Archive:
     transport = None if offline else Transport(retries=2, backoff=0.01)
-    return Archive([Source(url, suite, ("main",), (keyring,))], cache=Cache(cache), offline=offline, transport=transport)
+    return Archive(
+        [Source(url, suite, ("main",), (keyring,))], cache=Cache(cache), offline=offline, transport=transport
+    )
 
 
 def locked(pkg_name: str, a: Archive) -> LockedPackage:
@@ -97,7 +99,9 @@ def test_release_of_another_suite_rejected(make_repo: MakeRepo, key: Key, tmp_pa
         archive(server.url, key.keyring, tmp_path / "c").universe("amd64")
 
 
-def test_packages_hash_mismatch_rejected_and_not_cached(make_repo: MakeRepo, key: Key, tmp_path: Path) -> None:
+def test_packages_hash_mismatch_rejected_and_not_cached(
+    make_repo: MakeRepo, key: Key, tmp_path: Path
+) -> None:
     server, root = make_repo()
     for p in (root / "dists/stable/main/binary-amd64").rglob("*"):
         if p.is_file():
@@ -190,7 +194,9 @@ def test_unreachable_mirror_hints_offline(key: Key, tmp_path: Path) -> None:
 
 def test_new_inrelease_is_picked_up(make_repo: MakeRepo, key: Key, tmp_path: Path) -> None:
     server, root = make_repo({"stable": [Pkg("a", "1.0")]})
-    assert archive(server.url, key.keyring, tmp_path / "c").universe("amd64").candidates("a")[0].version == "1.0"
+    assert (
+        archive(server.url, key.keyring, tmp_path / "c").universe("amd64").candidates("a")[0].version == "1.0"
+    )
     from debrepo import write_suite
 
     write_suite(root, "stable", [Pkg("a", "2.0")], key)

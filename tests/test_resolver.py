@@ -154,7 +154,9 @@ def test_backtracking_undoes_a_bad_choice(universe: U) -> None:
 
 
 def test_breaks_with_versions(universe: U) -> None:
-    u = universe([Pkg("new-libc", "2.41", breaks="old-tool (<< 2)"), Pkg("old-tool", "1.0"), Pkg("tool2", "2.0")])
+    u = universe(
+        [Pkg("new-libc", "2.41", breaks="old-tool (<< 2)"), Pkg("old-tool", "1.0"), Pkg("tool2", "2.0")]
+    )
     with pytest.raises(UnsatisfiableError, match="Breaks"):
         solve(u, "new-libc", "old-tool")
 

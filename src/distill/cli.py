@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from distill import __version__
+from distill.debian.relation import parse_relations
 from distill.errors import DistillError, LockError, SpecError
 from distill.options import Options
 from distill.progress import make_reporter
@@ -37,7 +38,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", type=Path, help="cache directory (default: $XDG_CACHE_HOME/distill)")
     g.add_argument("--offline", action="store_true", help="use only the cache; never touch the network")
     g.add_argument(
-        "--mirror", metavar="URL", help="Debian mirror (default: $DISTILL_MIRROR, else the host's apt sources)"
+        "--mirror",
+        metavar="URL",
+        help="Debian mirror (default: $DISTILL_MIRROR, else the host's apt sources)",
     )
     g.add_argument(
         "--security-mirror",
@@ -50,7 +53,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _spec_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", metavar="SPEC", help="spec file, or a built-in name (static, base, cc, python3, ...)")
+    p.add_argument(
+        "spec", metavar="SPEC", help="spec file, or a built-in name (static, base, cc, python3, ...)"
+    )
     p.add_argument(
         "--arch",
         action="append",
@@ -181,9 +186,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
         inst = sum(p.installed_size for p in pkgs) * 1024
         print(f"{arch}: {len(pkgs)} packages, {_mib(size)} to download, {_mib(inst)} installed")
         for edge in lock.pruned[arch]:
-            print(
-                f"  pruned: {edge['package']} {edge['field']} {edge['relation']} ({edge['reason']})"
-            )
+            print(f"  pruned: {edge['package']} {edge['field']} {edge['relation']} ({edge['reason']})")
     print(f"wrote {lock_path} in {elapsed:.2f} s")
     return 0
 
@@ -207,12 +210,13 @@ def _summary(lock: Lock, path: Path, elapsed: float) -> dict[str, Any]:
 def cmd_why(args: argparse.Namespace) -> int:
     from distill.pipeline import open_archive, resolve
 
-    spec, path = _load(args)
+    spec, _ = _load(args)
     arch = spec.archs[0]
     options = _options(args)
     archive = open_archive(spec, options)
     try:
         res = resolve(spec, archive, [arch])[arch]
+        universe = archive.universe(arch)
     finally:
         archive.close()
         options.reporter.close()
@@ -224,8 +228,9 @@ def cmd_why(args: argparse.Namespace) -> int:
             what = "the spec asks for" if reason.parent is None else f"{reason.field}:"
             print(f"{'  ' * depth}{pkg} {version.version if version else ''}  ({what} {reason.relation})")
         return 0
-    edges = [e for e in res.pruned if any(name == part.split(":")[0] for part in e.reason.split("; "))]
-    edges += [e for e in res.pruned if name in e.relation.replace("|", " ").split() and e not in edges]
+    # Edges to the package itself or to a virtual name it provides.
+    targets = {name} | {r.name for p in universe.candidates(name) for r in p.provides}
+    edges = [e for e in res.pruned if {r.name for c in parse_relations(e.relation) for r in c} & targets]
     if edges:
         print(f"{name} is not in the {arch} image; these edges to it were pruned:")
         for e in edges:

@@ -67,6 +67,7 @@ class Archive:
         self.now = now
         self.jobs = jobs
         self._suites: dict[str, SuiteState] = {}
+        self._universes: dict[str, Universe] = {}
 
     def close(self) -> None:
         if self.transport is not None:
@@ -193,6 +194,12 @@ class Archive:
         return self.universes([arch])[arch]
 
     def universes(self, archs: list[str]) -> dict[str, Universe]:
+        missing = [a for a in archs if a not in self._universes]
+        if missing:
+            self._universes.update(self._load_universes(missing))
+        return {a: self._universes[a] for a in archs}
+
+    def _load_universes(self, archs: list[str]) -> dict[str, Universe]:
         states = [self.suite(src) for src in self.sources]
         jobs: list[tuple[SuiteState, str, str]] = []
         for state in states:

@@ -50,6 +50,7 @@ Pos = tuple[int, int]
 
 
 def _positions(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], Pos], file: str) -> None:
+    """Record where each value starts (``out[path]``) and each key (``out[("key", *path)]``)."""
     out[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
@@ -59,9 +60,8 @@ def _positions(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...]
                 m = key_node.start_mark
                 raise SpecError(f"{file}:{m.line + 1}:{m.column + 1}: duplicate key {key!r}")
             seen.add(key)
-            out[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[("key", *path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             _positions(value_node, (*path, key), out, file)
-            out[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _positions(item, (*path, i), out, file)
@@ -94,11 +94,11 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], Pos]]:
 def _validation_message(exc: ValidationError, path: Path, positions: dict[tuple[Any, ...], Pos]) -> str:
     err = exc.errors()[0]
     loc = tuple(err["loc"])
-    pos = None
+    pos = positions.get(("key", *loc)) if err["type"] == "extra_forbidden" else None
     for n in range(len(loc), -1, -1):
-        pos = positions.get(loc[:n])
         if pos is not None:
             break
+        pos = positions.get(loc[:n])
     where = f"{path}:{pos[0]}:{pos[1]}" if pos else str(path)
     field = ".".join(str(p) for p in loc)
     if err["type"] == "extra_forbidden":

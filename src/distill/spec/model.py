@@ -4,9 +4,9 @@ overrides) are options of the command, never read from here."""
 from __future__ import annotations
 
 import platform
-from typing import Literal
+from typing import Annotated, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from distill.debian.relation import Clause, RelationSyntaxError, parse_relations
 from distill.distros import ARCHS, DEFAULT_DISTRO, DISTROS
@@ -28,6 +28,11 @@ _MACHINE_TO_ARCH = {
 
 def host_arch() -> str:
     return _MACHINE_TO_ARCH.get(platform.machine(), "amd64")
+
+
+def _check_relation(item: str) -> str:
+    to_clause(item)
+    return item
 
 
 class _Model(BaseModel):
@@ -68,7 +73,7 @@ class Spec(_Model):
         "relative to this file. Packages, exclude and prune.keep add up; other fields override.",
     )
     name: str | None = Field(default=None, description="A name for the image")
-    distro: DistroName = Field(default=DEFAULT_DISTRO, description="Debian release")
+    distro: DistroName = Field(default=cast(DistroName, DEFAULT_DISTRO), description="Debian release")
     archs: list[ArchName] = Field(default_factory=lambda: [host_arch()], min_length=1)  # type: ignore[arg-type]
     sources: list[SourceSpec] | None = Field(
         default=None, description="Repositories; default: the distro's suites on the default mirror"
@@ -76,19 +81,12 @@ class Spec(_Model):
     keyring: list[str] | None = Field(
         default=None, description="OpenPGP keyring files (binary or armored); paths relative to the spec"
     )
-    packages: list[str] = Field(
+    packages: list[Annotated[str, AfterValidator(_check_relation)]] = Field(
         default_factory=list,
         description="Debian relations: 'name', 'name (>= 1.2)', 'name=1.2-3' (exact), 'a | b'",
     )
     exclude: list[str] = Field(default_factory=list, description="Packages never to install")
     prune: PruneSpec = Field(default_factory=PruneSpec)
-
-    @field_validator("packages")
-    @classmethod
-    def _packages(cls, v: list[str]) -> list[str]:
-        for item in v:
-            to_clause(item)
-        return v
 
     @field_validator("archs")
     @classmethod

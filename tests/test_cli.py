@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from debrepo import Key, Pkg, Server, spec_yaml
+
+MakeRepo = Callable[..., tuple[Server, Path]]
+
+
+def run(*args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    env.pop("DISTILL_MIRROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "distill", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], pattern: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("distill: error:")]
+    assert len(lines) == 1, proc.stderr
+    assert pattern in lines[0], lines[0]
+
+
+@pytest.fixture
+def project(make_repo: MakeRepo, key: Key, tmp_path: Path) -> tuple[Server, Path]:
+    server, _ = make_repo()
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "app.yaml").write_text(spec_yaml(server.url, key.keyring, ["app", "base-files"]))
+    return server, work
+
+
+def test_lock_writes_a_complete_lockfile(project: tuple[Server, Path], tmp_path: Path) -> None:
+    _, work = project
+    proc = run("lock", "app.yaml", cwd=work, cache=tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr
+    assert "pruned: base-files Pre-Depends awk" in proc.stdout
+    assert "pruned: tzdata Depends debconf (>= 0.5) | debconf-2.0" in proc.stdout
+    lock = json.loads((work / "app.lock.json").read_text())
+    pkgs = {p["name"]: p for p in lock["archs"]["amd64"]["packages"]}
+    assert set(pkgs) == {"app", "base-files", "gcc-base", "libc6", "libgcc-s1", "tzdata"}
+    p = pkgs["libc6"]
+    assert p["version"] == "2.41-1" and p["architecture"] == "amd64" and p["suite"] == "stable"
+    assert len(p["sha256"]) == 64 and p["size"] > 0 and p["filename"].startswith("pool/main/l/libc6/")
+    assert len(lock["spec_sha256"]) == 64
+    assert {e["relation"] for e in lock["archs"]["amd64"]["pruned"]} == {
+        "awk",
+        "debconf (>= 0.5) | debconf-2.0",
+    }
+
+
+def test_check_detects_a_changed_spec(project: tuple[Server, Path], tmp_path: Path) -> None:
+    _, work = project
+    cache = tmp_path / "cache"
+    assert run("lock", "app.yaml", cwd=work, cache=cache).returncode == 0
+    assert run("lock", "app.yaml", "--check", cwd=work, cache=cache).returncode == 0
+    spec = work / "app.yaml"
+    spec.write_text(spec.read_text().replace("  - base-files\n", "  - base-files\n  - mawk\n"))
+    assert_one_line_error(run("lock", "app.yaml", "--check", cwd=work, cache=cache), "out of date")
+    assert_one_line_error(run("fetch", "app.yaml", "--locked", cwd=work, cache=cache), "out of date")
+
+
+def test_why_explains_and_names_pruned_edges(project: tuple[Server, Path], tmp_path: Path) -> None:
+    _, work = project
+    cache = tmp_path / "cache"
+    proc = run("why", "app.yaml", "gcc-base", cwd=work, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[1].startswith("app 1.0") and "libc6" in lines[2] and "libgcc-s1" in lines[3]
+    assert lines[4].strip().startswith("gcc-base 14.2-1")
+    proc = run("why", "app.yaml", "mawk", "--offline", cwd=work, cache=cache)
+    assert proc.returncode == 0 and "base-files Pre-Depends awk" in proc.stdout
+    assert_one_line_error(
+        run("why", "app.yaml", "zzz", "--offline", cwd=work, cache=cache), "nothing depends"
+    )
+
+
+def test_fetch_locked_downloads_and_verifies(project: tuple[Server, Path], tmp_path: Path) -> None:
+    server, work = project
+    cache = tmp_path / "cache"
+    assert run("lock", "app.yaml", cwd=work, cache=cache).returncode == 0
+    proc = run("fetch", "app.yaml", "--locked", cwd=work, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert "6 packages verified in the cache (6 downloaded" in proc.stdout
+    assert len(list((cache / "distill/debs").glob("*.deb"))) == 6
+    server.close()
+    proc = run("fetch", "app.yaml", "--locked", "--offline", cwd=work, cache=cache)
+    assert proc.returncode == 0 and "(0 downloaded" in proc.stdout
+
+
+def test_offline_lock_from_warm_cache(project: tuple[Server, Path], tmp_path: Path) -> None:
+    server, work = project
+    cache = tmp_path / "cache"
+    assert run("lock", "app.yaml", cwd=work, cache=cache).returncode == 0
+    first = (work / "app.lock.json").read_text()
+    server.close()
+    assert run("lock", "app.yaml", "--offline", cwd=work, cache=cache).returncode == 0
+    assert (work / "app.lock.json").read_text() == first
+
+
+@pytest.mark.parametrize(
+    ("edit", "args", "message"),
+    [
+        (lambda s: s + "bogus: [\n", (), "invalid YAML"),
+        (lambda s: s + "pakages: [x]\n", (), "unknown field 'pakages'"),
+        (lambda s: s.replace("debian13", "debian11"), (), "distro: Input should be"),
+        (lambda s: s, ("--arch", "sparc"), "unknown architecture 'sparc'"),
+        (lambda s: s, ("--distro", "debian9"), "invalid choice"),
+        (lambda s: s.replace("  - app\n", "  - app\n  - ap\n"), (), "unknown package 'ap'"),
+        (lambda s: s.replace("  - app\n", "  - app (>= 9)\n"), (), "cannot satisfy 'app (>= 9)'"),
+        (lambda s: s.replace("keyring: [", "keyring: [/nonexistent/key.gpg, "), (), "does not exist"),
+        (lambda s: s.replace("http://127.0.0.1:", "http://127.0.0.1:1/x"), (), "--offline"),
+        (lambda s: s, ("--offline",), "the cache has no InRelease"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    project: tuple[Server, Path],
+    tmp_path: Path,
+    edit: Callable[[str], str],
+    args: tuple[str, ...],
+    message: str,
+) -> None:
+    _, work = project
+    spec = work / "app.yaml"
+    spec.write_text(edit(spec.read_text()))
+    proc = run("lock", "app.yaml", *args, cwd=work, cache=tmp_path / "cache")
+    if message == "invalid choice":
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    else:
+        assert_one_line_error(proc, message)
+    assert not (work / "app.lock.json").exists()
+    assert not list(work.glob(".*tmp"))
+
+
+def test_failed_lock_leaves_the_old_lockfile(project: tuple[Server, Path], tmp_path: Path) -> None:
+    _, work = project
+    cache = tmp_path / "cache"
+    assert run("lock", "app.yaml", cwd=work, cache=cache).returncode == 0
+    before = (work / "app.lock.json").read_bytes()
+    spec = work / "app.yaml"
+    spec.write_text(spec.read_text().replace("  - app\n", "  - app (>= 9)\n"))
+    assert run("lock", "app.yaml", cwd=work, cache=cache).returncode == 2
+    assert (work / "app.lock.json").read_bytes() == before
+
+
+def test_unwritable_lock_path_is_a_clear_error(project: tuple[Server, Path], tmp_path: Path) -> None:
+    _, work = project
+    proc = run("lock", "app.yaml", "-o", "/proc/distill.lock.json", cwd=work, cache=tmp_path / "cache")
+    assert_one_line_error(proc, "cannot write /proc/distill.lock.json")
+
+
+def test_help_and_schema(tmp_path: Path) -> None:
+    proc = run("--help", cwd=tmp_path, cache=tmp_path)
+    assert proc.returncode == 0 and "lock" in proc.stdout and "why" in proc.stdout
+    proc = run("lock", "--help", cwd=tmp_path, cache=tmp_path)
+    assert "--offline" in proc.stdout and "--mirror" in proc.stdout
+    proc = run("schema", cwd=tmp_path, cache=tmp_path)
+    assert json.loads(proc.stdout)["title"] == "distill image spec"
+    assert run(cwd=tmp_path, cache=tmp_path).returncode == 2
+
+
+def test_json_summary(project: tuple[Server, Path], tmp_path: Path) -> None:
+    _, work = project
+    proc = run("lock", "app.yaml", "--json", "-q", cwd=work, cache=tmp_path / "cache")
+    doc = json.loads(proc.stdout)
+    assert "libc6=2.41-1" in doc["archs"]["amd64"]["packages"]
+
+
+def test_versioned_request_picks_from_updates_suite(make_repo: MakeRepo, key: Key, tmp_path: Path) -> None:
+    server, _ = make_repo({"stable": [Pkg("lib", "1.0-1")], "stable-updates": [Pkg("lib", "1.0-1+u1")]})
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "s.yaml").write_text(
+        spec_yaml(server.url, key.keyring, ["lib"], suites="[stable, stable-updates]")
+    )
+    assert run("lock", "s.yaml", cwd=work, cache=tmp_path / "c").returncode == 0
+    p = json.loads((work / "s.lock.json").read_text())["archs"]["amd64"]["packages"][0]
+    assert (p["version"], p["suite"]) == ("1.0-1+u1", "stable-updates")
