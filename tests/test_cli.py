@@ -190,3 +190,13 @@ def test_versioned_request_picks_from_updates_suite(make_repo: MakeRepo, key: Ke
     assert run("lock", "s.yaml", cwd=work, cache=tmp_path / "c").returncode == 0
     p = json.loads((work / "s.lock.json").read_text())["archs"]["amd64"]["packages"][0]
     assert (p["version"], p["suite"]) == ("1.0-1+u1", "stable-updates")
+
+
+def test_lock_for_some_archs_and_fetch_checks_them(project: tuple[Server, Path], tmp_path: Path) -> None:
+    _, work = project
+    cache = tmp_path / "cache"
+    spec = work / "app.yaml"
+    spec.write_text(spec.read_text().replace("archs: [amd64]", "archs: [amd64, arm64]"))
+    assert run("lock", "app.yaml", "--arch", "amd64", cwd=work, cache=cache).returncode == 0
+    assert run("fetch", "app.yaml", "--locked", "--arch", "amd64", cwd=work, cache=cache).returncode == 0
+    assert_one_line_error(run("fetch", "app.yaml", "--locked", cwd=work, cache=cache), "has no arm64 section")

@@ -74,7 +74,7 @@ def locked(distro_archive: tuple[str, Archive]) -> dict[str, dict[str, Resolutio
 def test_each_flavor_locks_for_both_archs(
     distro_archive: tuple[str, Archive], locked: dict[str, dict[str, Resolution]]
 ) -> None:
-    distro, a = distro_archive
+    distro, _ = distro_archive
     codename = {"debian13": "trixie", "debian12": "bookworm"}[distro]
     below: set[str] = set()
     for flavor in FLAVORS:

@@ -163,7 +163,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     spec, path = _load(args)
     lock_path = _lock_path(args, path)
     if args.check:
-        check_current(read_lock(lock_path), spec_checksum(spec), lock_path)
+        check_current(read_lock(lock_path), spec_checksum(spec), lock_path, list(spec.archs))
         print(f"{lock_path} is up to date")
         return 0
     options = _options(args)
@@ -249,7 +249,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if lock_path.is_file() or args.locked:
         lock = read_lock(lock_path)
         try:
-            check_current(lock, spec_checksum(spec), lock_path)
+            check_current(lock, spec_checksum(spec), lock_path, list(spec.archs))
         except LockError:
             if args.locked:
                 raise

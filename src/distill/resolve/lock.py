@@ -135,9 +135,16 @@ def read_lock(path: Path) -> Lock:
         raise LockError(f"{path} is not a distill lockfile ({exc})") from None
 
 
-def check_current(lock: Lock, spec_sha256: str, path: Path) -> None:
+def check_current(lock: Lock, spec_sha256: str, path: Path, archs: list[str] | None = None) -> None:
+    """Raise :class:`LockError` unless the lock was made from this spec, for these archs."""
     if lock.spec_sha256 != spec_sha256:
         raise LockError(
             f"{path} is out of date: the spec changed since it was written",
             hint="run 'distill lock SPEC' to update it",
+        )
+    missing = [a for a in archs or [] if a not in lock.packages]
+    if missing:
+        raise LockError(
+            f"{path} has no {', '.join(missing)} section",
+            hint="run 'distill lock SPEC' for those architectures",
         )

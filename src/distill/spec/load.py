@@ -163,9 +163,10 @@ def load_spec(ref: str | Path) -> tuple[Spec, Path]:
 
 def spec_checksum(spec: Spec) -> str:
     """A digest of everything that decides the resolution (not where to download from)."""
+    # Architectures are not part of it: a lock may hold more of them than one
+    # command asks for (see check_current).
     doc = {
         "distro": spec.distro,
-        "archs": sorted(spec.archs),
         "packages": spec.packages,
         "exclude": sorted(spec.exclude),
         "prune": spec.prune.model_dump(),
