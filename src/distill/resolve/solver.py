@@ -112,6 +112,16 @@ def matches(rel: Relation, pkg: Package, native: str) -> bool:
     return False
 
 
+def _cut_reason(cut: list[tuple[str, str]]) -> str:
+    """``a, b: why; c: why else`` with names grouped by reason, in first-seen order."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in cut:
+        names = by_reason.setdefault(reason, [])
+        if name not in names:
+            names.append(name)
+    return "; ".join(f"{', '.join(names)}: {reason}" for reason, names in by_reason.items())
+
+
 class Resolver:
     def __init__(self, universe: Universe, policy: PrunePolicy | None = None) -> None:
         self.universe = universe
@@ -120,15 +130,15 @@ class Resolver:
 
     # -- candidates ------------------------------------------------------------
 
-    def _candidates(self, clause: Clause, explicit: bool) -> tuple[list[Package], list[str]]:
-        """Ordered candidates for a clause, and the prune reasons that removed others."""
+    def _candidates(self, clause: Clause, explicit: bool) -> tuple[list[Package], list[tuple[str, str]]]:
+        """Ordered candidates for a clause, and the (name, prune reason) pairs that removed others."""
         out: list[Package] = []
         seen: set[tuple[str, str, str]] = set()
-        cut: list[str] = []
+        cut: list[tuple[str, str]] = []
         for rel in clause:
             reason = None if explicit else self.policy.reason(rel.name)
             if reason is not None:
-                cut.append(f"{rel.name}: {reason}")
+                cut.append((rel.name, reason))
                 continue
             real = [p for p in self.universe.candidates(rel.name) if matches(rel, p, self.arch)]
             provs = [p for p in self.universe.providers(rel.name) if matches(rel, p, self.arch)]
@@ -140,7 +150,7 @@ class Resolver:
                 if p.name in self.policy.exclude or (
                     not explicit and p.name != rel.name and self.policy.reason(p.name)
                 ):
-                    cut.append(f"{p.name}: {self.policy.reason(p.name)}")
+                    cut.append((p.name, self.policy.reason(p.name) or "excluded by the spec"))
                     continue
                 out.append(p)
         return out, cut
@@ -225,7 +235,7 @@ class Resolver:
                 continue
             cands, cut = self._candidates(clause, explicit)
             if not cands and cut and not explicit:
-                pruned.append(PrunedEdge(parent or "spec", fld, format_clause(clause), "; ".join(cut)))
+                pruned.append(PrunedEdge(parent or "spec", fld, format_clause(clause), _cut_reason(cut)))
                 i += 1
                 continue
             viable: list[Package] = []
