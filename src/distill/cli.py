@@ -28,8 +28,7 @@ EXIT_ERROR = 2
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"distill: error: {message}", file=sys.stderr)
+        print(f"distill: error: {message} (hint: see '{self.prog} --help')", file=sys.stderr)
         raise SystemExit(EXIT_ERROR)
 
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import lzma
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +34,11 @@ from distill.errors import (
 )
 from distill.progress import Reporter
 
-_DECOMPRESSORS = (("xz", lzma.decompress), ("gz", gzip.decompress), ("", None))
+_DECOMPRESSORS: tuple[tuple[str, Callable[[bytes], bytes] | None], ...] = (
+    ("xz", lzma.decompress),
+    ("gz", gzip.decompress),
+    ("", None),
+)
 
 
 @dataclass(frozen=True)
@@ -145,8 +150,7 @@ class Archive:
                 f"--offline, and the cache lacks {src.suite}/{base}",
                 hint="run once without --offline to fill the cache",
             )
-        entry, decompress = available[0]
-        data = self._fetch_index(state, entry)
+        data, entry, decompress = self._fetch_first(state, available)
         if decompress is not None:
             try:
                 data = decompress(data)
@@ -159,6 +163,18 @@ class Archive:
         atomic_write(path, data)
         names, provides = build_table(data, table_path)
         return PackageIndex(path, names, provides, suite=src.suite, component=component)
+
+    def _fetch_first(
+        self, state: SuiteState, available: list[tuple[FileEntry, Callable[[bytes], bytes] | None]]
+    ) -> tuple[bytes, FileEntry, Callable[[bytes], bytes] | None]:
+        """The first compression of the index the mirror serves (xz, then gz, then plain)."""
+        for n, (entry, decompress) in enumerate(available):
+            try:
+                return self._fetch_index(state, entry), entry, decompress
+            except NotFoundError:
+                if n == len(available) - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def _fetch_index(self, state: SuiteState, entry: FileEntry) -> bytes:
         src, rel = state.source, state.release
