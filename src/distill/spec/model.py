@@ -50,8 +50,8 @@ class SourceSpec(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("http://", "https://", "file://")):
-            raise ValueError("must start with http://, https:// or file://")
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
         return v
 
 
