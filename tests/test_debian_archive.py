@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from distill.archive.repo import Archive
+from distill.debian.deb import open_deb
 from distill.options import Options
 from distill.pipeline import fetch, make_lock, open_archive, resolve
 from distill.resolve.solver import Resolution
@@ -125,6 +126,13 @@ def test_python3_debs_download_and_verify(cache_dir: Path) -> None:
         data = result.paths[p.sha256].read_bytes()
         assert len(data) == p.size and hashlib.sha256(data).hexdigest() == p.sha256
         assert data.startswith(b"!<arch>\ndebian-binary")
+        deb = open_deb(result.paths[p.sha256])
+        fields = deb.control().fields
+        assert (fields["Package"], fields["Version"]) == (p.name, p.version)
+    # the data tar streams without extracting anything
+    libc = next(p for p in lock.packages["amd64"] if p.name == "libc6")
+    names = [info.name for info, _ in open_deb(result.paths[libc.sha256]).data()]
+    assert any(n.endswith("/libc.so.6") for n in names)
 
 
 def test_cli_lock_real_archive(cache_dir: Path, tmp_path: Path) -> None:
