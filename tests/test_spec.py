@@ -22,10 +22,16 @@ def test_builtin_specs_compose_without_repetition() -> None:
     assert base.packages[: len(static.packages)] == static.packages
     assert "libc6" in base.packages and "python3-minimal" in python3.packages
     assert python3.name == "python3"
-    # every spec is composed from the one below: no package line is repeated
+    # every spec is composed from the one below: its own file repeats no package of its parents
+    import yaml
+
+    images = Path(__file__).parents[1] / "images"
+    inherited: set[str] = set()
     for name in ("static", "base-nossl", "base", "cc", "python3"):
-        text = (Path(__file__).parents[1] / "images" / f"{name}.yaml").read_text()
-        assert "packages:" in text
+        own = yaml.safe_load((images / f"{name}.yaml").read_text())
+        assert own.get("extends") in (None, "static", "base-nossl", "base", "cc")
+        assert own["packages"] and not set(own["packages"]) & inherited, name
+        inherited |= set(own["packages"])
 
 
 def test_extends_relative_path_and_lists_add_up(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from distill import __version__
 from distill.debian.relation import parse_relations
+from distill.distros import ARCHS
 from distill.errors import DistillError, LockError, SpecError
 from distill.options import Options
 from distill.progress import make_reporter
@@ -123,8 +124,8 @@ def _load(args: argparse.Namespace) -> tuple[Spec, Path]:
         update["distro"] = args.distro
     if args.archs:
         for a in args.archs:
-            if a not in ("amd64", "arm64", "armhf", "armel", "i386", "ppc64el", "riscv64", "s390x"):
-                raise SpecError(f"unknown architecture {a!r}", hint="e.g. amd64, arm64")
+            if a not in ARCHS:
+                raise SpecError(f"unknown architecture {a!r}", hint=f"known: {', '.join(ARCHS)}")
         update["archs"] = list(dict.fromkeys(args.archs))
     if update:
         spec = Spec.model_validate({**spec.model_dump(exclude_unset=False), **update})

@@ -168,13 +168,13 @@ class Archive:
         self, state: SuiteState, available: list[tuple[FileEntry, Callable[[bytes], bytes] | None]]
     ) -> tuple[bytes, FileEntry, Callable[[bytes], bytes] | None]:
         """The first compression of the index the mirror serves (xz, then gz, then plain)."""
-        for n, (entry, decompress) in enumerate(available):
+        for entry, decompress in available[:-1]:
             try:
                 return self._fetch_index(state, entry), entry, decompress
             except NotFoundError:
-                if n == len(available) - 1:
-                    raise
-        raise AssertionError("unreachable")
+                continue
+        entry, decompress = available[-1]
+        return self._fetch_index(state, entry), entry, decompress
 
     def _fetch_index(self, state: SuiteState, entry: FileEntry) -> bytes:
         src, rel = state.source, state.release

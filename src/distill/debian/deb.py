@@ -23,6 +23,8 @@ import zstandard
 from distill.debian.deb822 import parse_paragraph_bytes
 
 _AR_MAGIC = b"!<arch>\n"
+# What a damaged member raises while it is decompressed and read as tar.
+_READ_ERRORS = (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zstandard.ZstdError)
 _HEADER = 60
 
 
@@ -78,11 +80,13 @@ class Deb:
         return data
 
     def _tar(self, prefix: str) -> tarfile.TarFile:
+        # The compressed member is held in memory; it is decompressed and read as
+        # tar incrementally, so no extracted file ever exists.
         m = self._member(prefix)
         stream = _decompressor(m.name, io.BytesIO(self._read(m)))
         try:
             return tarfile.open(fileobj=stream, mode="r|")
-        except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as exc:
+        except _READ_ERRORS as exc:
             raise DebFormatError(f"{self.path.name}: {m.name}: {exc}") from None
 
     def control(self) -> Control:
@@ -103,7 +107,7 @@ class Deb:
                         md5sums = data
                     else:
                         conffiles = data.decode("utf-8", "replace").split()
-        except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as exc:
+        except _READ_ERRORS as exc:
             raise DebFormatError(f"{self.path.name}: control.tar: {exc}") from None
         if "Package" not in fields:
             raise DebFormatError(f"{self.path.name} has no control file")
@@ -119,7 +123,7 @@ class Deb:
                         f = tf.extractfile(info)
                         content = f.read() if f else b""
                     yield info, content
-        except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as exc:
+        except _READ_ERRORS as exc:
             raise DebFormatError(f"{self.path.name}: data.tar: {exc}") from None
 
 
