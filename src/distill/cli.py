@@ -21,7 +21,7 @@ from distill.errors import DistillError, LockError, SpecError
 from distill.options import Options
 from distill.progress import make_reporter
 from distill.resolve.lock import Lock, check_current, default_lock_path, read_lock, write_lock
-from distill.spec.load import builtin_dir, load_spec, spec_checksum, spec_schema
+from distill.spec.load import builtin_dir, load_spec, spec_checksum, spec_schema, with_overrides
 from distill.spec.model import Spec
 
 EXIT_ERROR = 2
@@ -112,6 +112,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--locked", action="store_true", help="require a lockfile that matches the spec")
     _common(p)
 
+    p = sub.add_parser(
+        "build",
+        help="build the image (OCI layout, or a .tar for podman/docker load)",
+        description="Build a reproducible OCI image from the spec: from its lockfile when one is beside "
+        "the spec (it must match), else from a fresh resolution. Several architectures make one "
+        "multi-arch index. The image digest is printed on the last line of stdout.",
+        epilog="Set SOURCE_DATE_EPOCH to clamp timestamps; otherwise they come from the packages.",
+    )
+    _spec_args(p)
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="OUT",
+        help="an OCI image layout directory, or OUT.tar: one archive for 'podman load'/'docker load' "
+        "(default: ./NAME[-VARIANT].oci)",
+    )
+    p.add_argument("--variant", default="latest", help="latest (default), nonroot, debug or debug-nonroot")
+    p.add_argument(
+        "--tag", metavar="NAME:TAG", help="name the image (ref.name in the layout, RepoTags in a .tar)"
+    )
+    p.add_argument("--lock", type=Path, help="lockfile path (default: beside the spec)")
+    p.add_argument("--locked", action="store_true", help="require a lockfile that matches the spec")
+    _common(p)
+
     p = sub.add_parser("schema", help="print the JSON schema of the spec format")
     p.add_argument("-o", "--output", type=Path, help="write to a file instead of stdout")
     return parser
@@ -127,9 +152,7 @@ def _load(args: argparse.Namespace) -> tuple[Spec, Path]:
             if a not in ARCHS:
                 raise SpecError(f"unknown architecture {a!r}", hint=f"known: {', '.join(ARCHS)}")
         update["archs"] = list(dict.fromkeys(args.archs))
-    if update:
-        spec = Spec.model_validate({**spec.model_dump(exclude_unset=False), **update})
-    return spec, path
+    return with_overrides(spec, **update), path
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -278,7 +301,73 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"lock": cmd_lock, "why": cmd_why, "fetch": cmd_fetch, "schema": cmd_schema}
+def _source_date_epoch() -> int | None:
+    import os
+
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise SpecError(f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds")
+    return int(raw)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from distill.build import build, check_variant
+
+    check_variant(args.variant)
+    spec, path = _load(args)
+    lock_path = _lock_path(args, path, "lock")
+    options = _options(args)
+    options.source_date_epoch = _source_date_epoch()
+    archs: list[str] = list(spec.archs)
+    lock: Lock | None = None
+    if lock_path.is_file() or args.locked:
+        lock = read_lock(lock_path)
+        check_current(lock, spec_checksum(spec), lock_path, archs)
+    archive = None
+
+    def open_() -> Any:
+        nonlocal archive
+        if archive is None:
+            from distill.pipeline import open_archive
+
+            archive = open_archive(spec, options)
+        return archive
+
+    def fetch(packages: list[Any]) -> None:
+        from distill.fetch import fetch_debs
+
+        a = open_()
+        fetch_debs(packages, a, a.cache, reporter=options.reporter, jobs=options.jobs)
+
+    name = spec.levels[-1][0]
+    output = args.output or Path(f"{name}{'' if args.variant == 'latest' else '-' + args.variant}.oci")
+    try:
+        if lock is None:
+            from distill.pipeline import make_lock, resolve
+
+            lock = make_lock(spec, open_(), resolve(spec, open_()))
+        result = build(
+            spec, lock, options, variant=args.variant, archs=archs, output=output, tag=args.tag, fetch=fetch
+        )
+    finally:
+        if archive is not None:
+            archive.close()
+        options.reporter.close()
+    for image in result.images:
+        print(
+            f"{image.arch}: {len(image.layers)} layers ({', '.join(image.layer_names)}), {image.packages} packages, "
+            f"{image.files} files, {_mib(image.size)} compressed, {_mib(image.tar_size)} uncompressed"
+        )
+    kind = "archive" if output.suffix == ".tar" else "OCI layout"
+    state = "wrote" if result.written else "up to date:"
+    print(f"{state} {kind} {output} ({result.layers_written} layers written, {result.layers_reused} reused)")
+    print(result.digest)
+    return 0
+
+
+COMMANDS = {"lock": cmd_lock, "why": cmd_why, "fetch": cmd_fetch, "build": cmd_build, "schema": cmd_schema}
 
 
 def main(argv: list[str] | None = None) -> int:

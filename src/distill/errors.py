@@ -18,7 +18,10 @@ Anything else escaping is a bug in distill.
     ├── ResolveError            dependency resolution
     │   ├── UnknownPackageError a requested name no suite has (with suggestions)
     │   └── UnsatisfiableError  a relation no candidate satisfies (with the chain)
-    └── LockError               lockfile missing, unreadable or out of date
+    ├── LockError               lockfile missing, unreadable or out of date
+    └── BuildError              assembling or writing an image
+        ├── UnsafeEntryError    an entry would escape the root, or is a device file
+        └── OutputError         the output cannot be written
 """
 
 from __future__ import annotations
@@ -85,3 +88,15 @@ class UnsatisfiableError(ResolveError):
 
 class LockError(DistillError):
     """The lockfile is missing, malformed or does not match the spec."""
+
+
+class BuildError(DistillError):
+    """Assembling the root filesystem or writing the image failed."""
+
+
+class UnsafeEntryError(BuildError):
+    """A package or spec entry would write outside the image root, or is a device node."""
+
+
+class OutputError(BuildError):
+    """The output (layout directory or archive) cannot be written."""

@@ -15,4 +15,6 @@ class Options:
     mirror: str | None = None
     security_mirror: str | None = None
     jobs: int = 4
+    # Clamp every mtime to this and stamp generated files with it (SOURCE_DATE_EPOCH).
+    source_date_epoch: int | None = None
     reporter: Reporter = field(default_factory=Reporter)

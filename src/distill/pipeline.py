@@ -12,14 +12,14 @@ from distill.archive.cache import Cache
 from distill.archive.repo import Archive
 from distill.archive.sources import Source, check_keyrings, distro_sources, host_keyrings
 from distill.distros import get_distro
-from distill.errors import SpecError
+from distill.errors import ResolveError, SpecError
 from distill.fetch import FetchResult, fetch_debs
 from distill.options import Options
 from distill.resolve.lock import Lock, LockedSuite, lock_from
 from distill.resolve.policy import PrunePolicy
 from distill.resolve.solver import Resolution, Resolver
 from distill.spec.load import spec_checksum
-from distill.spec.model import Spec
+from distill.spec.model import Spec, to_clause
 
 
 def spec_sources(spec: Spec, options: Options) -> list[Source]:
@@ -76,6 +76,47 @@ def resolve(spec: Spec, archive: Archive, archs: list[str] | None = None) -> dic
     return out
 
 
+DEBUG_PACKAGES = ("busybox-static",)
+
+
+def level_assignment(
+    spec: Spec, archive: Archive, resolutions: dict[str, Resolution]
+) -> dict[str, dict[str, str]]:
+    """arch -> package -> the lowest level of the spec's chain that brings it in (same version).
+
+    Each level is resolved on its own, as the image of that name would be, so the
+    packages of ``base`` form the same layer in every image built on ``base``."""
+    out: dict[str, dict[str, str]] = {}
+    for arch, res in resolutions.items():
+        universe = archive.universe(arch)
+        final = {p.name: p.version for p in res.packages}
+        where: dict[str, str] = {}
+        for name, level in spec.levels[:-1]:
+            if not level.packages:
+                continue
+            try:
+                level_res = Resolver(universe, policy_for(level)).resolve(level.requests())
+            except ResolveError:
+                continue  # the level does not stand alone: its packages go higher up
+            for p in level_res.packages:
+                if p.name not in where and final.get(p.name) == p.version:
+                    where[p.name] = name
+        out[arch] = where
+    return out
+
+
+def resolve_debug(spec: Spec, archive: Archive, archs: list[str]) -> dict[str, Resolution]:
+    """What the debug variants add: a static busybox (with whatever it needs)."""
+    requests = [to_clause(n) for n in DEBUG_PACKAGES]
+    out = {}
+    for arch in archs:
+        try:
+            out[arch] = Resolver(archive.universe(arch), policy_for(spec)).resolve(requests)
+        except ResolveError:
+            continue  # no busybox here: the debug variants cannot be built from this lock
+    return out
+
+
 def make_lock(spec: Spec, archive: Archive, resolutions: dict[str, Resolution]) -> Lock:
     suites = [
         LockedSuite(
@@ -86,7 +127,15 @@ def make_lock(spec: Spec, archive: Archive, resolutions: dict[str, Resolution]) 
         )
         for st in archive.suite_states()
     ]
-    return lock_from(spec_checksum(spec), spec.distro, suites, resolutions)
+    return lock_from(
+        spec_checksum(spec),
+        spec.distro,
+        suites,
+        resolutions,
+        layers=[name for name, _ in spec.levels],
+        assignment=level_assignment(spec, archive, resolutions),
+        debug=resolve_debug(spec, archive, sorted(resolutions)),
+    )
 
 
 def fetch(lock: Lock, archive: Archive, options: Options, archs: list[str] | None = None) -> FetchResult:

@@ -58,6 +58,7 @@ class Control:
     fields: dict[str, str]
     md5sums: bytes
     conffiles: list[str]
+    text: bytes = b""  # the control file as shipped (what dpkg-deb --field prints)
 
 
 class Deb:
@@ -91,6 +92,7 @@ class Deb:
 
     def control(self) -> Control:
         fields: dict[str, str] = {}
+        text = b""
         md5sums = b""
         conffiles: list[str] = []
         try:
@@ -102,6 +104,7 @@ class Deb:
                     f = tf.extractfile(info)
                     data = f.read() if f else b""
                     if name == "control":
+                        text = data
                         fields = parse_paragraph_bytes(data)
                     elif name == "md5sums":
                         md5sums = data
@@ -111,7 +114,20 @@ class Deb:
             raise DebFormatError(f"{self.path.name}: control.tar: {exc}") from None
         if "Package" not in fields:
             raise DebFormatError(f"{self.path.name} has no control file")
-        return Control(fields, md5sums, conffiles)
+        return Control(fields, md5sums, conffiles, text)
+
+    def copy_data(self, out: IO[bytes], chunk: int = 1 << 20) -> int:
+        """Write the decompressed data tar to ``out``; returns its size."""
+        m = self._member("data.tar")
+        stream = _decompressor(m.name, io.BytesIO(self._read(m)))
+        total = 0
+        try:
+            while block := stream.read(chunk):
+                out.write(block)
+                total += len(block)
+        except _READ_ERRORS as exc:
+            raise DebFormatError(f"{self.path.name}: {m.name}: {exc}") from None
+        return total
 
     def data(self) -> Iterator[tuple[tarfile.TarInfo, bytes | None]]:
         """Each data member with its contents (None for non-regular files), in archive order."""

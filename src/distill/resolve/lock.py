@@ -9,15 +9,16 @@ later build can tell that the spec changed since (``--locked``).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from distill.archive.cache import atomic_write
+from distill.debian.packages import Package
 from distill.errors import LockError
 from distill.resolve.solver import Resolution
 
-LOCK_VERSION = 1
+LOCK_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class LockedPackage:
     installed_size: int
     required_by: str | None
     relation: str
+    layer: str = ""  # the level of the spec's composition chain that brings it in
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Lock:
     suites: list[LockedSuite]
     packages: dict[str, list[LockedPackage]]  # arch -> packages
     pruned: dict[str, list[dict[str, str]]]  # arch -> edges
+    layers: list[str] = field(default_factory=list)  # the chain's levels, root first
+    debug: dict[str, list[LockedPackage]] = field(default_factory=dict)  # arch -> debug-variant extras
 
     @property
     def archs(self) -> list[str]:
@@ -64,10 +68,12 @@ class Lock:
             "spec_sha256": self.spec_sha256,
             "distro": self.distro,
             "suites": [asdict(s) for s in self.suites],
+            "layers": self.layers,
             "archs": {
                 arch: {
                     "packages": [asdict(p) for p in self.packages[arch]],
                     "pruned": self.pruned.get(arch, []),
+                    "debug": [asdict(p) for p in self.debug.get(arch, [])],
                 }
                 for arch in self.archs
             },
@@ -75,32 +81,50 @@ class Lock:
         return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 
 
+def locked(p: Package, res: Resolution | None, layer: str) -> LockedPackage:
+    reason = res.reasons[p.name] if res is not None else None
+    return LockedPackage(
+        name=p.name,
+        version=p.version,
+        architecture=p.architecture,
+        sha256=p.sha256,
+        size=p.size,
+        filename=p.filename,
+        suite=p.suite,
+        component=p.component,
+        source=p.source,
+        source_version=p.source_version,
+        installed_size=p.installed_size,
+        required_by=reason.parent if reason else None,
+        relation=reason.relation if reason else p.name,
+        layer=layer,
+    )
+
+
 def lock_from(
-    spec_sha256: str, distro: str, suites: list[LockedSuite], resolutions: dict[str, Resolution]
+    spec_sha256: str,
+    distro: str,
+    suites: list[LockedSuite],
+    resolutions: dict[str, Resolution],
+    layers: list[str] | None = None,
+    assignment: dict[str, dict[str, str]] | None = None,
+    debug: dict[str, Resolution] | None = None,
 ) -> Lock:
+    """The lock of a resolution; ``assignment`` maps arch -> package -> level name."""
+    layers = layers or ["image"]
     packages: dict[str, list[LockedPackage]] = {}
     pruned: dict[str, list[dict[str, str]]] = {}
+    extras: dict[str, list[LockedPackage]] = {}
     for arch, res in sorted(resolutions.items()):
-        packages[arch] = [
-            LockedPackage(
-                name=p.name,
-                version=p.version,
-                architecture=p.architecture,
-                sha256=p.sha256,
-                size=p.size,
-                filename=p.filename,
-                suite=p.suite,
-                component=p.component,
-                source=p.source,
-                source_version=p.source_version,
-                installed_size=p.installed_size,
-                required_by=res.reasons[p.name].parent,
-                relation=res.reasons[p.name].relation,
-            )
-            for p in res.packages
-        ]
+        where = (assignment or {}).get(arch, {})
+        packages[arch] = [locked(p, res, where.get(p.name, layers[-1])) for p in res.packages]
         pruned[arch] = [asdict(e) for e in res.pruned]
-    return Lock(spec_sha256, distro, suites, packages, pruned)
+        if debug and arch in debug:
+            have = {p.name for p in res.packages}
+            extras[arch] = [
+                locked(p, debug[arch], "debug") for p in debug[arch].packages if p.name not in have
+            ]
+    return Lock(spec_sha256, distro, suites, packages, pruned, layers, extras)
 
 
 def default_lock_path(spec_path: Path, builtin: bool) -> Path:
@@ -126,11 +150,15 @@ def read_lock(path: Path) -> Lock:
         raise LockError(f"cannot read lockfile {path}: {exc}") from None
     try:
         if doc.get("lockVersion") != LOCK_VERSION:
-            raise LockError(f"{path}: unsupported lockVersion {doc.get('lockVersion')!r}")
+            raise LockError(
+                f"{path}: unsupported lockVersion {doc.get('lockVersion')!r} (this distill writes {LOCK_VERSION})",
+                hint="run 'distill lock SPEC' to rewrite it",
+            )
         suites = [LockedSuite(**s) for s in doc["suites"]]
         packages = {a: [LockedPackage(**p) for p in v["packages"]] for a, v in doc["archs"].items()}
         pruned = {a: list(v.get("pruned", [])) for a, v in doc["archs"].items()}
-        return Lock(doc["spec_sha256"], doc["distro"], suites, packages, pruned)
+        debug = {a: [LockedPackage(**p) for p in v.get("debug", [])] for a, v in doc["archs"].items()}
+        return Lock(doc["spec_sha256"], doc["distro"], suites, packages, pruned, list(doc["layers"]), debug)
     except (KeyError, TypeError, AttributeError) as exc:
         raise LockError(f"{path} is not a distill lockfile ({exc})") from None
 

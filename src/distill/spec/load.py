@@ -14,8 +14,6 @@ from pydantic import ValidationError
 from distill.errors import SpecError
 from distill.spec.model import Spec
 
-_LIST_FIELDS = ("packages", "exclude")
-
 
 def builtin_dir() -> Path:
     """Where the built-in specs (static, base, cc, python3, ...) live."""
@@ -110,24 +108,67 @@ def _validation_message(exc: ValidationError, path: Path, positions: dict[tuple[
     return f"{where}: {field}: {msg}"
 
 
+_DICT_FIELDS = ("env", "labels", "annotations")
+_ADD_LISTS = ("packages", "exclude", "paths", "certificates", "exposed_ports")
+
+
 def _merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """Child over parent: lists add up, mappings merge, anything else is replaced."""
     merged = dict(parent)
     for key, value in child.items():
-        if key in _LIST_FIELDS and isinstance(value, list):
-            merged[key] = list(dict.fromkeys([*parent.get(key, []), *value]))
-        elif key == "prune" and isinstance(value, dict):
-            prune = dict(parent.get("prune", {}))
+        old = parent.get(key)
+        if key in _ADD_LISTS and isinstance(value, list):
+            if key in ("paths",):
+                merged[key] = [*(old or []), *value]
+            else:
+                merged[key] = list(dict.fromkeys([*(old or []), *value]))
+        elif key in _DICT_FIELDS and isinstance(value, dict):
+            merged[key] = {**(old or {}), **value}
+        elif key in ("prune", "trim", "accounts") and isinstance(value, dict):
+            sub = dict(old or {})
             for k, v in value.items():
-                prune[k] = (
-                    list(dict.fromkeys([*prune.get(k, []), *v])) if k == "keep" and isinstance(v, list) else v
-                )
-            merged["prune"] = prune
+                sub[k] = [*sub.get(k, []), *v] if isinstance(v, list) else v
+            merged[key] = sub
         else:
             merged[key] = value
     return merged
 
 
-def _load_raw(path: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
+def _inside(base: Path, ref: str, path: Path, where: str) -> str:
+    """``ref`` resolved against the spec's directory; refuse anything outside it."""
+    target = (base / ref).resolve()
+    if target != base and base not in target.parents:
+        raise SpecError(
+            f"{path}:{where}: {ref!r} points outside the spec's directory {base}",
+            hint="keep files the image needs next to the spec (or below it)",
+        )
+    return str(target)
+
+
+def _localise(data: dict[str, Any], path: Path, positions: dict[tuple[Any, ...], Pos]) -> None:
+    """Make the spec's local file references absolute, each checked to stay beside the spec."""
+    base = path.parent.resolve()
+
+    def where(*loc: Any) -> str:
+        line, col = positions.get(loc, (1, 1))
+        return f"{line}:{col}"
+
+    if data.get("keyring"):
+        data["keyring"] = [str((path.parent / k).resolve()) for k in data["keyring"]]
+    if data.get("certificates"):
+        data["certificates"] = [
+            _inside(base, c, path, where("certificates", i)) for i, c in enumerate(data["certificates"])
+        ]
+    for i, entry in enumerate(data.get("paths") or []):
+        if isinstance(entry, dict) and entry.get("source"):
+            entry["source"] = _inside(base, entry["source"], path, where("paths", i, "source"))
+
+
+Level = tuple[str, dict[str, Any]]
+
+
+def _load_levels(path: Path, stack: tuple[Path, ...], seen: set[Path]) -> list[Level]:
+    """The composition chain of ``path``, root first: (name, the file's own fields)."""
     real = path.resolve()
     if real in stack:
         chain = " -> ".join(p.name for p in (*stack, real))
@@ -137,28 +178,57 @@ def _load_raw(path: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
         Spec.model_validate(data)  # check this file on its own, with its positions
     except ValidationError as exc:
         raise SpecError(_validation_message(exc, path, positions)) from None
-    if data.get("keyring"):
-        data["keyring"] = [str((path.parent / k).resolve()) for k in data["keyring"]]
+    _localise(data, path, positions)
     parents = data.pop("extends", None)
-    if parents is None:
-        return data
-    merged: dict[str, Any] = {}
-    for ref in [parents] if isinstance(parents, str) else parents:
+    levels: list[Level] = []
+    for ref in [] if parents is None else [parents] if isinstance(parents, str) else parents:
         parent_path = resolve_spec_path(ref, path.parent)
-        merged = _merge(merged, _load_raw(parent_path, (*stack, real)))
-    merged.pop("name", None)
-    return _merge(merged, data)
+        if parent_path.resolve() not in seen:
+            levels += _load_levels(parent_path, (*stack, real), seen)
+    seen.add(real)
+    name = data.get("name") or path.stem.removesuffix(".yaml")
+    return [*levels, (name, data)]
+
+
+def _build(levels: list[Level], update: dict[str, Any], where: Path) -> Spec:
+    built: list[tuple[str, Spec]] = []
+    merged: dict[str, Any] = {}
+    for i, (name, own) in enumerate(levels):
+        merged = _merge(merged, own)
+        if "name" not in own:
+            merged.pop("name", None)
+        try:
+            spec = Spec.model_validate({**merged, **update})
+        except ValidationError as exc:
+            raise SpecError(_validation_message(exc, where, {})) from None
+        built.append((name if i < len(levels) - 1 else spec.name or name, spec))
+    final = built[-1][1]
+    final._levels = built
+    return final
 
 
 def load_spec(ref: str | Path) -> tuple[Spec, Path]:
     """Load a spec by path or built-in name, with everything it extends merged in."""
     path = resolve_spec_path(str(ref))
-    raw = _load_raw(path, ())
-    try:
-        spec = Spec.model_validate(raw)
-    except ValidationError as exc:
-        raise SpecError(_validation_message(exc, path, {})) from None
-    return spec, path
+    levels = _load_levels(path, (), set())
+    return _build(levels, {}, path), path
+
+
+def with_overrides(spec: Spec, **update: Any) -> Spec:
+    """The spec with fields replaced at every level of its chain (e.g. --distro, --arch)."""
+    if not update:
+        return spec
+    levels = [(name, s.model_dump(exclude_unset=True)) for name, s in spec.levels]
+    # Each level already holds everything below it; rebuild from those directly.
+    built = []
+    for name, data in levels:
+        try:
+            built.append((name, Spec.model_validate({**data, **update})))
+        except ValidationError as exc:
+            raise SpecError(_validation_message(exc, Path(name), {})) from None
+    final = built[-1][1]
+    final._levels = built
+    return final
 
 
 def spec_checksum(spec: Spec) -> str:
@@ -171,6 +241,8 @@ def spec_checksum(spec: Spec) -> str:
         "exclude": sorted(spec.exclude),
         "prune": spec.prune.model_dump(),
         "sources": [{"suites": s.suites, "components": s.components} for s in spec.sources or []],
+        # How the packages split into layers: what each level of the chain asks for.
+        "levels": [[name, lv.packages, sorted(lv.exclude)] for name, lv in spec.levels[:-1]],
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 

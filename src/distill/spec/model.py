@@ -4,9 +4,18 @@ overrides) are options of the command, never read from here."""
 from __future__ import annotations
 
 import platform
+import re
 from typing import Annotated, Literal, cast
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from distill.debian.relation import Clause, RelationSyntaxError, parse_relations
 from distill.distros import ARCHS, DEFAULT_DISTRO, DISTROS
@@ -64,8 +73,99 @@ class PruneSpec(_Model):
     )
 
 
+class PathEntry(_Model):
+    """A directory, symlink or local file added to the image (in the spec's own layer)."""
+
+    path: str = Field(description="Absolute path inside the image")
+    type: Literal["directory", "symlink", "file"]
+    source: str | None = Field(
+        default=None, description="file: a local file, relative to the spec (inside its directory)"
+    )
+    content: str | None = Field(default=None, description="file: inline text instead of source")
+    target: str | None = Field(default=None, description="symlink: where it points")
+    mode: int | str | None = Field(
+        default=None, description="Permissions, e.g. 0o755 or '0755' (default 0755 dirs, 0644 files)"
+    )
+    uid: int = Field(default=0, ge=0)
+    gid: int = Field(default=0, ge=0)
+
+    @field_validator("path")
+    @classmethod
+    def _abs(cls, v: str) -> str:
+        if not v.startswith("/") or v.strip("/") == "":
+            raise ValueError("must be an absolute path below /")
+        if ".." in v.split("/"):
+            raise ValueError("must not contain '..'")
+        return v
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, v: int | str | None) -> int | str | None:
+        if v is not None:
+            parse_mode(v)
+        return v
+
+    @model_validator(mode="after")
+    def _shape(self) -> PathEntry:
+        if self.type == "symlink" and not self.target:
+            raise ValueError(f"{self.path}: a symlink needs target")
+        if self.type == "file" and (self.source is None) == (self.content is None):
+            raise ValueError(f"{self.path}: a file needs exactly one of source or content")
+        if self.type == "directory" and (self.source or self.content or self.target):
+            raise ValueError(f"{self.path}: a directory takes no source, content or target")
+        return self
+
+
+def parse_mode(v: int | str) -> int:
+    """``0o755``, ``493`` or ``'0755'`` -> 0o755."""
+    if isinstance(v, str):
+        try:
+            mode = int(v.removeprefix("0o"), 8)
+        except ValueError:
+            raise ValueError(f"invalid mode {v!r} (use octal, e.g. '0755')") from None
+    else:
+        mode = v
+    if not 0 <= mode <= 0o7777:
+        raise ValueError(f"mode {v!r} is out of range")
+    return mode
+
+
+class UserAccount(_Model):
+    name: str = Field(pattern=r"^[a-z_][a-z0-9_-]*$")
+    uid: int = Field(ge=0, le=2**31 - 1)
+    gid: int | None = Field(default=None, description="Primary group id (default: uid)")
+    home: str | None = Field(default=None, description="Home directory (default /home/NAME, created)")
+    shell: str = "/sbin/nologin"
+
+
+class GroupAccount(_Model):
+    name: str = Field(pattern=r"^[a-z_][a-z0-9_-]*$")
+    gid: int = Field(ge=0, le=2**31 - 1)
+    members: list[str] = Field(default_factory=list)
+
+
+class Accounts(_Model):
+    """Users and groups added to the standard root, nobody and nonroot."""
+
+    users: list[UserAccount] = Field(default_factory=list)
+    groups: list[GroupAccount] = Field(default_factory=list)
+
+
+class Trim(_Model):
+    """What is left out of the image (copyright files are always kept)."""
+
+    docs: bool = Field(default=True, description="/usr/share/doc (except copyright files)")
+    man: bool = Field(default=True, description="/usr/share/man")
+    info: bool = Field(default=True, description="/usr/share/info")
+    lintian: bool = Field(default=True, description="/usr/share/lintian")
+    translations: bool = Field(default=True, description="message catalogs (*.mo under /usr/share/locale)")
+    paths: list[str] = Field(
+        default_factory=list, description="More glob patterns of image paths to drop, e.g. /usr/share/X/**"
+    )
+
+
 class Spec(_Model):
-    """A distill image spec (the parts that choose packages)."""
+    """A distill image spec: the packages, and the image made of them."""
 
     extends: str | list[str] | None = Field(
         default=None,
@@ -88,12 +188,65 @@ class Spec(_Model):
     exclude: list[str] = Field(default_factory=list, description="Packages never to install")
     prune: PruneSpec = Field(default_factory=PruneSpec)
 
+    # The image (OCI config and extra files).
+    user: str | None = Field(default=None, description="User to run as: a numeric uid[:gid] (default 0)")
+    workdir: str | None = Field(default=None, description="Working directory (default /)")
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    env: dict[str, str] = Field(default_factory=dict, description="Environment (PATH and SSL_CERT_FILE set)")
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict, description="Manifest annotations")
+    exposed_ports: list[str | int] = Field(default_factory=list, description="e.g. 8080 or '53/udp'")
+    stop_signal: str | None = Field(default=None, description="e.g. SIGTERM")
+    paths: list[PathEntry] = Field(default_factory=list)
+    certificates: list[str] = Field(
+        default_factory=list,
+        description="Extra CA certificates (PEM files relative to the spec) for the bundle",
+    )
+    accounts: Accounts = Field(default_factory=Accounts)
+    trim: Trim = Field(default_factory=Trim)
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"\d+(:\d+)?", v):
+            raise ValueError(
+                "must be numeric (uid or uid:gid), e.g. '65532': Kubernetes runAsNonRoot rejects names"
+            )
+        return v
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("/"):
+            raise ValueError("must be an absolute path")
+        return v
+
+    @field_validator("exposed_ports")
+    @classmethod
+    def _ports(cls, v: list[str | int]) -> list[str | int]:
+        for p in v:
+            if (
+                not re.fullmatch(r"\d{1,5}(/(tcp|udp|sctp))?", str(p))
+                or not 0 < int(str(p).split("/")[0]) < 65536
+            ):
+                raise ValueError(f"{p!r} is not a port (e.g. 8080 or '53/udp')")
+        return v
+
     @field_validator("archs")
     @classmethod
     def _archs(cls, v: list[str]) -> list[str]:
         if len(set(v)) != len(v):
             raise ValueError("lists an architecture twice")
         return v
+
+    # The composition chain, root first, this spec last: each level's spec with
+    # everything below it merged in (set by the loader; one level without extends).
+    _levels: list[tuple[str, Spec]] = PrivateAttr(default_factory=list)
+
+    @property
+    def levels(self) -> list[tuple[str, Spec]]:
+        return self._levels or [(self.name or "image", self)]
 
     def requests(self) -> list[Clause]:
         return [to_clause(item) for item in self.packages]

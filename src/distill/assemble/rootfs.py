@@ -1,0 +1,122 @@
+"""From packages to layer plans: one layer per level of the spec's composition chain.
+
+``static`` -> ``base-nossl`` -> ``base`` -> ``cc`` -> ``python3``: each level lays its
+own packages into the tree, then regenerates what maintainer scripts would have
+(accounts, os-release, CA bundle, ld.so.cache, dpkg status.d). What changed during
+the level is its layer. A level's layer therefore depends only on that level and the
+ones below it, so every image built on ``base`` carries byte-identical ``base`` layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from distill.assemble import ldcache, system
+from distill.assemble.expand import FILE, Expanded
+from distill.assemble.tree import Node, Tree, Trimmer, file_node
+from distill.errors import BuildError
+from distill.spec.model import Spec
+
+
+@dataclass(frozen=True)
+class LevelInput:
+    name: str
+    spec: Spec  # the level's spec with everything below merged in
+    packages: list[tuple[str, Expanded]]  # (package, expanded .deb) in lock order
+
+
+@dataclass
+class LayerPlan:
+    name: str
+    entries: dict[str, Node | None]  # changed entries; None means removed (a whiteout)
+    parents: dict[str, Node]  # directories on the way to them, as they stand
+    packages: list[str] = field(default_factory=list)
+    epoch: int = 0
+    comment: str = ""
+
+
+def _max_mtime(packages: list[tuple[str, Expanded]]) -> int:
+    return max((m[5] for _, exp in packages for m in exp.members), default=0)
+
+
+def _plan(tree: Tree, name: str, packages: list[str], epoch: int, comment: str) -> LayerPlan:
+    changes = tree.take_changes()
+    parents: dict[str, Node] = {}
+    for path in changes:
+        parent = path.rpartition("/")[0]
+        while parent and parent not in parents and parent not in changes:
+            node = tree.get(parent)
+            if node is not None:
+                parents[parent] = node
+            parent = parent.rpartition("/")[0]
+    return LayerPlan(name, changes, parents, packages, epoch, comment)
+
+
+def assemble(
+    levels: list[LevelInput],
+    arch: str,
+    distro: str,
+    *,
+    debug: Expanded | None = None,
+    clamp: int | None = None,
+) -> tuple[list[LayerPlan], Tree]:
+    """Lay the levels (and the debug busybox, if given) into a tree; one plan per layer."""
+    tree = Tree()
+    plans: list[LayerPlan] = []
+    epoch = 0
+    for level in levels:
+        spec = level.spec
+        epoch = clamp if clamp is not None else max(epoch, _max_mtime(level.packages))
+        trimmer = Trimmer(spec.trim)
+        for pkg, exp in level.packages:
+            dropped = tree.add_package(pkg, exp, trimmer, clamp)
+            system.status_d(tree, pkg, exp.control_text, exp.md5sums, dropped, epoch)
+        system.accounts(tree, spec.accounts, epoch)
+        system.os_release(tree, spec.distro, epoch)
+        system.spec_paths(tree, spec.paths, epoch)
+        system.ca_bundle(tree, spec.certificates, epoch)
+        entries = ldcache.cache_entries(tree, arch)
+        if entries:
+            tree.makedirs("etc", epoch)
+            system.write_entry(
+                tree, "etc/ld.so.cache", file_node(ldcache.write_cache(entries), 0o644, epoch), epoch
+            )
+        names = [pkg for pkg, _ in level.packages]
+        comment = f"{len(names)} packages: {' '.join(names)}" if names else "no packages"
+        plans.append(_plan(tree, level.name, names, epoch, comment))
+    if debug is not None:
+        binary = next(
+            (
+                Node(
+                    FILE,
+                    0o755,
+                    0,
+                    0,
+                    min(m[5], clamp) if clamp is not None else m[5],
+                    m[6],
+                    src=(str(debug.tar), m[8]),
+                    owner="busybox-static",
+                )
+                for m in debug.members
+                if m[1] == FILE and m[0].endswith("bin/busybox")
+            ),
+            None,
+        )
+        if binary is None:
+            raise BuildError("busybox-static ships no bin/busybox")
+        epoch = clamp if clamp is not None else max(epoch, _max_mtime([("busybox-static", debug)]))
+        applets = system.busybox(tree, binary, epoch)
+        md5 = b"".join(
+            line.replace(b"usr/bin/busybox", b"busybox/busybox").replace(
+                b"  bin/busybox", b"  busybox/busybox"
+            )
+            for line in debug.md5sums.splitlines(keepends=True)
+            if line.rstrip().endswith(b"bin/busybox")
+        )
+        system.status_d(tree, "busybox-static", debug.control_text, md5, set(), epoch)
+        plans.append(
+            _plan(
+                tree, "debug", ["busybox-static"], epoch, f"busybox with {len(applets)} applets at /busybox"
+            )
+        )
+    return plans, tree

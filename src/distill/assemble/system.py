@@ -1,0 +1,254 @@
+"""What maintainer scripts and base-passwd would have made, generated natively.
+
+Each function looks at the tree and writes what should be there; writing content
+that is already there is not a change, so a level only carries what it altered.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from distill.assemble.expand import DIR, FILE, SYMLINK
+from distill.assemble.tree import Node, Tree, check_link_target, dir_node, file_node, symlink_node
+from distill.distros import get_distro
+from distill.errors import BuildError, SpecError
+from distill.spec.model import Accounts, PathEntry, parse_mode
+
+NONROOT_UID = 65532
+BUNDLE = "etc/ssl/certs/ca-certificates.crt"
+STATUS_D = "var/lib/dpkg/status.d"
+
+NSSWITCH = b"""\
+passwd:         compat
+group:          compat
+shadow:         compat
+gshadow:        files
+
+hosts:          files dns
+networks:       files
+
+protocols:      db files
+services:       db files
+ethers:         db files
+rpc:            db files
+
+netgroup:       nis
+"""
+
+_USERS = [
+    ("root", 0, 0, "root", "/root", "/sbin/nologin"),
+    ("nobody", 65534, 65534, "nobody", "/nonexistent", "/sbin/nologin"),
+    ("nonroot", NONROOT_UID, NONROOT_UID, "nonroot", "/home/nonroot", "/sbin/nologin"),
+]
+_GROUPS: list[tuple[str, int, list[str]]] = [
+    ("root", 0, []),
+    ("nobody", 65534, []),
+    ("tty", 5, []),
+    ("staff", 50, []),
+    ("nonroot", NONROOT_UID, []),
+]
+
+
+def write_entry(tree: Tree, path: str, node: Node, mtime: int) -> None:
+    parent = path.rpartition("/")[0]
+    where = path
+    if parent:
+        where = f"{tree.makedirs(parent, mtime)}/{path.rpartition('/')[2]}"
+    existing = tree.get(where)
+    same_meta = existing is not None and (existing.mode, existing.uid, existing.gid) == (
+        node.mode,
+        node.uid,
+        node.gid,
+    )
+    if (
+        same_meta
+        and existing is not None
+        and existing.kind == node.kind == FILE
+        and existing.read() == node.read()
+    ):
+        return  # same content from a lower level or a package: not a change
+    if existing is not None and existing.kind == DIR and node.kind != DIR:
+        raise BuildError(f"cannot write /{path}: a directory is there")
+    if existing is not None and existing.kind == DIR and node.kind == DIR:
+        node = Node(DIR, node.mode, node.uid, node.gid, existing.mtime if node.mtime == 0 else node.mtime)
+        if (existing.mode, existing.uid, existing.gid) == (node.mode, node.uid, node.gid):
+            return
+    tree.put(where, node)
+
+
+def accounts(tree: Tree, extra: Accounts, mtime: int) -> None:
+    """/etc/passwd, /etc/group, /etc/nsswitch.conf and the home directories."""
+    users = list(_USERS)
+    groups = [(n, g, list(m)) for n, g, m in _GROUPS]
+    for u in extra.users:
+        if any(name == u.name or uid == u.uid for name, uid, *_ in users):
+            raise SpecError(f"accounts: user {u.name!r} (uid {u.uid}) clashes with an existing user")
+        users.append(
+            (
+                u.name,
+                u.uid,
+                u.gid if u.gid is not None else u.uid,
+                u.name,
+                u.home or f"/home/{u.name}",
+                u.shell,
+            )
+        )
+    for g in extra.groups:
+        if any(name == g.name or gid == g.gid for name, gid, _ in groups):
+            raise SpecError(f"accounts: group {g.name!r} (gid {g.gid}) clashes with an existing group")
+        groups.append((g.name, g.gid, list(g.members)))
+    known_gids = {gid for _, gid, _ in groups}
+    for name, _, gid, *_ in users[len(_USERS) :]:
+        if gid not in known_gids:
+            groups.append((name, gid, []))
+            known_gids.add(gid)
+    passwd = "".join(
+        f"{n}:x:{uid}:{gid}:{gecos}:{home}:{shell}\n" for n, uid, gid, gecos, home, shell in users
+    )
+    group = "".join(f"{n}:x:{gid}:{','.join(members)}\n" for n, gid, members in groups)
+    write_entry(tree, "etc/passwd", file_node(passwd.encode(), 0o644, mtime), mtime)
+    write_entry(tree, "etc/group", file_node(group.encode(), 0o644, mtime), mtime)
+    write_entry(tree, "etc/nsswitch.conf", file_node(NSSWITCH, 0o644, mtime), mtime)
+    write_entry(tree, "root", dir_node(0o700, mtime), mtime)
+    write_entry(tree, "home", dir_node(0o755, mtime), mtime)
+    write_entry(tree, "tmp", dir_node(0o1777, mtime), mtime)
+    for _, uid, gid, _, home, _ in users[2:]:
+        if home.startswith("/home/"):
+            write_entry(tree, home.strip("/"), dir_node(0o700, mtime, uid, gid), mtime)
+
+
+def os_release(tree: Tree, distro_name: str, mtime: int) -> None:
+    """Keep base-files' os-release; make one (and the /etc link) when no package did."""
+    distro = get_distro(distro_name)
+    if tree.get(tree.resolve("usr/lib/os-release")) is None:
+        text = (
+            f'PRETTY_NAME="Debian GNU/Linux {distro.version} ({distro.codename})"\n'
+            f'NAME="Debian GNU/Linux"\nVERSION_ID="{distro.version}"\n'
+            f'VERSION="{distro.version} ({distro.codename})"\nVERSION_CODENAME={distro.codename}\n'
+            "ID=debian\n"
+        )
+        write_entry(tree, "usr/lib/os-release", file_node(text.encode(), 0o644, mtime), mtime)
+    if tree.get("etc/os-release") is None:
+        write_entry(tree, "etc/os-release", symlink_node("../usr/lib/os-release", mtime), mtime)
+    if tree.get("etc/localtime") is None:
+        write_entry(tree, "etc/localtime", symlink_node("/usr/share/zoneinfo/Etc/UTC", mtime), mtime)
+
+
+_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
+
+
+def ca_bundle(tree: Tree, extra: list[str], mtime: int) -> None:
+    """/etc/ssl/certs/ca-certificates.crt as update-ca-certificates builds it:
+    every certificate under /usr/share/ca-certificates, then local ones, in order."""
+    shared = sorted(
+        p for p, n in tree.nodes.items() if p.startswith("usr/share/ca-certificates/") and p.endswith(".crt")
+    )
+    for path in extra:
+        data = _read_local(path, "certificates")
+        if not _PEM.search(data):
+            raise SpecError(f"certificates: {path} holds no PEM certificate")
+        name = Path(path).name
+        name = name if name.endswith(".crt") else name + ".crt"
+        write_entry(tree, f"usr/local/share/ca-certificates/{name}", file_node(data, 0o644, mtime), mtime)
+    local = sorted(
+        p for p in tree.nodes if p.startswith("usr/local/share/ca-certificates/") and p.endswith(".crt")
+    )
+    if not shared and not local:
+        return
+    bundle = bytearray()
+    for p in [*shared, *local]:
+        node = tree.get(tree.resolve(p))
+        if node is None or node.kind != FILE:
+            continue
+        data = node.read()
+        bundle += data if data.endswith(b"\n") else data + b"\n"
+    write_entry(tree, BUNDLE, file_node(bytes(bundle), 0o644, mtime), mtime)
+
+
+def _read_local(path: str, field: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise SpecError(f"{field}: cannot read {path}: {exc.strerror}") from None
+
+
+def spec_paths(tree: Tree, entries: list[PathEntry], mtime: int) -> None:
+    for e in entries:
+        path = e.path.strip("/")
+        what = f"paths: {e.path}"
+        if e.type == "directory":
+            mode = parse_mode(e.mode) if e.mode is not None else 0o755
+            parent, _, base = path.rpartition("/")
+            where = f"{tree.makedirs(parent, mtime)}/{base}" if parent else base
+            write_entry(tree, where, dir_node(mode, mtime, e.uid, e.gid), mtime)
+        elif e.type == "symlink":
+            assert e.target is not None
+            check_link_target(path, e.target, what)
+            write_entry(
+                tree, tree.place(path, what), Node(SYMLINK, 0o777, e.uid, e.gid, mtime, link=e.target), mtime
+            )
+        else:
+            data = e.content.encode() if e.content is not None else _read_local(e.source or "", "paths")
+            mode = parse_mode(e.mode) if e.mode is not None else 0o644
+            parent = path.rpartition("/")[0]
+            if parent:
+                tree.makedirs(parent, mtime)
+            write_entry(tree, tree.place(path, what), file_node(data, mode, mtime, e.uid, e.gid), mtime)
+
+
+def status_d(
+    tree: Tree, pkg: str, control_text: bytes, md5sums: bytes, dropped: set[str], mtime: int
+) -> None:
+    """/var/lib/dpkg/status.d/<pkg> (control fields) and <pkg>.md5sums (files present)."""
+    text = control_text if control_text.endswith(b"\n") else control_text + b"\n"
+    write_entry(tree, f"{STATUS_D}/{pkg}", file_node(text, 0o644, mtime), mtime)
+    if md5sums:
+        kept = [
+            line
+            for line in md5sums.splitlines(keepends=True)
+            if line[34:].strip().decode("utf-8", "replace") not in dropped
+        ]
+        write_entry(tree, f"{STATUS_D}/{pkg}.md5sums", file_node(b"".join(kept), 0o644, mtime), mtime)
+
+
+def busybox_applets(binary: bytes) -> list[str]:
+    """The applet names compiled into a busybox binary, read from its name table.
+
+    The table is the sorted, NUL-separated list that ``busybox --list`` prints; it is
+    data, so reading it needs no emulator for a foreign architecture."""
+    start = binary.find(b"[\0[[\0")
+    if start < 0:
+        raise BuildError("the busybox binary has no applet table")
+    names = []
+    for part in binary[start : start + 65536].split(b"\0"):
+        if not re.fullmatch(rb"[a-z0-9_.\-\[\]]+", part):
+            break
+        names.append(part.decode())
+    if len(names) < 10:
+        raise BuildError("the busybox applet table is too short to be real")
+    return names
+
+
+def busybox(tree: Tree, binary_node: Node, mtime: int) -> list[str]:
+    """/busybox/busybox and a link per applet (the debug variant)."""
+    write_entry(tree, "busybox", dir_node(0o755, mtime), mtime)
+    write_entry(tree, "busybox/busybox", binary_node, mtime)
+    applets = [a for a in busybox_applets(binary_node.read()) if a != "busybox"]
+    for applet in applets:
+        write_entry(tree, f"busybox/{applet}", symlink_node("busybox", mtime), mtime)
+    return applets
+
+
+__all__ = [
+    "BUNDLE",
+    "NONROOT_UID",
+    "STATUS_D",
+    "accounts",
+    "busybox",
+    "busybox_applets",
+    "ca_bundle",
+    "os_release",
+    "spec_paths",
+    "status_d",
+]

@@ -1,0 +1,283 @@
+"""The build orchestrator: spec + lock -> fetch -> expand -> assemble -> layers -> image -> sink.
+
+Each stage takes plain values and returns plain values. The command line's
+``distill build`` is one client; tests and other tools can call :func:`build`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distill.archive.cache import Cache
+from distill.assemble.expand import Expanded, expand, load_expanded
+from distill.assemble.rootfs import LayerPlan, LevelInput, assemble
+from distill.assemble.system import BUNDLE, NONROOT_UID
+from distill.distros import get_distro
+from distill.errors import BuildError, LockError, SpecError
+from distill.oci.image import (
+    CONFIG,
+    INDEX,
+    LAYER_GZIP,
+    MANIFEST,
+    BlobStore,
+    Descriptor,
+    History,
+    ImageConfig,
+    canonical_json,
+    config_document,
+    index_document,
+    manifest_document,
+    platform,
+    rfc3339,
+)
+from distill.oci.layer import LayerBlob, LayerCache
+from distill.oci.sink import DockerEntry, write_archive, write_layout
+from distill.options import Options
+from distill.resolve.lock import Lock, LockedPackage
+from distill.spec.model import Spec, host_arch
+
+VARIANTS = ("latest", "nonroot", "debug", "debug-nonroot")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class ArchImage:
+    arch: str
+    manifest: Descriptor
+    config: Descriptor
+    layers: list[LayerBlob]
+    layer_names: list[str]
+    packages: int
+    files: int
+
+    @property
+    def size(self) -> int:
+        return sum(layer.size for layer in self.layers)
+
+    @property
+    def tar_size(self) -> int:
+        return sum(layer.tar_size for layer in self.layers)
+
+
+@dataclass
+class BuildResult:
+    top: Descriptor
+    images: list[ArchImage]
+    output: Path | None = None
+    written: bool = False
+    layers_written: int = 0
+    layers_reused: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        return self.top.digest
+
+
+def check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise SpecError(f"unknown variant {variant!r}", hint=f"variants: {', '.join(VARIANTS)}")
+
+
+def image_config(spec: Spec, variant: str, has_bundle: bool) -> ImageConfig:
+    env = {"PATH": DEFAULT_PATH}
+    if has_bundle:
+        env["SSL_CERT_FILE"] = "/" + BUNDLE
+    env.update(spec.env)
+    config = ImageConfig(
+        user=spec.user or "0",
+        workdir=spec.workdir or "/",
+        env=env,
+        entrypoint=spec.entrypoint,
+        cmd=spec.cmd,
+        labels=dict(spec.labels),
+        exposed_ports=[p if "/" in str(p) else f"{p}/tcp" for p in map(str, spec.exposed_ports)],
+        stop_signal=spec.stop_signal,
+    )
+    if variant.endswith("nonroot"):
+        config.user = str(NONROOT_UID)
+        config.workdir = spec.workdir or "/home/nonroot"
+    if variant.startswith("debug"):
+        config.env["PATH"] = config.env["PATH"] + ":/busybox"
+        config.entrypoint = ["/busybox/sh"]
+        config.cmd = None
+    return config
+
+
+def _expand_all(cache: Cache, packages: list[LockedPackage], options: Options) -> dict[str, Expanded]:
+    out: dict[str, Expanded] = {}
+    todo: list[LockedPackage] = []
+    for p in {p.sha256: p for p in packages}.values():
+        found = load_expanded(cache, p.sha256)
+        if found is None:
+            todo.append(p)
+        else:
+            out[p.sha256] = found
+    if todo:
+        reporter = options.reporter
+        task = reporter.task(f"unpacking {len(todo)} packages", sum(p.installed_size * 1024 for p in todo))
+
+        def one(p: LockedPackage) -> Expanded:
+            exp = expand(cache, cache.deb_path(p.sha256), p.sha256)
+            reporter.advance(task, p.installed_size * 1024)
+            return exp
+
+        with ThreadPoolExecutor(max_workers=max(1, min(len(todo), os.cpu_count() or 1))) as pool:
+            for p, exp in zip(todo, pool.map(one, todo), strict=True):
+                out[p.sha256] = exp
+        reporter.done(task, f"unpacked {len(todo)} packages")
+    return out
+
+
+def _levels(spec: Spec, lock: Lock, arch: str, expanded: dict[str, Expanded]) -> list[LevelInput]:
+    if len(lock.layers) != len(spec.levels):
+        raise LockError(
+            "the lockfile's layers do not match the spec's extends chain", hint="run 'distill lock SPEC'"
+        )
+    by_layer: dict[str, list[tuple[str, Expanded]]] = {name: [] for name in lock.layers}
+    for p in lock.packages[arch]:
+        if p.layer not in by_layer:
+            raise LockError(
+                f"the lockfile puts {p.name} in an unknown layer {p.layer!r}", hint="run 'distill lock SPEC'"
+            )
+        by_layer[p.layer].append((p.name, expanded[p.sha256]))
+    return [
+        LevelInput(lock_name, level_spec, by_layer[lock_name])
+        for lock_name, (_, level_spec) in zip(lock.layers, spec.levels, strict=True)
+    ]
+
+
+def _arch_image(
+    spec: Spec,
+    lock: Lock,
+    arch: str,
+    variant: str,
+    expanded: dict[str, Expanded],
+    layers: LayerCache,
+    store: BlobStore,
+    clamp: int | None,
+    counts: list[int],
+) -> ArchImage:
+    debug = None
+    if variant.startswith("debug"):
+        extras = lock.debug.get(arch)
+        if not extras:
+            raise LockError(
+                f"the lock has no busybox for {arch}, so the debug variant cannot be built",
+                hint="run 'distill lock SPEC' against an archive that has busybox-static",
+            )
+        debug = expanded[next(p for p in extras if p.name == "busybox-static").sha256]
+    plans, tree = assemble(_levels(spec, lock, arch, expanded), arch, spec.distro, debug=debug, clamp=clamp)
+    blobs: list[LayerBlob] = []
+    for plan in plans:
+        blob, written = layers.build(plan)
+        counts[0 if written else 1] += 1
+        blobs.append(blob)
+    epoch = plans[-1].epoch
+    config = image_config(spec, variant, tree.get(BUNDLE) is not None)
+    history = [History(f"distill: {plan.name}", plan.comment) for plan in plans]
+    config_doc = config_document(arch, epoch, config, [b.diff_id for b in blobs], history)
+    config_desc = store.put(canonical_json(config_doc), CONFIG)
+    distro = get_distro(spec.distro)
+    name = spec.levels[-1][0]
+    annotations = {
+        "org.opencontainers.image.created": rfc3339(epoch),
+        "org.opencontainers.image.title": name if variant == "latest" else f"{name}:{variant}",
+        "org.opencontainers.image.description": f"distroless {name} ({variant}) from Debian {distro.version} packages",
+        **spec.annotations,
+    }
+    layer_descs = [Descriptor(LAYER_GZIP, b.digest, b.size) for b in blobs]
+    manifest = store.put(canonical_json(manifest_document(config_desc, layer_descs, annotations)), MANIFEST)
+    packages = sum(len(p.packages) for p in plans)
+    files = sum(b.files for b in blobs)
+    return ArchImage(
+        arch,
+        Descriptor(MANIFEST, manifest.digest, manifest.size, platform(arch)),
+        config_desc,
+        blobs,
+        [p.name for p in plans],
+        packages,
+        files,
+    )
+
+
+def build(
+    spec: Spec,
+    lock: Lock,
+    options: Options,
+    *,
+    variant: str = "latest",
+    archs: list[str] | None = None,
+    output: Path | None = None,
+    tag: str | None = None,
+    fetch: Callable[[list[LockedPackage]], None] | None = None,
+) -> BuildResult:
+    """Build the image(s) a lock describes; write them to ``output`` (a layout, or a .tar).
+
+    ``fetch`` is called with the packages the cache lacks (the caller opens the archive
+    only then); without it a cache miss is an error.
+    """
+    check_variant(variant)
+    archs = archs or list(spec.archs)
+    missing_arch = [a for a in archs if a not in lock.packages]
+    if missing_arch:
+        raise LockError(f"the lock has no {', '.join(missing_arch)} section", hint="run 'distill lock SPEC'")
+    cache = Cache(options.cache_dir)
+    needed = [p for a in archs for p in lock.packages[a]]
+    if variant.startswith("debug"):
+        needed += [p for a in archs for p in lock.debug.get(a, [])]
+    absent = [
+        p
+        for p in {p.sha256: p for p in needed}.values()
+        if not cache.has_deb(p.sha256) and load_expanded(cache, p.sha256) is None
+    ]
+    if absent:
+        if fetch is None:
+            raise BuildError(f"{len(absent)} packages are not in the cache", hint="run 'distill fetch SPEC'")
+        fetch(absent)
+    expanded = _expand_all(cache, needed, options)
+    layers = LayerCache(cache.root)
+    store = BlobStore(cache.root)
+    counts = [0, 0]
+    task = options.reporter.task("assembling layers")
+    images = [
+        _arch_image(spec, lock, arch, variant, expanded, layers, store, options.source_date_epoch, counts)
+        for arch in archs
+    ]
+    options.reporter.done(task, f"layers: {counts[0]} written, {counts[1]} reused from the cache")
+    if len(images) == 1:
+        top = images[0].manifest
+    else:
+        index = store.put(canonical_json(index_document([i.manifest for i in images])), INDEX)
+        top = index
+    result = BuildResult(top, images, output, layers_written=counts[0], layers_reused=counts[1])
+    if output is not None:
+        if output.suffix == ".tar":
+            primary = next((i for i in images if i.arch == host_arch()), images[0])
+            entry = DockerEntry(
+                primary.config.digest, [b.digest for b in primary.layers], [tag] if tag else []
+            )
+            result.written = write_archive(output, store, top, tag, [entry])
+        else:
+            result.written = write_layout(output, store, top, tag)
+    return result
+
+
+def output_kind(output: Path) -> str:
+    return "archive" if output.suffix == ".tar" else "layout"
+
+
+__all__ = [
+    "VARIANTS",
+    "ArchImage",
+    "BuildResult",
+    "LayerPlan",
+    "build",
+    "check_variant",
+    "image_config",
+    "output_kind",
+]
