@@ -263,7 +263,8 @@ def build(
             )
             result.written = write_archive(output, store, top, tag, [entry])
         else:
-            result.written = write_layout(output, store, top, tag)
+            per_arch = [(i.arch, i.manifest) for i in images] if len(images) > 1 else None
+            result.written = write_layout(output, store, top, tag, per_arch)
     return result
 
 

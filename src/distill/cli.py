@@ -349,7 +349,14 @@ def cmd_build(args: argparse.Namespace) -> int:
 
             lock = make_lock(spec, open_(), resolve(spec, open_()))
         result = build(
-            spec, lock, options, variant=args.variant, archs=archs, output=output, tag=args.tag, fetch=fetch
+            spec,
+            lock,
+            options,
+            variant=args.variant,
+            archs=archs,
+            output=output,
+            tag=args.tag or f"{name}:{args.variant}",
+            fetch=fetch,
         )
     finally:
         if archive is not None:

@@ -64,17 +64,19 @@ def assemble(
     tree = Tree()
     plans: list[LayerPlan] = []
     epoch = 0
+    # Trimming is image-wide (the final spec's rules apply to every level); a rule that
+    # matches nothing below leaves the lower layers as they are, so they stay shared.
+    trimmer = Trimmer(levels[-1].spec.trim)
     for level in levels:
         spec = level.spec
         epoch = clamp if clamp is not None else max(epoch, _max_mtime(level.packages))
-        trimmer = Trimmer(spec.trim)
         for pkg, exp in level.packages:
             dropped = tree.add_package(pkg, exp, trimmer, clamp)
             system.status_d(tree, pkg, exp.control_text, exp.md5sums, dropped, epoch)
         system.accounts(tree, spec.accounts, epoch)
         system.os_release(tree, spec.distro, epoch)
         system.spec_paths(tree, spec.paths, epoch)
-        system.ca_bundle(tree, spec.certificates, epoch)
+        system.ca_bundle(tree, spec.certificates, epoch, trimmer.ca_sources)
         entries = ldcache.cache_entries(tree, arch)
         if entries:
             tree.makedirs("etc", epoch)

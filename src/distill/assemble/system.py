@@ -138,12 +138,18 @@ def os_release(tree: Tree, distro_name: str, mtime: int) -> None:
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
 
 
-def ca_bundle(tree: Tree, extra: list[str], mtime: int) -> None:
+def ca_bundle(tree: Tree, extra: list[str], mtime: int, drop_sources: bool) -> None:
     """/etc/ssl/certs/ca-certificates.crt as update-ca-certificates builds it:
-    every certificate under /usr/share/ca-certificates, then local ones, in order."""
-    shared = sorted(
-        p for p, n in tree.nodes.items() if p.startswith("usr/share/ca-certificates/") and p.endswith(".crt")
-    )
+    every certificate under /usr/share/ca-certificates, then local ones, in order.
+
+    Certificates seen at any level are remembered, so a bundle rebuilt higher up (for
+    a spec's extra certificates) still holds them after their files were trimmed."""
+    seen = tree.memory.setdefault("ca-certificates", {})
+    for p in sorted(tree.nodes):
+        if p.startswith("usr/share/ca-certificates/") and p.endswith(".crt"):
+            node = tree.get(tree.resolve(p))
+            if node is not None and node.kind == FILE:
+                seen[p] = node.read()
     for path in extra:
         data = _read_local(path, "certificates")
         if not _PEM.search(data):
@@ -151,19 +157,17 @@ def ca_bundle(tree: Tree, extra: list[str], mtime: int) -> None:
         name = Path(path).name
         name = name if name.endswith(".crt") else name + ".crt"
         write_entry(tree, f"usr/local/share/ca-certificates/{name}", file_node(data, 0o644, mtime), mtime)
-    local = sorted(
-        p for p in tree.nodes if p.startswith("usr/local/share/ca-certificates/") and p.endswith(".crt")
-    )
-    if not shared and not local:
+    local = sorted(p for p in tree.nodes if p.startswith("usr/local/share/ca-certificates/") and p.endswith(".crt"))
+    if not seen and not local:
         return
     bundle = bytearray()
-    for p in [*shared, *local]:
-        node = tree.get(tree.resolve(p))
-        if node is None or node.kind != FILE:
-            continue
-        data = node.read()
+    for data in [*(seen[p] for p in sorted(seen)), *(tree.nodes[p].read() for p in local)]:
         bundle += data if data.endswith(b"\n") else data + b"\n"
     write_entry(tree, BUNDLE, file_node(bytes(bundle), 0o644, mtime), mtime)
+    if drop_sources:
+        for p in sorted(seen):
+            if p in tree.nodes:
+                tree.remove(p)
 
 
 def _read_local(path: str, field: str) -> bytes:

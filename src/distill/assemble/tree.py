@@ -95,6 +95,7 @@ class Trimmer:
     def __init__(self, trim: Trim) -> None:
         self.docs = trim.docs
         self.translations = trim.translations
+        self.ca_sources = trim.ca_sources
         self.prefixes = tuple(
             prefix
             for on, prefix in (
@@ -124,6 +125,9 @@ class Tree:
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {"": dir_node()}
         self._changed: dict[str, Node | None] = {}
+        self._committed: set[str] = {""}  # paths present when the last layer was taken
+        # What generators remember across levels (e.g. certificates already bundled).
+        self.memory: dict[str, dict[str, bytes]] = {}
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -168,10 +172,14 @@ class Tree:
             self._changed[path] = node
 
     def remove(self, path: str) -> None:
+        """Remove an entry (and what is below it); a whiteout only where a lower layer has it."""
         if path in self.nodes:
             for p in [p for p in self.nodes if p == path or p.startswith(path + "/")]:
                 del self.nodes[p]
-                self._changed[p] = None
+                if p in self._committed:
+                    self._changed[p] = None
+                else:
+                    self._changed.pop(p, None)
 
     def makedirs(self, path: str, mtime: int, mode: int = 0o755) -> str:
         """Create missing directories along ``path`` (through symlinks); its canonical path."""
@@ -199,6 +207,7 @@ class Tree:
     def take_changes(self) -> dict[str, Node | None]:
         """Entries set or removed since the last call (None: removed)."""
         changed, self._changed = self._changed, {}
+        self._committed = set(self.nodes)
         return changed
 
     # -- packages --------------------------------------------------------------------------

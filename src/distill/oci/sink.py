@@ -46,13 +46,30 @@ def split_tag(tag: str) -> tuple[str, str]:
     return tag, t
 
 
-def top_index(top: Descriptor, tag: str | None) -> bytes:
-    annotations = None
-    if tag:
-        full, short = split_tag(tag)
-        annotations = {"io.containerd.image.name": full, "org.opencontainers.image.ref.name": short}
-    desc = Descriptor(top.media_type, top.digest, top.size, top.platform, annotations)
-    return canonical_json(index_document([desc]))
+def top_index(top: Descriptor, tag: str | None, per_arch: list[tuple[str, Descriptor]] | None = None) -> bytes:
+    """The layout's index.json: the image (or multi-arch index) under ``tag``, and for a
+    multi-arch image each platform's manifest under ``TAG-ARCH`` too, for tools that
+    cannot choose a platform themselves (``umoci unpack --image DIR:latest-arm64``)."""
+    if not tag:
+        return canonical_json(index_document([top]))
+    full, short = split_tag(tag)
+    entries = [(top, full, short)]
+    for arch, desc in per_arch or []:
+        entries.append((desc, f"{full}-{arch}", f"{short}-{arch}"))
+    return canonical_json(
+        index_document(
+            [
+                Descriptor(
+                    d.media_type,
+                    d.digest,
+                    d.size,
+                    d.platform,
+                    {"io.containerd.image.name": f, "org.opencontainers.image.ref.name": r},
+                )
+                for d, f, r in entries
+            ]
+        )
+    )
 
 
 def docker_manifest(entries: list[DockerEntry]) -> bytes:
@@ -104,9 +121,11 @@ def layout_is_current(out: Path, index: bytes, blobs: list[Descriptor]) -> bool:
         return False
 
 
-def write_layout(out: Path, store: BlobStore, top: Descriptor, tag: str | None) -> bool:
+def write_layout(
+    out: Path, store: BlobStore, top: Descriptor, tag: str | None, per_arch: list[tuple[str, Descriptor]] | None = None
+) -> bool:
     """Write (or replace) an OCI image layout; False if it already held exactly this image."""
-    index = top_index(top, tag)
+    index = top_index(top, tag, per_arch)
     blobs = reachable(store, top)
     if out.exists() and not out.is_dir():
         raise OutputError(

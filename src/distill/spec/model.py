@@ -159,6 +159,10 @@ class Trim(_Model):
     info: bool = Field(default=True, description="/usr/share/info")
     lintian: bool = Field(default=True, description="/usr/share/lintian")
     translations: bool = Field(default=True, description="message catalogs (*.mo under /usr/share/locale)")
+    ca_sources: bool = Field(
+        default=True,
+        description="the single certificates under /usr/share/ca-certificates, once they are in the bundle",
+    )
     paths: list[str] = Field(
         default_factory=list, description="More glob patterns of image paths to drop, e.g. /usr/share/X/**"
     )
