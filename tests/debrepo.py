@@ -24,6 +24,29 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
+@dataclass(frozen=True)
+class Entry:
+    """A data.tar member beyond plain files: a directory, link or device, with a mode."""
+
+    name: str
+    kind: str = "file"  # file | dir | symlink | hardlink | char | fifo
+    data: bytes = b""
+    link: str = ""
+    mode: int | None = None
+    uid: int = 0
+    gid: int = 0
+
+
+_TYPES = {
+    "file": tarfile.REGTYPE,
+    "dir": tarfile.DIRTYPE,
+    "symlink": tarfile.SYMTYPE,
+    "hardlink": tarfile.LNKTYPE,
+    "char": tarfile.CHRTYPE,
+    "fifo": tarfile.FIFOTYPE,
+}
+
+
 @dataclass
 class Pkg:
     name: str
@@ -37,6 +60,7 @@ class Pkg:
     multi_arch: str = ""
     priority: str = "optional"
     files: dict[str, bytes] = field(default_factory=dict)
+    entries: list[Entry] = field(default_factory=list)
 
     def control(self) -> str:
         lines = [
@@ -60,15 +84,18 @@ class Pkg:
         return "\n".join(lines) + "\n"
 
 
-def _tar(members: dict[str, bytes], compress: str) -> bytes:
+def _tar(members: dict[str, bytes], compress: str, entries: list[Entry] | None = None) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode=f"w:{compress}", format=tarfile.GNU_FORMAT) as tf:
-        for name, data in sorted(members.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
+        for e in [*(entries or []), *(Entry(n, data=d) for n, d in sorted(members.items()))]:
+            info = tarfile.TarInfo(e.name)
+            info.type = _TYPES[e.kind]
+            info.size = len(e.data) if e.kind == "file" else 0
+            info.mode = e.mode if e.mode is not None else (0o755 if e.kind == "dir" else 0o644)
+            info.uid, info.gid = e.uid, e.gid
+            info.linkname = e.link
             info.mtime = 1700000000
-            tf.addfile(info, io.BytesIO(data))
+            tf.addfile(info, io.BytesIO(e.data) if e.kind == "file" else None)
     return buf.getvalue()
 
 
@@ -84,10 +111,12 @@ def _ar(members: list[tuple[str, bytes]]) -> bytes:
 
 
 def make_deb(pkg: Pkg) -> bytes:
-    files = pkg.files or {f"./usr/share/doc/{pkg.name}/copyright": b"Public domain.\n"}
+    files = pkg.files or (
+        {} if pkg.entries else {f"./usr/share/doc/{pkg.name}/copyright": b"Public domain.\n"}
+    )
     md5 = "".join(f"{hashlib.md5(d).hexdigest()}  {n.lstrip('./')}\n" for n, d in sorted(files.items()))
     control = _tar({"./control": pkg.control().encode(), "./md5sums": md5.encode()}, "gz")
-    data = _tar(files, "xz")
+    data = _tar(files, "xz", pkg.entries)
     return _ar([("debian-binary", b"2.0\n"), ("control.tar.gz", control), ("data.tar.xz", data)])
 
 

@@ -157,7 +157,9 @@ def ca_bundle(tree: Tree, extra: list[str], mtime: int, drop_sources: bool) -> N
         name = Path(path).name
         name = name if name.endswith(".crt") else name + ".crt"
         write_entry(tree, f"usr/local/share/ca-certificates/{name}", file_node(data, 0o644, mtime), mtime)
-    local = sorted(p for p in tree.nodes if p.startswith("usr/local/share/ca-certificates/") and p.endswith(".crt"))
+    local = sorted(
+        p for p in tree.nodes if p.startswith("usr/local/share/ca-certificates/") and p.endswith(".crt")
+    )
     if not seen and not local:
         return
     bundle = bytearray()

@@ -46,7 +46,9 @@ def split_tag(tag: str) -> tuple[str, str]:
     return tag, t
 
 
-def top_index(top: Descriptor, tag: str | None, per_arch: list[tuple[str, Descriptor]] | None = None) -> bytes:
+def top_index(
+    top: Descriptor, tag: str | None, per_arch: list[tuple[str, Descriptor]] | None = None
+) -> bytes:
     """The layout's index.json: the image (or multi-arch index) under ``tag``, and for a
     multi-arch image each platform's manifest under ``TAG-ARCH`` too, for tools that
     cannot choose a platform themselves (``umoci unpack --image DIR:latest-arm64``)."""
@@ -122,7 +124,11 @@ def layout_is_current(out: Path, index: bytes, blobs: list[Descriptor]) -> bool:
 
 
 def write_layout(
-    out: Path, store: BlobStore, top: Descriptor, tag: str | None, per_arch: list[tuple[str, Descriptor]] | None = None
+    out: Path,
+    store: BlobStore,
+    top: Descriptor,
+    tag: str | None,
+    per_arch: list[tuple[str, Descriptor]] | None = None,
 ) -> bool:
     """Write (or replace) an OCI image layout; False if it already held exactly this image."""
     index = top_index(top, tag, per_arch)
