@@ -21,7 +21,7 @@ class LayoutError(ValueError):
 
 
 def _blob(root: Path, desc: dict[str, Any]) -> bytes:
-    digest = desc.get("digest", "")
+    digest = str(desc.get("digest", ""))
     if not digest.startswith("sha256:") or len(digest) != 71:
         raise LayoutError(f"bad digest {digest!r}")
     path = root / "blobs" / "sha256" / digest[7:]
