@@ -1,10 +1,27 @@
 #!/usr/bin/env bash
-# Set up and run the main job: resolve and lock the distroless python3 image from
-# the real Debian archive, explain one package, and fetch and verify its .debs.
+# Set up and run the main job: lock the distroless python3 image against the real
+# Debian archive, build it (reproducibly, no daemon, no root needed for the build),
+# load it into podman and run Python in it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-mkdir -p build
+mkdir -p build/containers
+arch="$(dpkg --print-architecture)"
 .venv/bin/distill lock python3 -o build/python3.lock.json
 .venv/bin/distill why python3 libssl3t64 --offline
-.venv/bin/distill fetch python3 --lock build/python3.lock.json --locked --arch "$(dpkg --print-architecture)"
+.venv/bin/distill build python3 --lock build/python3.lock.json --arch "$arch" -o build/python3.tar
+# podman with this repository's settings and its own storage under build/.
+export CONTAINERS_CONF="$PWD/scripts/containers.conf"
+export CONTAINERS_STORAGE_CONF="$PWD/build/containers/storage.conf"
+printf '[storage]\ndriver = "vfs"\nrunroot = "%s/build/containers/run"\ngraphroot = "%s/build/containers/storage"\n' \
+  "$PWD" "$PWD" > "$CONTAINERS_STORAGE_CONF"
+podman load -q -i build/python3.tar
+podman run --rm localhost/python3:latest -c '
+import ctypes.util, json, platform, sqlite3, ssl, zoneinfo
+print("Python", platform.python_version(), "on", platform.machine(), "-", ssl.OPENSSL_VERSION)
+print("libssl:", ctypes.util.find_library("ssl"), "| sqlite", sqlite3.sqlite_version,
+      "| Tokyo:", zoneinfo.ZoneInfo("Asia/Tokyo"))'
+if podman run --rm --entrypoint /bin/sh localhost/python3:latest -c true 2>/dev/null; then
+  echo "unexpected: the image has a shell" >&2; exit 1
+fi
+echo "no shell in the image, as intended"

@@ -10,12 +10,26 @@ command -v gpg >/dev/null || need+=(gpg)
 command -v dpkg >/dev/null || need+=(dpkg)
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || [ -e /usr/share/keyrings/debian-archive-keyring.pgp ] || need+=(debian-archive-keyring)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# Running and inspecting the images: podman (daemonless), its runtime, skopeo and
+# umoci (strict OCI readers), qemu for other architectures, openssl for test certificates.
+for tool in podman:podman runc:runc skopeo:skopeo umoci:umoci qemu-aarch64-static:qemu-user-static \
+            update-binfmts:binfmt-support openssl:openssl; do
+  command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
+done
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: installing ${need[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Let the kernel run arm64 binaries through qemu (podman run --arch arm64).
+if [ "$(uname -m)" != aarch64 ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  [ -e /proc/sys/fs/binfmt_misc/register ] || $sudo mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true
+  $sudo update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || echo "setup: could not enable qemu-aarch64 binfmt" >&2
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -9,4 +9,5 @@ bash scripts/setup.sh
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
 # pytest exits 5 when it collects no test: that must fail, and it does (set -e).
-.venv/bin/pytest -n 2 "$@"
+# Whole files per worker: the image tests share one podman storage and one set of builds.
+.venv/bin/pytest -n 2 --dist loadfile "$@"

@@ -108,6 +108,17 @@ def assemble(
             raise BuildError("busybox-static ships no bin/busybox")
         epoch = clamp if clamp is not None else max(epoch, _max_mtime([("busybox-static", debug)]))
         applets = system.busybox(tree, binary, epoch)
+        for m in debug.members:  # its license, where scanners look for it
+            if (
+                m[1] == FILE
+                and m[0].startswith("usr/share/doc/busybox-static/")
+                and m[0].endswith("/copyright")
+            ):
+                copyright_ = Node(
+                    FILE, 0o644, 0, 0, epoch, m[6], src=(str(debug.tar), m[8]), owner="busybox-static"
+                )
+                tree.makedirs("usr/share/doc/busybox-static", epoch)
+                system.write_entry(tree, m[0], copyright_, epoch)
         md5 = b"".join(
             line.replace(b"usr/bin/busybox", b"busybox/busybox").replace(
                 b"  bin/busybox", b"  busybox/busybox"

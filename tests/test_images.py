@@ -1,0 +1,307 @@
+"""Integration: the built-in family built from the real Debian archive and run in podman.
+
+Every flavor and variant for Debian 13 (and every flavor for Debian 12) is built,
+checked by skopeo and umoci (strict OCI readers) and run: python3's standard library
+and ``ctypes.util.find_library``, TLS against the CA bundle (and an extra CA from a
+spec), no shell in production variants, busybox in debug ones, uid 65532 in nonroot,
+an arm64 image under qemu, and the same digest from two cold caches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.network, pytest.mark.podman]
+
+REPO = Path(__file__).resolve().parent.parent
+FLAVORS = ["static", "base-nossl", "base", "cc", "python3"]
+VARIANTS = ["latest", "nonroot", "debug", "debug-nonroot"]
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    for tool in ("podman", "skopeo", "umoci", "runc"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: run scripts/setup.sh (it installs podman, runc, skopeo, umoci)")
+    root = tmp_path_factory.mktemp("containers")
+    storage = root / "storage.conf"
+    storage.write_text(f'[storage]\ndriver = "vfs"\nrunroot = "{root}/run"\ngraphroot = "{root}/graph"\n')
+    env = {
+        **os.environ,
+        "CONTAINERS_CONF": str(REPO / "scripts" / "containers.conf"),
+        "CONTAINERS_STORAGE_CONF": str(storage),
+    }
+    if not env.get("DISTILL_TEST_CACHE"):  # a shared distill cache (kept between runs), else a fresh one
+        env["DISTILL_TEST_CACHE"] = str(tmp_path_factory.mktemp("distill-cache"))
+    return env
+
+
+def sh(
+    *cmd: str, env: dict[str, str], check: bool = True, timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def distill(*args: str, env: dict[str, str], cwd: Path) -> str:
+    cache = ["--cache-dir", env["DISTILL_TEST_CACHE"]] if "DISTILL_TEST_CACHE" in env else []
+    proc = subprocess.run(
+        [sys.executable, "-m", "distill", *args, *cache, "-q"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("images")
+
+
+@pytest.fixture(scope="session")
+def family(env: dict[str, str], out: Path) -> dict[tuple[str, str, str], dict[str, object]]:
+    """(distro, flavor, variant) -> {tag, layout, stdout}: Debian 13 amd64 in every variant,
+    Debian 12 amd64 latest; each built as a layout and loaded from an archive."""
+    built: dict[tuple[str, str, str], dict[str, object]] = {}
+    plan = [("debian13", f, v) for f in FLAVORS for v in VARIANTS] + [
+        ("debian12", f, "latest") for f in FLAVORS
+    ]
+    for distro, flavor, variant in plan:
+        tag = f"{distro}-{flavor}:{variant}"
+        layout = out / f"{distro}-{flavor}-{variant}"
+        args = [flavor, "--distro", distro, "--arch", "amd64", "--variant", variant]
+        stdout = distill("build", *args, "-o", str(layout), "--tag", tag, env=env, cwd=out)
+        archive = out / f"{distro}-{flavor}-{variant}.tar"
+        distill("build", *args, "-o", str(archive), "--tag", tag, env=env, cwd=out)
+        sh("podman", "load", "-q", "-i", str(archive), env=env)
+        built[(distro, flavor, variant)] = {"tag": f"localhost/{tag}", "layout": layout, "stdout": stdout}
+    return built
+
+
+def run(env: dict[str, str], image: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return sh("podman", "run", "--rm", "--network", "host", image, *args, env=env, check=check)
+
+
+def test_python3_standard_library_and_find_library(family: dict, env: dict[str, str]) -> None:  # type: ignore[type-arg]
+    code = (
+        "import ssl, sqlite3, json, ctypes, ctypes.util, zoneinfo, decimal, lzma, bz2, zlib, hashlib, uuid, "
+        "datetime, locale, sys\n"
+        "lib = ctypes.util.find_library('ssl'); assert lib, 'find_library(ssl) found nothing'\n"
+        "ctypes.CDLL(lib)\n"
+        "assert sqlite3.connect(':memory:').execute('select 1').fetchone() == (1,)\n"
+        "assert str(zoneinfo.ZoneInfo('America/New_York')) == 'America/New_York'\n"
+        "assert hashlib.sha256(b'').hexdigest().startswith('e3b0')\n"
+        "print(lib, sys.version_info[:2], ssl.OPENSSL_VERSION, sys.getfilesystemencoding())\n"
+    )
+    for distro, version in (("debian13", "(3, 13)"), ("debian12", "(3, 11)")):
+        proc = run(env, family[(distro, "python3", "latest")]["tag"], "-c", code)
+        assert proc.stdout.startswith("libssl.so.3 " + version), proc.stdout
+        assert proc.stdout.strip().endswith("utf-8")
+
+
+@pytest.fixture(scope="session")
+def tls_server(out: Path, env: dict[str, str]) -> Iterator[tuple[int, Path]]:
+    """A TLS server on 127.0.0.1 with a certificate from a throwaway CA."""
+    d = out / "tls"
+    d.mkdir()
+
+    def ossl(*args: str) -> None:
+        sh("openssl", *args, env=env)
+
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"),
+         "-days", "2", "-subj", "/CN=distill test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "srv.key"), "-out", str(d / "srv.csr"),
+         "-subj", "/CN=localhost")  # fmt: skip
+    (d / "ext").write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+        "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+        "authorityKeyIdentifier=keyid,issuer\nsubjectKeyIdentifier=hash\n"
+    )
+    ossl("x509", "-req", "-in", str(d / "srv.csr"), "-CA", str(d / "ca.pem"), "-CAkey", str(d / "ca.key"),
+         "-CAcreateserial", "-out", str(d / "srv.pem"), "-days", "2", "-extfile", str(d / "ext"))  # fmt: skip
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(d / "srv.pem", d / "srv.key")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.sendall(b"hello over tls\n")
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield listener.getsockname()[1], d / "ca.pem"
+    stop.set()
+    listener.close()
+
+
+def test_tls_client_uses_the_bundle_and_extra_certificates(
+    family: dict,
+    env: dict[str, str],
+    out: Path,
+    tls_server: tuple[int, Path],  # type: ignore[type-arg]
+) -> None:
+    port, ca = tls_server
+    client = (
+        "import socket, ssl\n"
+        "ctx = ssl.create_default_context()\n"
+        "print('cas', ctx.cert_store_stats()['x509_ca'])\n"
+        f"s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', {port})), server_hostname='localhost')\n"
+        "print(s.recv(100).decode().strip())\n"
+    )
+    # The stock image trusts Debian's CAs (over a hundred) but not our test CA.
+    proc = run(env, family[("debian13", "python3", "latest")]["tag"], "-c", client, check=False)
+    assert proc.returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in proc.stderr
+    assert int(proc.stdout.split()[1]) > 100
+    # A spec that adds the CA builds an image whose bundle (SSL_CERT_FILE) trusts the server.
+    work = out / "tls-spec"
+    work.mkdir()
+    shutil.copy(ca, work / "ca.pem")
+    (work / "app.yaml").write_text("extends: python3\nname: tlsapp\narchs: [amd64]\ncertificates: [ca.pem]\n")
+    distill("build", "app.yaml", "-o", str(work / "app.tar"), "--tag", "tlsapp:latest", env=env, cwd=work)
+    sh("podman", "load", "-q", "-i", str(work / "app.tar"), env=env)
+    proc = run(env, "localhost/tlsapp:latest", "-c", client)
+    assert "hello over tls" in proc.stdout
+
+
+def test_no_shell_in_production_and_busybox_in_debug(family: dict, env: dict[str, str]) -> None:  # type: ignore[type-arg]
+    for (distro, flavor, variant), info in family.items():
+        tag = str(info["tag"])
+        if variant.startswith("debug"):
+            proc = run(env, tag, "-c", "id -u; ls /busybox | wc -l")
+            uid, applets = proc.stdout.split()
+            assert uid == ("65532" if variant.endswith("nonroot") else "0")
+            assert int(applets) > 200
+        else:
+            for shell in ("/bin/sh", "sh", "/busybox/sh", "/bin/bash"):
+                proc = sh(
+                    "podman", "run", "--rm", "--entrypoint", shell, tag, "-c", "true", env=env, check=False
+                )
+                assert proc.returncode != 0, f"{distro} {flavor}:{variant} has {shell}"
+    # podman exec into a running production container finds no shell; into debug it does.
+    py = str(family[("debian13", "python3", "latest")]["tag"])
+    cid = sh("podman", "run", "-d", py, "-c", "import time; time.sleep(120)", env=env).stdout.strip()
+    try:
+        assert sh("podman", "exec", cid, "sh", "-c", "true", env=env, check=False).returncode != 0
+    finally:
+        sh("podman", "rm", "-f", "-t", "0", cid, env=env)
+    dbg = str(family[("debian13", "python3", "debug")]["tag"])
+    cid = sh("podman", "run", "-d", dbg, "-c", "sleep 120", env=env).stdout.strip()
+    try:
+        assert sh("podman", "exec", cid, "sh", "-c", "echo inside", env=env).stdout.strip() == "inside"
+    finally:
+        sh("podman", "rm", "-f", "-t", "0", cid, env=env)
+
+
+def test_nonroot_runs_as_65532(family: dict, env: dict[str, str]) -> None:  # type: ignore[type-arg]
+    code = "import os; open('/tmp/x', 'w').write('1'); print(os.getuid(), os.getgid(), os.getcwd())"
+    proc = run(env, family[("debian13", "python3", "nonroot")]["tag"], "-c", code)
+    assert proc.stdout.split() == ["65532", "65532", "/home/nonroot"]
+    proc = run(env, family[("debian13", "python3", "latest")]["tag"], "-c", code)
+    assert proc.stdout.split() == ["0", "0", "/"]
+    for flavor in FLAVORS:
+        inspect = json.loads(
+            sh(
+                "podman", "image", "inspect", str(family[("debian13", flavor, "nonroot")]["tag"]), env=env
+            ).stdout
+        )
+        assert inspect[0]["Config"]["User"] == "65532"
+
+
+def test_skopeo_and_umoci_accept_every_output(family: dict, env: dict[str, str], out: Path) -> None:  # type: ignore[type-arg]
+    for (distro, flavor, variant), info in family.items():
+        layout = info["layout"]
+        doc = json.loads(sh("skopeo", "inspect", f"oci:{layout}:{variant}", env=env).stdout)
+        assert doc["Architecture"] == "amd64" and doc["Os"] == "linux"
+        bundle = out / "umoci" / f"{distro}-{flavor}-{variant}"
+        sh("umoci", "unpack", "--rootless", "--image", f"{layout}:{variant}", str(bundle), env=env)
+        root = bundle / "rootfs"
+        assert (root / "etc" / "debian_version").is_file() and (root / "usr" / "lib" / "os-release").is_file()
+        assert os.readlink(root / "etc" / "os-release") == "../usr/lib/os-release"
+        status = {p.name for p in (root / "var" / "lib" / "dpkg" / "status.d").iterdir()}
+        assert "base-files" in status and "base-files.md5sums" in status
+        assert not (root / "var" / "lib" / "dpkg" / "status").exists()
+        for pkg in (p for p in status if "." not in p):
+            assert (root / "usr" / "share" / "doc" / pkg).exists(), f"{pkg} has no copyright directory"
+        assert (root / "tmp").stat().st_mode & 0o7777 == 0o1777
+        if distro == "debian13":
+            assert os.readlink(root / "bin") == "usr/bin"  # merged /usr
+        if flavor != "static":
+            assert (root / "etc" / "ld.so.cache").stat().st_size > 100
+        shutil.rmtree(bundle)
+        # The archive form is read by skopeo as a docker archive too.
+        archive = out / f"{distro}-{flavor}-{variant}.tar"
+        doc = json.loads(sh("skopeo", "inspect", f"docker-archive:{archive}", env=env).stdout)
+        assert doc["Architecture"] == "amd64"
+
+
+def test_sizes_beat_distroless(family: dict) -> None:  # type: ignore[type-arg]
+    def sizes(stdout: str) -> tuple[float, float]:
+        line = next(line for line in stdout.splitlines() if line.startswith("amd64:"))
+        compressed = float(line.split(" MiB compressed")[0].rsplit(" ", 1)[1])
+        uncompressed = float(line.split(" MiB uncompressed")[0].rsplit(" ", 1)[1])
+        return compressed, uncompressed
+
+    static = sizes(str(family[("debian13", "static", "latest")]["stdout"]))
+    python3 = sizes(str(family[("debian13", "python3", "latest")]["stdout"]))
+    assert static[0] <= 2.0, static  # distroless static: about 2 MiB compressed
+    assert python3[1] <= 40.0, python3  # distroless python3: about 60 MiB from its package list
+
+
+def test_multi_arch_index_and_arm64_under_qemu(env: dict[str, str], out: Path) -> None:
+    layout = out / "python3-multi"
+    stdout = distill("build", "python3", "-o", str(layout), env=env, cwd=out)
+    assert "amd64:" in stdout and "arm64:" in stdout
+    raw = json.loads(sh("skopeo", "inspect", "--raw", f"oci:{layout}:latest", env=env).stdout)
+    assert {m["platform"]["architecture"] for m in raw["manifests"]} == {"amd64", "arm64"}
+    sh("skopeo", "copy", "-q", "--override-arch", "arm64", f"oci:{layout}:latest",
+       "containers-storage:localhost/python3-multi:arm64", env=env)  # fmt: skip
+    proc = sh("podman", "run", "--rm", "--arch", "arm64", "localhost/python3-multi:arm64", "-c",
+              "import platform, ctypes.util; print(platform.machine(), ctypes.util.find_library('ssl'))", env=env)  # fmt: skip
+    assert proc.stdout.split() == ["aarch64", "libssl.so.3"]
+    bundle = out / "umoci" / "multi-arm64"
+    sh("umoci", "unpack", "--rootless", "--image", f"{layout}:latest-arm64", str(bundle), env=env)
+    assert (bundle / "rootfs" / "usr" / "lib" / "aarch64-linux-gnu").is_dir()
+
+
+def test_same_digest_from_two_cold_caches(env: dict[str, str], out: Path) -> None:
+    work = out / "repro"
+    work.mkdir()
+    distill("lock", "python3", "-o", str(work / "python3.lock.json"), env=env, cwd=work)
+    digests = []
+    for n in (1, 2):
+        cold = {**env, "XDG_CACHE_HOME": str(work / f"cache{n}")}
+        cold.pop("DISTILL_TEST_CACHE", None)
+        stdout = distill("build", "python3", "--lock", str(work / "python3.lock.json"), "--arch", "amd64",
+                         "-o", str(work / f"img{n}"), env=cold, cwd=work)  # fmt: skip
+        digests.append(stdout.strip().splitlines()[-1])
+    assert digests[0] == digests[1] and digests[0].startswith("sha256:")
