@@ -204,12 +204,18 @@ def test_new_inrelease_is_picked_up(make_repo: MakeRepo, key: Key, tmp_path: Pat
     assert u.candidates("a")[0].version == "2.0"
 
 
-def test_falls_back_to_gz_when_xz_is_missing(make_repo: MakeRepo, key: Key, tmp_path: Path) -> None:
+def test_prefers_gz_and_falls_back_to_xz(make_repo: MakeRepo, key: Key, tmp_path: Path) -> None:
     server, root = make_repo()
-    for p in (root / "dists/stable/main/binary-amd64").rglob("*"):
-        if p.is_file() and (p.name.endswith(".xz") or p.read_bytes()[:6] == b"\xfd7zXZ\x00"):
-            p.unlink()
-    u = archive(server.url, key.keyring, tmp_path / "c").universe("amd64")
+    u = archive(server.url, key.keyring, tmp_path / "c1").universe("amd64")
     assert u.candidates("app")
     served = [root / path.lstrip("/") for path in server.faults.hits]
     assert any(f.is_file() and f.read_bytes()[:2] == b"\x1f\x8b" for f in served)  # a gzip index
+    assert not any(f.is_file() and f.read_bytes()[:6] == b"\xfd7zXZ\x00" for f in served)
+    for p in (root / "dists/stable/main/binary-amd64").rglob("*"):
+        if p.is_file() and (p.name.endswith(".gz") or p.read_bytes()[:2] == b"\x1f\x8b"):
+            p.unlink()
+    server.faults.hits.clear()
+    u = archive(server.url, key.keyring, tmp_path / "c2").universe("amd64")
+    assert u.candidates("app")
+    served = [root / path.lstrip("/") for path in server.faults.hits]
+    assert any(f.is_file() and f.read_bytes()[:6] == b"\xfd7zXZ\x00" for f in served)  # an xz index

@@ -8,7 +8,6 @@ against the SHA256 and size in that Packages file (see :mod:`distill.fetch`).
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import lzma
@@ -18,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from isal import igzip, isal_zlib
 
 from distill.archive.cache import Cache, atomic_write
 from distill.archive.index import PackageIndex, Universe, build_table, load_table
@@ -34,9 +35,11 @@ from distill.errors import (
 )
 from distill.progress import Reporter
 
+# gzip first: ISA-L decodes trixie's 56 MB main index in 0.16 s, xz takes 0.58 s, and
+# the .gz is only 3.6 MB larger (0.02 s at 40 MB/s); xz when a mirror lacks .gz.
 _DECOMPRESSORS: tuple[tuple[str, Callable[[bytes], bytes] | None], ...] = (
+    ("gz", igzip.decompress),
     ("xz", lzma.decompress),
-    ("gz", gzip.decompress),
     ("", None),
 )
 
@@ -154,7 +157,7 @@ class Archive:
         if decompress is not None:
             try:
                 data = decompress(data)
-            except (lzma.LZMAError, OSError, EOFError, zlib.error) as exc:
+            except (lzma.LZMAError, OSError, EOFError, zlib.error, isal_zlib.error) as exc:  # type: ignore[misc]
                 raise IntegrityError(f"{src.suite}/{entry.path} does not decompress: {exc}") from None
         if plain is not None and (
             len(data) != plain.size or hashlib.sha256(data).hexdigest() != plain.sha256

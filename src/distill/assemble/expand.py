@@ -22,10 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.dynamic import DynamicSection
-from elftools.elf.elffile import ELFFile
-
 from distill.archive.cache import Cache, atomic_write
 from distill.debian.deb import DebFormatError, open_deb
 from distill.debian.deb822 import parse_paragraph_bytes
@@ -149,6 +145,10 @@ def _index(tar_path: Path) -> tuple[list[Member], dict[str, str]]:
 def elf_soname(raw: BinaryIO, offset: int, size: int) -> str | None:
     """DT_SONAME of the ELF shared object at ``offset`` in ``raw`` ("" if it has none),
     or None if it is not an ELF shared object."""
+    from elftools.common.exceptions import ELFError  # only needed when packages are unpacked
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+
     raw.seek(offset)
     if raw.read(4) != b"\x7fELF":
         return None

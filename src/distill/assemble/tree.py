@@ -19,6 +19,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import re
 from dataclasses import dataclass, replace
 
 from distill.assemble.expand import DIR, FILE, HARDLINK, SYMLINK, Expanded
@@ -107,7 +108,8 @@ class Trimmer:
             )
             if on
         )
-        self.globs = [p if p.startswith("/") else "/" + p for p in trim.paths]
+        globs = [p if p.startswith("/") else "/" + p for p in trim.paths]
+        self.globs = re.compile("|".join(fnmatch.translate(g) for g in globs)) if globs else None
 
     def drops(self, path: str) -> bool:
         if self.docs and path.startswith("usr/share/doc/"):
@@ -118,7 +120,7 @@ class Trimmer:
             return True
         if self.translations and path.startswith("usr/share/locale/") and path.endswith(".mo"):
             return True
-        return any(fnmatch.fnmatchcase("/" + path, g) for g in self.globs)
+        return self.globs is not None and self.globs.match("/" + path) is not None
 
 
 class Tree:
@@ -173,8 +175,10 @@ class Tree:
 
     def remove(self, path: str) -> None:
         """Remove an entry (and what is below it); a whiteout only where a lower layer has it."""
-        if path in self.nodes:
-            for p in [p for p in self.nodes if p == path or p.startswith(path + "/")]:
+        node = self.nodes.get(path)
+        if node is not None:
+            below = [p for p in self.nodes if p.startswith(path + "/")] if node.kind == DIR else []
+            for p in [path, *below]:
                 del self.nodes[p]
                 if p in self._committed:
                     self._changed[p] = None
