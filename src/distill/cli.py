@@ -131,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--variant", default="latest", help="latest (default), nonroot, debug or debug-nonroot")
     p.add_argument(
-        "--tag", metavar="NAME:TAG", help="name the image (ref.name in the layout, RepoTags in a .tar)"
+        "--tag",
+        metavar="NAME:TAG",
+        help="name the image: ref.name in a layout, RepoTags in a .tar (default: NAME:VARIANT)",
     )
     p.add_argument("--lock", type=Path, help="lockfile path (default: beside the spec)")
     p.add_argument("--locked", action="store_true", help="require a lockfile that matches the spec")
