@@ -14,7 +14,7 @@ from pathlib import Path
 
 from distill.archive.cache import Cache
 from distill.assemble.expand import Expanded, expand, load_expanded
-from distill.assemble.rootfs import LayerPlan, LevelInput, assemble
+from distill.assemble.rootfs import LevelInput, assemble
 from distill.assemble.system import BUNDLE, NONROOT_UID
 from distill.distros import get_distro
 from distill.errors import BuildError, LockError, SpecError
@@ -108,7 +108,13 @@ def image_config(spec: Spec, variant: str, has_bundle: bool) -> ImageConfig:
     return config
 
 
-def _expand_all(cache: Cache, packages: list[LockedPackage], options: Options) -> dict[str, Expanded]:
+def _expand_all(
+    cache: Cache,
+    packages: list[LockedPackage],
+    options: Options,
+    fetch: Callable[[list[LockedPackage]], None] | None,
+) -> dict[str, Expanded]:
+    """Every package expanded: from the cache, else from its .deb (fetched if missing)."""
     out: dict[str, Expanded] = {}
     todo: list[LockedPackage] = []
     for p in {p.sha256: p for p in packages}.values():
@@ -117,6 +123,11 @@ def _expand_all(cache: Cache, packages: list[LockedPackage], options: Options) -
             todo.append(p)
         else:
             out[p.sha256] = found
+    absent = [p for p in todo if not cache.has_deb(p.sha256)]
+    if absent:
+        if fetch is None:
+            raise BuildError(f"{len(absent)} packages are not in the cache", hint="run 'distill fetch SPEC'")
+        fetch(absent)
     if todo:
         reporter = options.reporter
         task = reporter.task(f"unpacking {len(todo)} packages", sum(p.installed_size * 1024 for p in todo))
@@ -231,16 +242,7 @@ def build(
     needed = [p for a in archs for p in lock.packages[a]]
     if variant.startswith("debug"):
         needed += [p for a in archs for p in lock.debug.get(a, [])]
-    absent = [
-        p
-        for p in {p.sha256: p for p in needed}.values()
-        if not cache.has_deb(p.sha256) and load_expanded(cache, p.sha256) is None
-    ]
-    if absent:
-        if fetch is None:
-            raise BuildError(f"{len(absent)} packages are not in the cache", hint="run 'distill fetch SPEC'")
-        fetch(absent)
-    expanded = _expand_all(cache, needed, options)
+    expanded = _expand_all(cache, needed, options, fetch)
     layers = LayerCache(cache.root)
     store = BlobStore(cache.root)
     counts = [0, 0]
@@ -269,17 +271,11 @@ def build(
     return result
 
 
-def output_kind(output: Path) -> str:
-    return "archive" if output.suffix == ".tar" else "layout"
-
-
 __all__ = [
     "VARIANTS",
     "ArchImage",
     "BuildResult",
-    "LayerPlan",
     "build",
     "check_variant",
     "image_config",
-    "output_kind",
 ]

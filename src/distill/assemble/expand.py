@@ -24,7 +24,6 @@ from typing import BinaryIO
 
 from distill.archive.cache import Cache, atomic_write
 from distill.debian.deb import DebFormatError, open_deb
-from distill.debian.deb822 import parse_paragraph_bytes
 from distill.errors import BuildError
 
 EXPAND_VERSION = 1
@@ -58,10 +57,6 @@ class Expanded:
     md5sums: bytes
     members: list[Member]
     sonames: dict[str, str]  # path -> DT_SONAME of ELF shared objects
-
-    @property
-    def fields(self) -> dict[str, str]:
-        return parse_paragraph_bytes(self.control_text)
 
 
 def _paths(cache: Cache, sha256: str) -> tuple[Path, Path]:

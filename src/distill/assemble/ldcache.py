@@ -37,7 +37,7 @@ ARCH_FLAGS = {
     "ppc64el": 0x0500,  # FLAG_POWERPC_LIB64
     "s390x": 0x0400,  # FLAG_S390_LIB64
     "riscv64": 0x1000,  # FLAG_RISCV_FLOAT_ABI_DOUBLE (lp64d)
-    "armel": 0x0000,
+    "armel": 0x0B00,  # FLAG_ARM_LIBSF
 }
 
 
