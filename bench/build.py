@@ -26,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from results_io import publish
+
 ROOT = Path(__file__).resolve().parents[1]
 DISTILL = [sys.executable, "-m", "distill"]
 ARCH = "amd64"
@@ -141,10 +143,7 @@ def main() -> None:
         results["noop_rebuild_python3"] = {"archive": stats(noop), "layout": stats(noop_layout)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "build.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    publish("build", results)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Results are printed and written to bench/results/archive.json.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics
@@ -31,6 +30,7 @@ from distill.distros import DISTROS  # noqa: E402
 from distill.options import Options  # noqa: E402
 from distill.pipeline import make_lock, open_archive, resolve  # noqa: E402
 from distill.spec.load import load_spec  # noqa: E402
+from results_io import publish  # noqa: E402
 
 
 def best_of(n: int, fn: object) -> tuple[float, float]:
@@ -133,10 +133,7 @@ def main() -> None:
     }
     shutil.rmtree(warm, ignore_errors=True)
 
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "archive.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    publish("archive", results)
 
 
 if __name__ == "__main__":
