@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from distill.assemble import ldcache, system
-from distill.assemble.expand import FILE, Expanded
+from distill.assemble.expand import FILE, Expanded, Member
 from distill.assemble.tree import Node, Tree, Trimmer, file_node
 from distill.errors import BuildError
 from distill.spec.model import Spec
@@ -79,7 +79,6 @@ def assemble(
         system.ca_bundle(tree, spec.certificates, epoch, trimmer.ca_sources)
         entries = ldcache.cache_entries(tree, arch)
         if entries:
-            tree.makedirs("etc", epoch)
             system.write_entry(
                 tree, "etc/ld.so.cache", file_node(ldcache.write_cache(entries), 0o644, epoch), epoch
             )
@@ -87,49 +86,33 @@ def assemble(
         comment = f"{len(names)} packages: {' '.join(names)}" if names else "no packages"
         plans.append(_plan(tree, level.name, names, epoch, comment))
     if debug is not None:
-        binary = next(
-            (
-                Node(
-                    FILE,
-                    0o755,
-                    0,
-                    0,
-                    min(m[5], clamp) if clamp is not None else m[5],
-                    m[6],
-                    src=(str(debug.tar), m[8]),
-                    owner="busybox-static",
-                )
-                for m in debug.members
-                if m[1] == FILE and m[0].endswith("bin/busybox")
-            ),
-            None,
-        )
-        if binary is None:
-            raise BuildError("busybox-static ships no bin/busybox")
         epoch = clamp if clamp is not None else max(epoch, _max_mtime([("busybox-static", debug)]))
-        applets = system.busybox(tree, binary, epoch)
-        for m in debug.members:  # its license, where scanners look for it
-            if (
-                m[1] == FILE
-                and m[0].startswith("usr/share/doc/busybox-static/")
-                and m[0].endswith("/copyright")
-            ):
-                copyright_ = Node(
-                    FILE, 0o644, 0, 0, epoch, m[6], src=(str(debug.tar), m[8]), owner="busybox-static"
-                )
-                tree.makedirs("usr/share/doc/busybox-static", epoch)
-                system.write_entry(tree, m[0], copyright_, epoch)
-        md5 = b"".join(
-            line.replace(b"usr/bin/busybox", b"busybox/busybox").replace(
-                b"  bin/busybox", b"  busybox/busybox"
-            )
-            for line in debug.md5sums.splitlines(keepends=True)
-            if line.rstrip().endswith(b"bin/busybox")
-        )
-        system.status_d(tree, "busybox-static", debug.control_text, md5, set(), epoch)
-        plans.append(
-            _plan(
-                tree, "debug", ["busybox-static"], epoch, f"busybox with {len(applets)} applets at /busybox"
-            )
-        )
+        applets = _debug_layer(tree, debug, epoch, clamp)
+        comment = f"busybox with {len(applets)} applets at /busybox"
+        plans.append(_plan(tree, "debug", ["busybox-static"], epoch, comment))
     return plans, tree
+
+
+def _debug_layer(tree: Tree, debug: Expanded, epoch: int, clamp: int | None) -> list[str]:
+    """busybox-static's binary at /busybox with its applet links, its copyright and status.d."""
+
+    def node(m: Member, mode: int, mtime: int) -> Node:
+        return Node(FILE, mode, 0, 0, mtime, m[6], src=(str(debug.tar), m[8]), owner="busybox-static")
+
+    binary = next((m for m in debug.members if m[1] == FILE and m[0].endswith("bin/busybox")), None)
+    if binary is None:
+        raise BuildError("busybox-static ships no bin/busybox")
+    applets = system.busybox(
+        tree, node(binary, 0o755, min(binary[5], clamp) if clamp is not None else binary[5]), epoch
+    )
+    for m in debug.members:  # its license, where scanners look for it
+        if m[1] == FILE and m[0].startswith("usr/share/doc/busybox-static/") and m[0].endswith("/copyright"):
+            system.write_entry(tree, m[0], node(m, 0o644, epoch), epoch)
+    # Its md5sums line, for the path the binary has in this image.
+    md5 = b"".join(
+        line.split()[0] + b"  busybox/busybox\n"
+        for line in debug.md5sums.splitlines()
+        if line.rstrip().endswith(b"bin/busybox")
+    )
+    system.status_d(tree, "busybox-static", debug.control_text, md5, set(), epoch)
+    return applets

@@ -51,29 +51,19 @@ _GROUPS: list[tuple[str, int, list[str]]] = [
 
 
 def write_entry(tree: Tree, path: str, node: Node, mtime: int) -> None:
-    parent = path.rpartition("/")[0]
-    where = path
-    if parent:
-        where = f"{tree.makedirs(parent, mtime)}/{path.rpartition('/')[2]}"
+    """Set ``path`` (parents created, through symlinks) unless it already holds the same thing."""
+    parent, _, base = path.rpartition("/")
+    where = f"{tree.makedirs(parent, mtime)}/{base}" if parent else base
     existing = tree.get(where)
-    same_meta = existing is not None and (existing.mode, existing.uid, existing.gid) == (
-        node.mode,
-        node.uid,
-        node.gid,
-    )
-    if (
-        same_meta
-        and existing is not None
-        and existing.kind == node.kind == FILE
-        and existing.read() == node.read()
-    ):
-        return  # same content from a lower level or a package: not a change
-    if existing is not None and existing.kind == DIR and node.kind != DIR:
-        raise BuildError(f"cannot write /{path}: a directory is there")
-    if existing is not None and existing.kind == DIR and node.kind == DIR:
-        node = Node(DIR, node.mode, node.uid, node.gid, existing.mtime if node.mtime == 0 else node.mtime)
-        if (existing.mode, existing.uid, existing.gid) == (node.mode, node.uid, node.gid):
-            return
+    if existing is not None:
+        same_meta = (existing.mode, existing.uid, existing.gid) == (node.mode, node.uid, node.gid)
+        if existing.kind == DIR:
+            if node.kind != DIR:
+                raise BuildError(f"cannot write /{path}: a directory is there")
+            if same_meta:
+                return
+        elif same_meta and existing.kind == node.kind == FILE and existing.read() == node.read():
+            return  # same content from a lower level or a package: not a change
     tree.put(where, node)
 
 
@@ -145,7 +135,7 @@ def ca_bundle(tree: Tree, extra: list[str], mtime: int, drop_sources: bool) -> N
     Certificates seen at any level are remembered, so a bundle rebuilt higher up (for
     a spec's extra certificates) still holds them after their files were trimmed."""
     seen = tree.memory.setdefault("ca-certificates", {})
-    for p in sorted(tree.nodes):
+    for p in list(tree.nodes):
         if p.startswith("usr/share/ca-certificates/") and p.endswith(".crt"):
             node = tree.get(tree.resolve(p))
             if node is not None and node.kind == FILE:
@@ -181,26 +171,18 @@ def _read_local(path: str, field: str) -> bytes:
 
 def spec_paths(tree: Tree, entries: list[PathEntry], mtime: int) -> None:
     for e in entries:
-        path = e.path.strip("/")
-        what = f"paths: {e.path}"
+        path = e.path.strip("/")  # absolute and free of "..", as the spec model checks
         if e.type == "directory":
             mode = parse_mode(e.mode) if e.mode is not None else 0o755
-            parent, _, base = path.rpartition("/")
-            where = f"{tree.makedirs(parent, mtime)}/{base}" if parent else base
-            write_entry(tree, where, dir_node(mode, mtime, e.uid, e.gid), mtime)
+            write_entry(tree, path, dir_node(mode, mtime, e.uid, e.gid), mtime)
         elif e.type == "symlink":
             assert e.target is not None
-            check_link_target(path, e.target, what)
-            write_entry(
-                tree, tree.place(path, what), Node(SYMLINK, 0o777, e.uid, e.gid, mtime, link=e.target), mtime
-            )
+            check_link_target(path, e.target, f"paths: {e.path}")
+            write_entry(tree, path, Node(SYMLINK, 0o777, e.uid, e.gid, mtime, link=e.target), mtime)
         else:
             data = e.content.encode() if e.content is not None else _read_local(e.source or "", "paths")
             mode = parse_mode(e.mode) if e.mode is not None else 0o644
-            parent = path.rpartition("/")[0]
-            if parent:
-                tree.makedirs(parent, mtime)
-            write_entry(tree, tree.place(path, what), file_node(data, mode, mtime, e.uid, e.gid), mtime)
+            write_entry(tree, path, file_node(data, mode, mtime, e.uid, e.gid), mtime)
 
 
 def status_d(
