@@ -243,8 +243,8 @@ def build(
     if variant.startswith("debug"):
         needed += [p for a in archs for p in lock.debug.get(a, [])]
     expanded = _expand_all(cache, needed, options, fetch)
-    layers = LayerCache(cache.root)
     store = BlobStore(cache.root)
+    layers = LayerCache(cache.root, store)
     counts = [0, 0]
     task = options.reporter.task("assembling layers")
     images = [

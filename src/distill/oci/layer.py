@@ -28,9 +28,9 @@ from isal import isal_zlib
 from distill.assemble.expand import DIR, FILE, SYMLINK
 from distill.assemble.rootfs import LayerPlan
 from distill.assemble.tree import Node
+from distill.oci.image import BlobStore
 
 LAYER_FORMAT = "distill-layer-1;tar=pax;gzip=isal-1"
-MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 
 @dataclass(frozen=True)
@@ -167,15 +167,11 @@ def write_layer(entries: Iterable[tuple[str, Node | None]], out: BinaryIO) -> La
 
 
 class LayerCache:
-    """``layers/<recipe key>.json`` -> a blob in ``blobs/sha256/``."""
+    """``layers/<recipe key>.json`` -> a blob in the store (``blobs/sha256/``)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.blobs = root / "blobs" / "sha256"
+    def __init__(self, root: Path, store: BlobStore) -> None:
+        self.store = store
         self.index = root / "layers"
-
-    def blob_path(self, digest: str) -> Path:
-        return self.blobs / digest.removeprefix("sha256:")
 
     def get(self, key: str) -> LayerBlob | None:
         try:
@@ -183,7 +179,7 @@ class LayerCache:
             blob = LayerBlob(**doc)
         except (OSError, ValueError, TypeError):
             return None
-        path = self.blob_path(blob.digest)
+        path = self.store.path(blob.digest)
         try:
             if path.stat().st_size != blob.size:
                 return None
@@ -200,12 +196,12 @@ class LayerCache:
         found = self.get(key)
         if found is not None:
             return found, False
-        self.blobs.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=".layer.", suffix=".tmp")
+        self.store.dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.store.dir, prefix=".layer.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 blob = write_layer(entries, f)
-            os.replace(tmp, self.blob_path(blob.digest))
+            os.replace(tmp, self.store.path(blob.digest))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
