@@ -25,7 +25,7 @@ import pytest
 pytestmark = [pytest.mark.network, pytest.mark.podman]
 
 REPO = Path(__file__).resolve().parent.parent
-FLAVORS = ["static", "base-nossl", "base", "cc", "python3"]
+FLAVORS = ["static", "base-nossl", "base", "cc", "python3", "java", "nodejs"]
 VARIANTS = ["latest", "nonroot", "debug", "debug-nonroot"]
 MiB = 1 << 20
 
@@ -191,6 +191,75 @@ def test_tls_client_uses_the_bundle_and_extra_certificates(
     sh("podman", "load", "-q", "-i", str(work / "app.tar"), env=env)
     proc = run(env, "localhost/tlsapp:latest", "-c", client)
     assert "hello over tls" in proc.stdout
+
+
+JAVA_TLS = """
+import java.io.InputStream;
+import java.net.Socket;
+import java.security.KeyStore;
+import javax.net.ssl.*;
+
+public class TlsCheck {
+    public static void main(String[] args) throws Exception {
+        TrustManagerFactory f = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        f.init((KeyStore) null);
+        int issuers = ((X509TrustManager) f.getTrustManagers()[0]).getAcceptedIssuers().length;
+        System.out.println("issuers " + issuers + " " + System.getProperty("native.encoding"));
+        SSLSocket s = (SSLSocket) SSLContext.getDefault().getSocketFactory().createSocket("127.0.0.1", Integer.parseInt(args[0]));
+        SSLParameters p = s.getSSLParameters();
+        p.setServerNames(java.util.List.of(new SNIHostName("localhost")));
+        s.setSSLParameters(p);
+        InputStream in = s.getInputStream();
+        System.out.println(new String(in.readNBytes(14)));
+    }
+}
+"""
+
+
+def test_java_and_nodejs_runtimes_trust_the_bundle(
+    family: dict,
+    env: dict[str, str],
+    out: Path,
+    tls_server: tuple[int, Path],  # type: ignore[type-arg]
+) -> None:
+    port, ca = tls_server
+    work = out / "runtimes"
+    work.mkdir()
+    (work / "TlsCheck.java").write_text(JAVA_TLS)
+    sh("javac", "--release", "17", "-d", str(work), str(work / "TlsCheck.java"), env=env)
+    (work / "tls.js").write_text(
+        "const tls = require('tls');\n"
+        f"const s = tls.connect({{host: '127.0.0.1', port: {port}, servername: 'localhost'}}, () => {{}});\n"
+        "s.on('data', d => { console.log(process.versions.modules, d.toString().trim()); s.end(); });\n"
+        "s.on('error', e => { console.log('error', e.code); process.exit(3); });\n"
+    )
+    shutil.copy(ca, work / "ca.pem")
+    for distro, java_major, node_abi in (("debian13", "21", "115"), ("debian12", "17", "108")):
+        java = str(family[(distro, "java", "latest")]["tag"])
+        volume = ["-v", f"{work}:/x:ro", "--network", "host"]
+        proc = sh("podman", "run", "--rm", "--entrypoint", "/usr/bin/java", java, "-version", env=env)
+        assert f'version "{java_major}.' in proc.stderr, proc.stderr
+        # The truststore distill wrote holds Debian's CAs, but not the test CA.
+        proc = sh("podman", "run", "--rm", *volume, "--entrypoint", "/usr/bin/java", java, "-cp", "/x",
+                  "TlsCheck", str(port), env=env, check=False)  # fmt: skip
+        assert proc.returncode != 0 and "PKIX path building failed" in proc.stderr, proc.stderr
+        issuers, encoding = proc.stdout.split()[1:3]
+        assert int(issuers) > 100 and encoding == "UTF-8", proc.stdout
+        node = str(family[(distro, "nodejs", "latest")]["tag"])
+        proc = sh("podman", "run", "--rm", *volume, node, "/x/tls.js", env=env, check=False)
+        assert proc.returncode == 3 and "UNABLE_TO_VERIFY_LEAF_SIGNATURE" in proc.stdout, proc.stdout
+        # With the CA added by a spec, both complete the handshake.
+        for flavor in ("java", "nodejs"):
+            spec = work / f"{distro}-{flavor}.yaml"
+            spec.write_text(f"extends: {flavor}\nname: {flavor}-ca\ndistro: {distro}\narchs: [amd64]\ncertificates: [ca.pem]\n")
+            tag = f"{distro}-{flavor}-ca:latest"
+            distill("build", spec.name, "-o", str(work / f"{distro}-{flavor}.tar"), "--tag", tag, env=env, cwd=work)
+            sh("podman", "load", "-q", "-i", str(work / f"{distro}-{flavor}.tar"), env=env)
+        proc = sh("podman", "run", "--rm", *volume, "--entrypoint", "/usr/bin/java", f"localhost/{distro}-java-ca:latest",
+                  "-cp", "/x", "TlsCheck", str(port), env=env)  # fmt: skip
+        assert proc.stdout.splitlines()[-1] == "hello over tls"
+        proc = sh("podman", "run", "--rm", *volume, f"localhost/{distro}-nodejs-ca:latest", "/x/tls.js", env=env)
+        assert proc.stdout.split() == [node_abi, "hello", "over", "tls"]
 
 
 def test_no_shell_in_production_and_busybox_in_debug(family: dict, env: dict[str, str]) -> None:  # type: ignore[type-arg]

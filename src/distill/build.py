@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from distill.app import AppBuild
+from distill.app import prepare as prepare_app
 from distill.archive.cache import Cache
 from distill.assemble.expand import Expanded, expand, load_expanded
 from distill.assemble.rootfs import LevelInput, assemble
@@ -83,10 +85,12 @@ def check_variant(variant: str) -> None:
         raise SpecError(f"unknown variant {variant!r}", hint=f"variants: {', '.join(VARIANTS)}")
 
 
-def image_config(spec: Spec, variant: str, has_bundle: bool) -> ImageConfig:
+def image_config(spec: Spec, variant: str, has_bundle: bool, app: AppBuild | None = None) -> ImageConfig:
     env = {"PATH": DEFAULT_PATH}
     if has_bundle:
         env["SSL_CERT_FILE"] = "/" + BUNDLE
+    if app is not None:
+        env.update(app.env)
     env.update(spec.env)
     config = ImageConfig(
         user=spec.user or "0",
@@ -98,7 +102,12 @@ def image_config(spec: Spec, variant: str, has_bundle: bool) -> ImageConfig:
         exposed_ports=[p if "/" in str(p) else f"{p}/tcp" for p in map(str, spec.exposed_ports)],
         stop_signal=spec.stop_signal,
     )
-    if variant.endswith("nonroot"):
+    if app is not None:
+        # Applications run as nonroot unless the spec says otherwise, from their directory.
+        config.user = spec.user or str(NONROOT_UID)
+        config.workdir = spec.workdir or app.workdir
+        config.entrypoint, config.cmd = app.entrypoint, app.cmd
+    elif variant.endswith("nonroot"):
         config.user = str(NONROOT_UID)
         config.workdir = spec.workdir or "/home/nonroot"
     if variant.startswith("debug"):
@@ -172,6 +181,7 @@ def _arch_image(
     store: BlobStore,
     clamp: int | None,
     counts: list[int],
+    app: AppBuild | None,
 ) -> ArchImage:
     debug = None
     if variant.startswith("debug"):
@@ -182,7 +192,8 @@ def _arch_image(
                 hint="run 'distill lock SPEC' against an archive that has busybox-static",
             )
         debug = expanded[next(p for p in extras if p.name == "busybox-static").sha256]
-    plans, tree = assemble(_levels(spec, lock, arch, expanded), arch, spec.distro, debug=debug, clamp=clamp)
+    levels = _levels(spec, lock, arch, expanded)
+    plans, tree = assemble(levels, arch, spec.distro, debug=debug, clamp=clamp, app=app)
     # Layers are independent: compress them side by side (ISA-L and SHA256 release the GIL).
     with ThreadPoolExecutor(max_workers=max(1, min(len(plans), os.cpu_count() or 1))) as pool:
         built = list(pool.map(layers.build, plans))
@@ -190,7 +201,7 @@ def _arch_image(
     for _, written in built:
         counts[0 if written else 1] += 1
     epoch = plans[-1].epoch
-    config = image_config(spec, variant, tree.get(BUNDLE) is not None)
+    config = image_config(spec, variant, tree.get(BUNDLE) is not None, app)
     history = [History(f"distill: {plan.name}", plan.comment) for plan in plans]
     config_doc = config_document(arch, epoch, config, [b.diff_id for b in blobs], history)
     config_desc = store.put(canonical_json(config_doc), CONFIG)
@@ -227,6 +238,7 @@ def build(
     output: Path | None = None,
     tag: str | None = None,
     fetch: Callable[[list[LockedPackage]], None] | None = None,
+    spec_path: Path | None = None,
 ) -> BuildResult:
     """Build the image(s) a lock describes; write them to ``output`` (a layout, or a .tar).
 
@@ -247,8 +259,16 @@ def build(
     layers = LayerCache(cache.root, store)
     counts = [0, 0]
     task = options.reporter.task("assembling layers")
+    apps: dict[str, AppBuild | None] = {arch: None for arch in archs}
+    if spec.app is not None:
+        for arch in archs:
+            apps[arch] = prepare_app(
+                spec.app, spec_path, lock.packages[arch], arch, cache.root, options.offline, options.reporter
+            )
     images = [
-        _arch_image(spec, lock, arch, variant, expanded, layers, store, options.source_date_epoch, counts)
+        _arch_image(
+            spec, lock, arch, variant, expanded, layers, store, options.source_date_epoch, counts, apps[arch]
+        )
         for arch in archs
     ]
     options.reporter.done(task, f"layers: {counts[0]} written, {counts[1]} reused from the cache")

@@ -17,7 +17,7 @@ from typing import Any
 from distill import __version__
 from distill.debian.relation import parse_relations
 from distill.distros import ARCHS
-from distill.errors import DistillError, LockError, SpecError
+from distill.errors import BuildError, DistillError, LockError, SpecError
 from distill.options import Options
 from distill.progress import make_reporter
 from distill.resolve.lock import Lock, check_current, default_lock_path, read_lock, write_lock
@@ -137,6 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--lock", type=Path, help="lockfile path (default: beside the spec)")
     p.add_argument("--locked", action="store_true", help="require a lockfile that matches the spec")
+    p.add_argument(
+        "--load",
+        nargs="?",
+        const="auto",
+        choices=["auto", "podman", "docker"],
+        metavar="ENGINE",
+        help="load the image into the local podman or docker (ENGINE; default: podman if installed, "
+        "else docker), tagged with --tag; without -o nothing else is written",
+    )
     _common(p)
 
     p = sub.add_parser("schema", help="print the JSON schema of the spec format")
@@ -314,6 +323,43 @@ def _source_date_epoch() -> int | None:
     return int(raw)
 
 
+def _engine(choice: str) -> str:
+    import shutil
+
+    names = ["podman", "docker"] if choice == "auto" else [choice]
+    for name in names:
+        if shutil.which(name):
+            return name
+    raise SpecError(
+        f"--load: {' or '.join(names)} is not installed",
+        hint="install podman, or write the image with -o IMAGE.tar",
+    )
+
+
+def _qualified(tag: str) -> str:
+    first = tag.split("/", 1)[0]
+    return (
+        tag if "/" in tag and ("." in first or ":" in first or first == "localhost") else f"localhost/{tag}"
+    )
+
+
+def _load_into(engine: str, archive: Path, tag: str) -> None:
+    """``ENGINE load`` the archive (it names the tag), like ko's --local."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(
+            [engine, "load", "-q", "-i", str(archive)], capture_output=True, text=True, timeout=900
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BuildError(f"--load: {engine} load failed: {exc}") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise BuildError(
+            f"--load: {engine} load failed: {last}", hint=f"is the {engine} service usable by this user?"
+        )
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from distill.build import build, check_variant
 
@@ -345,11 +391,20 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     name = spec.levels[-1][0]
     output = args.output or Path(f"{name}{'' if args.variant == 'latest' else '-' + args.variant}.oci")
+    tag = args.tag or f"{name}:{args.variant}"
+    engine = _engine(args.load) if args.load else None
+    scratch = None
+    if engine and (args.output is None or args.output.suffix != ".tar"):
+        import tempfile
+
+        scratch = Path(tempfile.mkdtemp(prefix="distill-load-"))
     try:
         if lock is None:
             from distill.pipeline import make_lock, resolve
 
             lock = make_lock(spec, open_(), resolve(spec, open_()))
+        if scratch is not None and args.output is None:
+            output = scratch / "image.tar"  # only loaded, not kept
         result = build(
             spec,
             lock,
@@ -357,13 +412,26 @@ def cmd_build(args: argparse.Namespace) -> int:
             variant=args.variant,
             archs=archs,
             output=output,
-            tag=args.tag or f"{name}:{args.variant}",
+            tag=tag,
             fetch=fetch,
+            spec_path=path,
         )
+        if engine:
+            load_from = output
+            if output.suffix != ".tar":  # a layout was asked for: the archive to load is extra
+                assert scratch is not None
+                load_from = scratch / "image.tar"
+                build(spec, lock, options, variant=args.variant, archs=archs, output=load_from, tag=tag,
+                      fetch=fetch, spec_path=path)  # fmt: skip
+            _load_into(engine, load_from, tag)
     finally:
         if archive is not None:
             archive.close()
         options.reporter.close()
+        if scratch is not None:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
     for image in result.images:
         print(
             f"{image.arch}: {len(image.layers)} layers ({', '.join(image.layer_names)}), {image.packages} packages, "
@@ -371,7 +439,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         )
     kind = "archive" if output.suffix == ".tar" else "OCI layout"
     state = "wrote" if result.written else "up to date:"
-    print(f"{state} {kind} {output} ({result.layers_written} layers written, {result.layers_reused} reused)")
+    if not (engine and args.output is None):
+        print(
+            f"{state} {kind} {output} ({result.layers_written} layers written, {result.layers_reused} reused)"
+        )
+    if engine:
+        print(f"loaded into {engine} as {_qualified(tag)}")
     print(result.digest)
     return 0
 

@@ -9,13 +9,17 @@ ones below it, so every image built on ``base`` carries byte-identical ``base`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from distill.assemble import ldcache, system
 from distill.assemble.expand import FILE, Expanded, Member
 from distill.assemble.tree import Node, Tree, Trimmer, file_node
 from distill.errors import BuildError
 from distill.spec.model import Spec
+
+if TYPE_CHECKING:
+    from distill.app import AppBuild
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,10 @@ def assemble(
     *,
     debug: Expanded | None = None,
     clamp: int | None = None,
+    app: AppBuild | None = None,
 ) -> tuple[list[LayerPlan], Tree]:
-    """Lay the levels (and the debug busybox, if given) into a tree; one plan per layer."""
+    """Lay the levels, the app's layers and the debug busybox (if given) into a tree;
+    one plan per layer (a level that changes nothing makes none)."""
     tree = Tree()
     plans: list[LayerPlan] = []
     epoch = 0
@@ -77,6 +83,7 @@ def assemble(
         system.os_release(tree, spec.distro, epoch)
         system.spec_paths(tree, spec.paths, epoch)
         system.ca_bundle(tree, spec.certificates, epoch, trimmer.ca_sources)
+        system.java_truststore(tree, epoch)
         entries = ldcache.cache_entries(tree, arch)
         if entries:
             system.write_entry(
@@ -84,7 +91,17 @@ def assemble(
             )
         names = [pkg for pkg, _ in level.packages]
         comment = f"{len(names)} packages: {' '.join(names)}" if names else "no packages"
-        plans.append(_plan(tree, level.name, names, epoch, comment))
+        plan = _plan(tree, level.name, names, epoch, comment)
+        if plan.entries or not plans:
+            plans.append(plan)
+    if app is not None:
+        app.check(tree, arch)
+        for layer in app.layers:
+            for path, node in layer.entries:
+                system.write_entry(tree, path, replace(node, mtime=epoch), epoch)
+            plan = _plan(tree, f"app {layer.name}", [], epoch, layer.comment)
+            if plan.entries:
+                plans.append(plan)
     if debug is not None:
         epoch = clamp if clamp is not None else max(epoch, _max_mtime([("busybox-static", debug)]))
         applets = _debug_layer(tree, debug, epoch, clamp)

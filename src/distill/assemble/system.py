@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from distill.assemble import jks
 from distill.assemble.expand import DIR, FILE, SYMLINK
 from distill.assemble.tree import Node, Tree, check_link_target, dir_node, file_node, symlink_node
 from distill.distros import get_distro
@@ -18,6 +19,7 @@ from distill.spec.model import Accounts, PathEntry, parse_mode
 NONROOT_UID = 65532
 BUNDLE = "etc/ssl/certs/ca-certificates.crt"
 STATUS_D = "var/lib/dpkg/status.d"
+JAVA_CACERTS = "etc/ssl/certs/java/cacerts"
 
 NSSWITCH = b"""\
 passwd:         compat
@@ -152,14 +154,38 @@ def ca_bundle(tree: Tree, extra: list[str], mtime: int, drop_sources: bool) -> N
     )
     if not seen and not local:
         return
+    sources = [*((p, seen[p]) for p in sorted(seen)), *((p, tree.nodes[p].read()) for p in local)]
+    tree.memory["ca-bundle"] = sources
     bundle = bytearray()
-    for data in [*(seen[p] for p in sorted(seen)), *(tree.nodes[p].read() for p in local)]:
+    for _, data in sources:
         bundle += data if data.endswith(b"\n") else data + b"\n"
     write_entry(tree, BUNDLE, file_node(bytes(bundle), 0o644, mtime), mtime)
     if drop_sources:
         for p in sorted(seen):
             if p in tree.nodes:
                 tree.remove(p)
+
+
+def java_truststore(tree: Tree, mtime: int) -> None:
+    """/etc/ssl/certs/java/cacerts from the CA bundle, as ca-certificates-java makes it,
+    once a JRE links its ``lib/security/cacerts`` there."""
+    sources: list[tuple[str, bytes]] = tree.memory.get("ca-bundle", [])
+    if not sources or not any(
+        p.startswith("usr/lib/jvm/")
+        and p.endswith("/lib/security/cacerts")
+        and node.kind == SYMLINK
+        and node.link == "/" + JAVA_CACERTS
+        for p, node in tree.nodes.items()
+    ):
+        return
+    certs: list[tuple[str, bytes]] = []
+    for path, data in sources:
+        stem = Path(path).name.removesuffix(".crt")
+        ders = jks.pem_certificates(data)
+        for i, der in enumerate(ders):
+            certs.append((f"debian:{stem}{'' if len(ders) == 1 else f'-{i + 1}'}.pem", der))
+    store = jks.write_jks(certs, mtime * 1000)
+    write_entry(tree, JAVA_CACERTS, file_node(store, 0o644, mtime), mtime)
 
 
 def _read_local(path: str, field: str) -> bytes:

@@ -21,6 +21,7 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 from distill.assemble.expand import DIR, FILE, HARDLINK, SYMLINK, Expanded
 from distill.errors import UnsafeEntryError
@@ -42,6 +43,7 @@ class Node:
     data: bytes | None = None  # generated content
     owner: str = ""  # the package that shipped it ("" for generated entries)
     soname: str | None = None  # DT_SONAME for shared libraries
+    cid: str = ""  # an explicit content identity (immutable host files, e.g. cached app dependencies)
 
     def read(self) -> bytes:
         if self.data is not None:
@@ -56,6 +58,8 @@ class Node:
 
     def content_id(self) -> str:
         """Identifies the content without reading it (for layer cache keys)."""
+        if self.cid:
+            return self.cid
         if self.data is not None:
             return hashlib.sha256(self.data).hexdigest()
         if self.src is not None:
@@ -129,7 +133,7 @@ class Tree:
         self._changed: dict[str, Node | None] = {}
         self._committed: set[str] = {""}  # paths present when the last layer was taken
         # What generators remember across levels (e.g. certificates already bundled).
-        self.memory: dict[str, dict[str, bytes]] = {}
+        self.memory: dict[str, Any] = {}
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -165,6 +165,22 @@ def _localise(data: dict[str, Any], path: Path, positions: dict[tuple[Any, ...],
     for i, entry in enumerate(data.get("paths") or []):
         if isinstance(entry, dict) and entry.get("source"):
             entry["source"] = _inside(base, entry["source"], path, where("paths", i, "source"))
+    app = data.get("app")
+    if isinstance(app, dict):
+        app["source"] = _inside(base, app.get("source", "."), path, where("app", "source"))
+        if not Path(app["source"]).exists():
+            raise SpecError(
+                f"{path}:{where('app', 'source')}: app.source {app['source']} does not exist",
+                hint="app.source is relative to the spec's directory",
+            )
+        if app.get("requirements"):
+            app["requirements"] = _inside(base, app["requirements"], path, where("app", "requirements"))
+            if not Path(app["requirements"]).is_file():
+                raise SpecError(
+                    f"{path}:{where('app', 'requirements')}: {app['requirements']} does not exist"
+                )
+        for i, pattern in enumerate(app.get("libs") or []):
+            app["libs"][i] = _inside(base, pattern, path, where("app", "libs", i))
 
 
 Level = tuple[str, dict[str, Any]]
@@ -183,6 +199,16 @@ def _load_levels(path: Path, stack: tuple[Path, ...], seen: set[Path]) -> list[L
         raise SpecError(_validation_message(exc, path, positions)) from None
     _localise(data, path, positions)
     parents = data.pop("extends", None)
+    base_image = data.pop("from", None)
+    if base_image is not None:
+        if parents is not None:
+            line, col = positions.get(("key", "from"), (1, 1))
+            raise SpecError(f"{path}:{line}:{col}: give either 'from' or 'extends', not both")
+        parents = base_image
+    elif parents is None and isinstance(data.get("app"), dict):
+        from distill.app import default_flavor
+
+        parents = default_flavor(data["app"]["kind"], data["app"]["source"])
     levels: list[Level] = []
     for ref in [] if parents is None else [parents] if isinstance(parents, str) else parents:
         parent_path = resolve_spec_path(ref, path.parent)

@@ -45,7 +45,7 @@ def _check_relation(item: str) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class SourceSpec(_Model):
@@ -168,6 +168,65 @@ class Trim(_Model):
     )
 
 
+AppKind = Literal["python", "node", "java", "binary"]
+
+
+class AppSpec(_Model):
+    """An application put on the image (see docs/apps.md). Paths are relative to the
+    spec's directory and must stay inside it."""
+
+    kind: AppKind = Field(description="python | node | java | binary")
+    source: str = Field(
+        default=".",
+        description="python/node: the project directory; java: the jar; binary: the executable",
+    )
+    dest: str = Field(default="/app", description="Where the application lands in the image")
+    requirements: str | None = Field(
+        default=None,
+        description="python: a pip requirements file (default: requirements.txt in source, if there)",
+    )
+    entrypoint: list[str] | None = Field(
+        default=None,
+        description="python: what follows python3 (e.g. ['-m', 'myapp'] or ['app.py']); "
+        "node: the script (default: package.json's main, else server.js or index.js)",
+    )
+    args: list[str] | None = Field(default=None, description="Program arguments (the image's CMD)")
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="More glob patterns of source files to leave out (.git, __pycache__, "
+        "node_modules, virtualenvs and the spec with its lock are always left out)",
+    )
+    main_class: str | None = Field(default=None, description="java: overrides the jar's Main-Class")
+    libs: list[str] = Field(default_factory=list, description="java: dependency jars (glob patterns)")
+    layout: Literal["exploded", "jar"] = Field(
+        default="exploded",
+        description="java: 'exploded' (Jib-style layers: libs, resources, classes) or 'jar' (java -jar)",
+    )
+    jvm_flags: list[str] = Field(default_factory=list, description="java: JVM options, e.g. ['-Xmx256m']")
+
+    @field_validator("dest")
+    @classmethod
+    def _dest(cls, v: str) -> str:
+        if not v.startswith("/") or v.strip("/") == "" or ".." in v.split("/"):
+            raise ValueError("must be an absolute path below / without '..'")
+        return "/" + v.strip("/")
+
+    @model_validator(mode="after")
+    def _fits(self) -> AppSpec:
+        java_only = {"main_class": self.main_class, "libs": self.libs, "jvm_flags": self.jvm_flags}
+        if self.kind != "java":
+            for name, value in java_only.items():
+                if value:
+                    raise ValueError(f"{name} is for kind java, not {self.kind}")
+        if self.requirements and self.kind != "python":
+            raise ValueError(f"requirements is for kind python, not {self.kind}")
+        if self.entrypoint is not None and self.kind not in ("python", "node"):
+            raise ValueError(
+                f"entrypoint is for kinds python and node (kind {self.kind} computes it; use args)"
+            )
+        return self
+
+
 class Spec(_Model):
     """A distill image spec: the packages, and the image made of them."""
 
@@ -176,6 +235,14 @@ class Spec(_Model):
         description="Spec(s) this one builds on: a built-in name (static, base, ...) or a path "
         "relative to this file. Packages, exclude and prune.keep add up; other fields override.",
     )
+    from_: str | None = Field(
+        default=None,
+        alias="from",
+        description="The image an app goes on: a built-in flavor or a spec path (the same as "
+        "extends with one entry). Default for an app: python3, nodejs, java, or for a binary "
+        "static/base/cc as its ELF needs",
+    )
+    app: AppSpec | None = Field(default=None, description="An application to put on the image")
     name: str | None = Field(default=None, description="A name for the image")
     distro: DistroName = Field(default=cast(DistroName, DEFAULT_DISTRO), description="Debian release")
     archs: list[ArchName] = Field(default_factory=lambda: [host_arch()], min_length=1)  # type: ignore[arg-type]

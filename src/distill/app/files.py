@@ -1,0 +1,106 @@
+"""Host files as image entries: an application's code (read now, so the layer's
+recipe follows its content) or a cached dependency tree (immutable, referenced).
+
+Everything lands owned by root and read-only: files 0644, or 0755 where the host
+file is executable; directories 0755. Symlinks are kept when they stay inside the
+tree they belong to.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+from pathlib import Path
+
+from distill.assemble.expand import DIR, FILE, SYMLINK
+from distill.assemble.tree import Node, check_link_target
+from distill.errors import SpecError
+
+# Never application code: version control, caches, virtualenvs, dependency trees
+# distill installs itself, and distill's own lockfiles.
+ALWAYS_EXCLUDED = [
+    ".git", ".hg", ".svn", "__pycache__", "*.pyc", ".venv", "venv", ".tox", ".nox",
+    ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules", ".DS_Store", "*.lock.json",
+]  # fmt: skip
+
+
+def excluded(rel: str, patterns: list[str]) -> bool:
+    """A pattern without '/' matches any path component; one with '/' the whole relative path."""
+    parts = rel.split("/")
+    for pattern in patterns:
+        if "/" in pattern.strip("/"):
+            if fnmatch.fnmatchcase(rel, pattern.strip("/")) or fnmatch.fnmatchcase(
+                rel, pattern.strip("/") + "/*"
+            ):
+                return True
+        elif any(fnmatch.fnmatchcase(p, pattern.strip("/")) for p in parts):
+            return True
+    return False
+
+
+def _mode(st: os.stat_result) -> int:
+    return 0o755 if st.st_mode & 0o111 else 0o644
+
+
+def collect(
+    root: Path,
+    dest: str,
+    *,
+    exclude: list[str] | None = None,
+    cid: str | None = None,
+    what: str = "app",
+) -> list[tuple[str, Node]]:
+    """Entries for everything below ``root``, placed under ``dest`` (an image path).
+
+    With ``cid`` (the identity of an immutable cached tree) files are referenced,
+    not read; otherwise their bytes are read now.
+    """
+    base = dest.strip("/")
+    out: list[tuple[str, Node]] = []
+    patterns = exclude or []
+    for directory, dirs, files in os.walk(root):
+        rel_dir = os.path.relpath(directory, root)
+        rel_dir = "" if rel_dir == "." else rel_dir
+        kept_dirs = []
+        for name in sorted(dirs):
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            if patterns and excluded(rel, patterns):
+                continue
+            full = os.path.join(directory, name)
+            if os.path.islink(full):
+                files.append(name)  # a link to a directory: kept as a link
+                continue
+            kept_dirs.append(name)
+            out.append((f"{base}/{rel}", Node(DIR, 0o755)))
+        dirs[:] = kept_dirs
+        for name in sorted(files):
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            if patterns and excluded(rel, patterns):
+                continue
+            full = os.path.join(directory, name)
+            st = os.lstat(full)
+            path = f"{base}/{rel}"
+            if stat.S_ISLNK(st.st_mode):
+                target = os.readlink(full)
+                if target.startswith("/"):
+                    raise SpecError(f"{what}: {full} is a symlink to an absolute path ({target})")
+                # It must stay inside the tree being copied.
+                check_link_target(rel, target, f"{what}: {root}")
+                out.append((path, Node(SYMLINK, 0o777, link=target)))
+            elif stat.S_ISREG(st.st_mode):
+                if cid is not None:
+                    out.append(
+                        (path, Node(FILE, _mode(st), size=st.st_size, src=(full, 0), cid=f"{cid}/{rel}"))
+                    )
+                else:
+                    data = Path(full).read_bytes()
+                    out.append((path, Node(FILE, _mode(st), size=len(data), data=data)))
+            # Sockets, fifos and devices in a source tree are not application files.
+    return out
+
+
+def one_file(path: Path, image_path: str, mode: int | None = None) -> tuple[str, Node]:
+    data = path.read_bytes()
+    m = mode if mode is not None else _mode(path.stat())
+    return image_path.strip("/"), Node(FILE, m, size=len(data), data=data)
