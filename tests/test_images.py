@@ -251,14 +251,27 @@ def test_java_and_nodejs_runtimes_trust_the_bundle(
         # With the CA added by a spec, both complete the handshake.
         for flavor in ("java", "nodejs"):
             spec = work / f"{distro}-{flavor}.yaml"
-            spec.write_text(f"extends: {flavor}\nname: {flavor}-ca\ndistro: {distro}\narchs: [amd64]\ncertificates: [ca.pem]\n")
+            spec.write_text(
+                f"extends: {flavor}\nname: {flavor}-ca\ndistro: {distro}\narchs: [amd64]\ncertificates: [ca.pem]\n"
+            )
             tag = f"{distro}-{flavor}-ca:latest"
-            distill("build", spec.name, "-o", str(work / f"{distro}-{flavor}.tar"), "--tag", tag, env=env, cwd=work)
+            distill(
+                "build",
+                spec.name,
+                "-o",
+                str(work / f"{distro}-{flavor}.tar"),
+                "--tag",
+                tag,
+                env=env,
+                cwd=work,
+            )
             sh("podman", "load", "-q", "-i", str(work / f"{distro}-{flavor}.tar"), env=env)
         proc = sh("podman", "run", "--rm", *volume, "--entrypoint", "/usr/bin/java", f"localhost/{distro}-java-ca:latest",
                   "-cp", "/x", "TlsCheck", str(port), env=env)  # fmt: skip
         assert proc.stdout.splitlines()[-1] == "hello over tls"
-        proc = sh("podman", "run", "--rm", *volume, f"localhost/{distro}-nodejs-ca:latest", "/x/tls.js", env=env)
+        proc = sh(
+            "podman", "run", "--rm", *volume, f"localhost/{distro}-nodejs-ca:latest", "/x/tls.js", env=env
+        )
         assert proc.stdout.split() == [node_abi, "hello", "over", "tls"]
 
 

@@ -1,0 +1,378 @@
+"""Application images on a generated, signed repository served on 127.0.0.1: binaries
+(checked against the image's libraries), python and node code layers, node_modules
+from a lockfile, Jib-style java layers, the Java truststore, and bad input.
+
+Binaries and addons are compiled here with the host's C compiler; jars are written
+with zipfile; npm packages are tarballs referenced by the lockfile (``file:``)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from debrepo import Entry, Key, Pkg
+from distill.app import elf
+from distill.assemble import jks
+from test_assemble import MERGED, host_lib
+from test_build import build, manifests, rootfs
+from test_cli import MakeRepo, assert_one_line_error, run
+
+TRIPLE = "x86_64-linux-gnu"
+LIBC = Pkg(
+    "libc6",
+    "2.41-1",
+    entries=[
+        Entry("./etc/ld.so.conf.d/x86_64-linux-gnu.conf", data=f"/usr/lib/{TRIPLE}\n".encode()),
+        Entry("./usr/lib/x86_64-linux-gnu", "dir"),
+        Entry(f"./usr/lib/{TRIPLE}/libc.so.6", data=host_lib("libc.so.6")),
+        Entry(f"./usr/lib/{TRIPLE}/ld-linux-x86-64.so.2", data=b"\x7fELF interpreter"),
+        Entry("./usr/lib64", "dir"),
+        Entry("./usr/lib64/ld-linux-x86-64.so.2", "symlink", link=f"../lib/{TRIPLE}/ld-linux-x86-64.so.2"),
+        Entry("./lib64", "symlink", link="usr/lib64"),
+    ],
+)
+
+
+def runtime_pkgs(ca_pem: bytes) -> list[Pkg]:
+    return [
+        Pkg("base-files", "13.8", arch="all", entries=MERGED.entries),
+        LIBC,
+        Pkg("ca-certificates", "1", arch="all", entries=[Entry("./usr/share/ca-certificates/mozilla/Test_CA.crt", data=ca_pem)]),
+        Pkg("libpython3.13-minimal", "3.13.5-2", depends="libc6", entries=[Entry("./usr/bin/python3", data=b"py", mode=0o755)]),
+        Pkg("libnode115", "20.19.2", depends="libc6"),
+        Pkg("nodejs", "20.19.2", depends="libnode115", entries=[Entry("./usr/bin/node", data=b"node", mode=0o755)]),
+        Pkg(
+            "openjdk",
+            "21",
+            depends="libc6, ca-certificates",
+            entries=[
+                Entry("./usr/lib/jvm/jdk/bin/java", data=b"java", mode=0o755),
+                Entry("./usr/lib/jvm/jdk/lib/security/cacerts", "symlink", link="/etc/ssl/certs/java/cacerts"),
+                Entry("./usr/bin/java", "symlink", link="/usr/lib/jvm/jdk/bin/java"),
+            ],
+        ),
+    ]  # fmt: skip
+
+
+def cc(tmp: Path, name: str, source: str, *flags: str) -> Path:
+    if shutil.which("gcc") is None:
+        pytest.fail("gcc is missing (scripts/setup.sh installs it)")
+    src = tmp / f"{name}.c"
+    src.write_text(source)
+    out = tmp / name
+    subprocess.run(["gcc", "-O1", "-o", str(out), str(src), *flags], check=True, capture_output=True)
+    return out
+
+
+HELLO = '#include <stdio.h>\nint main(void){puts("hi");return 0;}\n'
+
+
+@pytest.fixture(scope="session")
+def ca_pem(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    d = tmp_path_factory.mktemp("ca")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "k"), "-out", str(d / "c"),
+         "-days", "2", "-subj", "/CN=distill truststore test"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return (d / "c").read_bytes()
+
+
+@pytest.fixture
+def work(make_repo: MakeRepo, key: Key, tmp_path: Path, ca_pem: bytes) -> Path:
+    server, _ = make_repo({"stable": runtime_pkgs(ca_pem)})
+    work = tmp_path / "work"
+    work.mkdir()
+    head = f"distro: debian13\narchs: [amd64]\nsources:\n  - url: {server.url}\n    suites: [stable]\nkeyring: [{key.keyring}]\n"
+    (work / "bare.yaml").write_text(f"name: bare\n{head}packages: [base-files]\n")
+    (work / "glibc.yaml").write_text("name: glibc\nextends: bare.yaml\npackages: [libc6]\n")
+    (work / "py.yaml").write_text("name: py\nextends: glibc.yaml\npackages: [libpython3.13-minimal]\n")
+    (work / "node.yaml").write_text("name: node\nextends: glibc.yaml\npackages: [nodejs]\n")
+    (work / "java.yaml").write_text("name: java\nextends: glibc.yaml\npackages: [openjdk]\n")
+    return work
+
+
+def layer_digests(layout: Path) -> list[str]:
+    return [layer["digest"] for layer in manifests(layout)["amd64"]["manifest"]["layers"]]
+
+
+def config(layout: Path) -> dict:  # type: ignore[type-arg]
+    return manifests(layout)["amd64"]["config"]["config"]  # type: ignore[no-any-return]
+
+
+# -- binaries ------------------------------------------------------------------------------
+
+
+def test_elf_inspection_picks_the_flavor(tmp_path: Path) -> None:
+    static = elf.inspect_elf(cc(tmp_path, "static", HELLO, "-static"), "t")
+    dynamic = elf.inspect_elf(cc(tmp_path, "dynamic", HELLO), "t")
+    assert static.static and static.arch == "amd64" and elf.flavor_for(static) == "static"
+    assert not dynamic.static and dynamic.interpreter and "libc.so.6" in dynamic.needed
+    assert elf.flavor_for(dynamic) == "base"
+    cxx = elf.ElfInfo(
+        "x", "amd64", "/lib64/ld-linux-x86-64.so.2", ["libstdc++.so.6", "libm.so.6", "libc.so.6"]
+    )
+    assert elf.flavor_for(cxx) == "cc"
+    with pytest.raises(Exception, match="not a readable ELF"):
+        elf.inspect_elf(tmp_path / "static.c", "t")
+
+
+def test_binary_app_lands_read_only_and_runs_as_nonroot(work: Path, tmp_path: Path) -> None:
+    shutil.copy(cc(tmp_path, "hello", HELLO), work / "hello")
+    (work / "app.yaml").write_text(
+        "name: hello\nfrom: glibc.yaml\napp: {kind: binary, source: hello, args: [--port, '80']}\n"
+    )
+    _, out = build(work, tmp_path / "c", "app.yaml", "-o", "img")
+    assert "3 layers (bare, glibc, app binary)" in out
+    c = config(work / "img")
+    assert c["User"] == "65532" and c["WorkingDir"] == "/app"
+    assert c["Entrypoint"] == ["/app/hello"] and c["Cmd"] == ["--port", "80"]
+    fs = rootfs(work / "img")
+    info, data = fs["app/hello"]
+    assert (info.mode, info.uid, info.gid) == (0o755, 0, 0) and data == (work / "hello").read_bytes()
+    # The static image's variant rules do not apply: nonroot is the app default even for "latest";
+    # an explicit user wins.
+    (work / "root.yaml").write_text(
+        'name: hello\nfrom: glibc.yaml\nuser: "0"\napp: {kind: binary, source: hello}\n'
+    )
+    build(work, tmp_path / "c", "root.yaml", "-o", "img-root")
+    assert config(work / "img-root")["User"] == "0"
+
+
+def test_dynamic_binary_on_an_image_without_libc_is_refused(work: Path, tmp_path: Path) -> None:
+    shutil.copy(cc(tmp_path, "hello", HELLO), work / "hello")
+    (work / "app.yaml").write_text("name: hello\nfrom: bare.yaml\napp: {kind: binary, source: hello}\n")
+    proc = run("build", "app.yaml", "-o", "img", cwd=work, cache=tmp_path / "c")
+    assert_one_line_error(proc, "hello is dynamically linked")
+    assert "use from: base" in proc.stderr and not (work / "img").exists()
+
+
+def test_binary_needing_a_library_the_image_lacks_names_it(work: Path, tmp_path: Path) -> None:
+    cc(tmp_path, "libfoo.so", "int foo(void){return 1;}\n", "-shared", "-fPIC", "-Wl,-soname,libfoo.so.1")
+    main = "int foo(void);\nint main(void){return foo();}\n"
+    shutil.copy(cc(tmp_path, "usesfoo", main, f"-L{tmp_path}", "-l:libfoo.so"), work / "usesfoo")
+    (work / "app.yaml").write_text("name: foo\nfrom: glibc.yaml\napp: {kind: binary, source: usesfoo}\n")
+    proc = run("build", "app.yaml", "-o", "img", cwd=work, cache=tmp_path / "c")
+    assert_one_line_error(proc, "usesfoo needs libfoo.so.1, which the image lacks")
+
+
+def test_missing_source_and_wrong_fields_are_one_line_errors(work: Path, tmp_path: Path) -> None:
+    cases = {
+        "app: {kind: binary, source: nowhere}": "app.source",
+        "app: {kind: python, source: ../..}": "outside the spec's directory",
+        "app: {kind: binary, source: bare.yaml, main_class: x.Y}": "main_class is for kind java",
+        "app: {kind: ruby}": "app.kind",
+        "from: glibc.yaml\nextends: bare.yaml\napp: {kind: binary, source: bare.yaml}": "either 'from' or 'extends'",
+        "from: glibc.yaml\napp: {kind: binary, source: bare.yaml}": "not a readable ELF",
+    }
+    for i, (body, message) in enumerate(cases.items()):
+        (work / f"bad{i}.yaml").write_text(f"name: bad\n{body}\n")
+        proc = run("build", f"bad{i}.yaml", "-o", "img", cwd=work, cache=tmp_path / "c")
+        assert_one_line_error(proc, message)
+
+
+# -- python --------------------------------------------------------------------------------
+
+
+def test_python_code_change_rebuilds_only_the_code_layer(work: Path, tmp_path: Path) -> None:
+    src = work / "svc"
+    (src / "myapp").mkdir(parents=True)
+    (src / "myapp" / "__main__.py").write_text("print('v1')\n")
+    (src / "myapp" / "__pycache__").mkdir()
+    (src / "myapp" / "__pycache__" / "x.pyc").write_bytes(b"stale")
+    (src / ".git").mkdir()
+    (src / ".git" / "HEAD").write_text("ref\n")
+    (src / "notes.tmp").write_text("scratch\n")
+    (src / "app.yaml").write_text(
+        "name: svc\nfrom: ../py.yaml\napp: {kind: python, entrypoint: [-m, myapp], exclude: ['*.tmp']}\n"
+    )
+    cache = tmp_path / "c"
+    build(src, cache, "app.yaml", "-o", str(tmp_path / "v1"))
+    c = config(tmp_path / "v1")
+    assert c["Entrypoint"] == ["/usr/bin/python3", "-m", "myapp"]
+    assert "PYTHONPATH=/app" in c["Env"] and "PYTHONDONTWRITEBYTECODE=1" in c["Env"]
+    fs = rootfs(tmp_path / "v1")
+    assert fs["app/myapp/__main__.py"][1] == b"print('v1')\n" and fs["app/myapp/__main__.py"][0].mode == 0o644
+    for left_out in ("app/.git/HEAD", "app/myapp/__pycache__/x.pyc", "app/notes.tmp", "app/app.yaml"):
+        assert left_out not in fs
+    (src / "myapp" / "__main__.py").write_text("print('v2')\n")
+    _, out = build(src, cache, "app.yaml", "-o", str(tmp_path / "v2"))
+    assert "1 layers written" in out
+    before, after = layer_digests(tmp_path / "v1"), layer_digests(tmp_path / "v2")
+    assert len(before) == len(after) == 4
+    assert before[:-1] == after[:-1] and before[-1] != after[-1]
+
+
+def test_python_app_needs_python_in_the_image(work: Path, tmp_path: Path) -> None:
+    (work / "main.py").write_text("print(1)\n")
+    (work / "app.yaml").write_text("name: x\nfrom: glibc.yaml\napp: {kind: python}\n")
+    proc = run("build", "app.yaml", "-o", "img", cwd=work, cache=tmp_path / "c")
+    assert_one_line_error(proc, "needs Python in the image")
+
+
+# -- node ----------------------------------------------------------------------------------
+
+
+def npm_tarball(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size = len(data)
+            info.mode = 0o644
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def sri(data: bytes) -> str:
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+
+def node_project(root: Path, packages: dict[str, tuple[dict[str, bytes], dict[str, object]]]) -> None:
+    (root / "vendor").mkdir(parents=True, exist_ok=True)
+    entries: dict[str, object] = {"": {"name": "svc", "version": "1.0.0"}}
+    for name, (files, meta) in packages.items():
+        data = npm_tarball(files)
+        (root / "vendor" / f"{name}.tgz").write_bytes(data)
+        entries[f"node_modules/{name}"] = {
+            "version": "1.0.0", "resolved": f"file:vendor/{name}.tgz", "integrity": sri(data), **meta,
+        }  # fmt: skip
+    (root / "package-lock.json").write_text(
+        json.dumps({"name": "svc", "lockfileVersion": 3, "packages": entries})
+    )
+    (root / "package.json").write_text(json.dumps({"name": "svc", "main": "server.js"}))
+    (root / "server.js").write_text("require('left-pad');\n")
+
+
+def addon(tmp: Path, symbol: str) -> bytes:
+    return cc(tmp, f"addon-{symbol}", f"void {symbol}(void){{}}\n", "-shared", "-fPIC").read_bytes()
+
+
+def test_node_modules_from_the_lockfile(work: Path, tmp_path: Path) -> None:
+    src = work / "svc"
+    node_project(src, {
+        "left-pad": ({"index.js": b"module.exports = 1;\n", "package.json": b"{}"}, {}),
+        "only-dev": ({"index.js": b"dev\n"}, {"dev": True}),
+        "mac-only": ({"index.js": b"mac\n"}, {"optional": True, "os": ["darwin"]}),
+        "napi-addon": ({"build/Release/a.node": addon(tmp_path, "napi_register_module_v1")}, {}),
+    })  # fmt: skip
+    (src / "node_modules" / "stale").mkdir(parents=True)  # a host node_modules never goes in
+    (src / "app.yaml").write_text("name: svc\nfrom: ../node.yaml\napp: {kind: node}\n")
+    build(src, tmp_path / "c", "app.yaml", "-o", str(tmp_path / "img"))
+    c = config(tmp_path / "img")
+    assert c["Entrypoint"] == ["/usr/bin/node"] and c["Cmd"] == ["/app/server.js"]
+    assert "NODE_ENV=production" in c["Env"]
+    fs = rootfs(tmp_path / "img")
+    assert fs["app/node_modules/left-pad/index.js"][1] == b"module.exports = 1;\n"
+    assert "app/node_modules/napi-addon/build/Release/a.node" in fs
+    assert not any(
+        p.startswith(("app/node_modules/only-dev", "app/node_modules/mac-only", "app/node_modules/stale"))
+        for p in fs
+    )
+    names = [h["comment"] for h in manifests(tmp_path / "img")["amd64"]["config"]["history"]]
+    assert any("production dependencies" in n for n in names)
+
+
+def test_node_addon_for_another_abi_is_refused(work: Path, tmp_path: Path) -> None:
+    src = work / "svc"
+    node_project(src, {
+        "left-pad": ({"index.js": b"1\n"}, {}),
+        "old-addon": ({"build/Release/b.node": addon(tmp_path, "node_register_module_v93")}, {}),
+    })  # fmt: skip
+    (src / "app.yaml").write_text("name: svc\nfrom: ../node.yaml\napp: {kind: node}\n")
+    proc = run("build", "app.yaml", "-o", "img", cwd=src, cache=tmp_path / "c")
+    assert_one_line_error(proc, "built for Node module ABI 93, but the image's node 20.19.2 has ABI 115")
+
+
+def test_node_download_not_matching_its_integrity_is_refused(work: Path, tmp_path: Path) -> None:
+    src = work / "svc"
+    node_project(src, {"left-pad": ({"index.js": b"1\n"}, {})})
+    (src / "vendor" / "left-pad.tgz").write_bytes(npm_tarball({"index.js": b"evil\n"}))
+    (src / "app.yaml").write_text("name: svc\nfrom: ../node.yaml\napp: {kind: node}\n")
+    proc = run("build", "app.yaml", "-o", "img", cwd=src, cache=tmp_path / "c")
+    assert_one_line_error(proc, "does not match its integrity hash")
+
+
+# -- java ----------------------------------------------------------------------------------
+
+
+def jar(path: Path, main: str | None, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        manifest = "Manifest-Version: 1.0\r\n" + (f"Main-Class: {main}\r\n" if main else "") + "\r\n"
+        z.writestr("META-INF/MANIFEST.MF", manifest)
+        for name, data in files.items():
+            z.writestr(name, data)
+    return path
+
+
+def test_java_exploded_layers_and_classpath(work: Path, tmp_path: Path) -> None:
+    jar(work / "app.jar", "web.Hello", {"web/Hello.class": b"\xca\xfe\xba\xbe1", "greeting.txt": b"hi\n"})
+    (work / "lib").mkdir()
+    jar(work / "lib" / "dep.jar", None, {"dep/D.class": b"\xca\xfe\xba\xbe"})
+    (work / "app.yaml").write_text(
+        "name: web\nfrom: java.yaml\napp: {kind: java, source: app.jar, libs: ['lib/*.jar'], jvm_flags: [-Xss1m]}\n"
+    )
+    cache = tmp_path / "c"
+    _, out = build(work, cache, "app.yaml", "-o", "img")
+    assert "app libs, app resources, app classes" in out
+    c = config(work / "img")
+    assert c["Entrypoint"] == [
+        "/usr/bin/java",
+        "-Xss1m",
+        "-cp",
+        "/app/resources:/app/classes:/app/libs/*",
+        "web.Hello",
+    ]
+    fs = rootfs(work / "img")
+    assert fs["app/classes/web/Hello.class"][1] == b"\xca\xfe\xba\xbe1"
+    assert fs["app/resources/greeting.txt"][1] == b"hi\n" and "app/libs/dep.jar" in fs
+    assert "app/resources/META-INF/MANIFEST.MF" not in fs
+    # A changed class rebuilds the classes layer only.
+    jar(work / "app.jar", "web.Hello", {"web/Hello.class": b"\xca\xfe\xba\xbe2", "greeting.txt": b"hi\n"})
+    before = layer_digests(work / "img")
+    build(work, cache, "app.yaml", "-o", "img")
+    after = layer_digests(work / "img")
+    assert before[:-1] == after[:-1] and before[-1] != after[-1]
+    # layout: jar runs "java -jar".
+    (work / "jar.yaml").write_text(
+        "name: web\nfrom: java.yaml\napp: {kind: java, source: app.jar, layout: jar}\n"
+    )
+    build(work, cache, "jar.yaml", "-o", "img-jar")
+    assert config(work / "img-jar")["Entrypoint"] == ["/usr/bin/java", "-jar", "/app/app.jar"]
+
+
+def test_jar_without_main_class_is_refused(work: Path, tmp_path: Path) -> None:
+    jar(work / "lib.jar", None, {"a/B.class": b"\xca\xfe"})
+    (work / "app.yaml").write_text("name: web\nfrom: java.yaml\napp: {kind: java, source: lib.jar}\n")
+    proc = run("build", "app.yaml", "-o", "img", cwd=work, cache=tmp_path / "c")
+    assert_one_line_error(proc, "lib.jar has no Main-Class in META-INF/MANIFEST.MF")
+    assert "app.main_class" in proc.stderr
+
+
+def test_java_truststore_is_written_from_the_bundle(work: Path, tmp_path: Path, ca_pem: bytes) -> None:
+    build(work, tmp_path / "c", "java.yaml", "-o", "img")
+    fs = rootfs(work / "img")
+    store = fs["etc/ssl/certs/java/cacerts"][1]
+    certs = jks.read_jks(store)
+    assert certs == [("debian:test_ca.pem", jks.pem_certificates(ca_pem)[0])]
+    with pytest.raises(ValueError, match="integrity"):
+        jks.read_jks(store, password="wrong")
+    keytool = shutil.which("keytool")
+    if keytool is None:
+        pytest.fail("keytool is missing (the JDK comes with scripts/setup.sh)")
+    (tmp_path / "cacerts").write_bytes(store)
+    proc = subprocess.run([keytool, "-list", "-keystore", str(tmp_path / "cacerts"), "-storepass", "changeit"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0 and "debian:test_ca.pem" in proc.stdout and "trustedCertEntry" in proc.stdout
+    # No JRE, no truststore.
+    build(work, tmp_path / "c", "glibc.yaml", "-o", "img-glibc")
+    assert "etc/ssl/certs/java/cacerts" not in rootfs(work / "img-glibc")
