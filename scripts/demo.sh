@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the main job: lock the distroless python3 image against the real
 # Debian archive, build it (reproducibly, no daemon, no root needed for the build),
-# load it into podman and run Python in it.
+# load it into podman and run Python in it; then put a Flask app on it without a
+# Dockerfile (examples/python-web) and ask it over HTTP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -25,3 +26,19 @@ if podman run --rm --entrypoint /bin/sh localhost/python3:latest -c true 2>/dev/
   echo "unexpected: the image has a shell" >&2; exit 1
 fi
 echo "no shell in the image, as intended"
+
+# An application on the image: wheels for the image's CPython, code in its own layer.
+.venv/bin/distill build examples/python-web/app.yaml --arch "$arch" --load --tag python-web:demo
+cid="$(podman run -d -p 127.0.0.1:18080:8080 localhost/python-web:demo)"
+trap 'podman rm -f -t 0 "$cid" >/dev/null' EXIT
+.venv/bin/python - <<'PY'
+import time, urllib.request
+for _ in range(100):
+    try:
+        print("GET / ->", urllib.request.urlopen("http://127.0.0.1:18080/", timeout=2).read().decode().strip())
+        break
+    except OSError:
+        time.sleep(0.2)
+else:
+    raise SystemExit("python-web did not answer")
+PY

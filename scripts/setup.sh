@@ -16,6 +16,12 @@ for tool in podman:podman runc:runc skopeo:skopeo umoci:umoci qemu-aarch64-stati
             update-binfmts:binfmt-support openssl:openssl; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done
+# The examples' toolchains: a C compiler with static glibc, a JDK, npm (for the
+# registry it is configured with; distill installs node_modules itself).
+command -v gcc >/dev/null || need+=(gcc)
+dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)
+command -v javac >/dev/null || need+=(default-jdk-headless)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -75,3 +76,24 @@ def universe(tmp_path: Path) -> Callable[..., Universe]:
         return Universe(arch, indexes)
 
     return make
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    for tool in ("podman", "skopeo", "umoci", "runc"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: run scripts/setup.sh (it installs podman, runc, skopeo, umoci)")
+    root = tmp_path_factory.mktemp("containers")
+    storage = root / "storage.conf"
+    storage.write_text(f'[storage]\ndriver = "vfs"\nrunroot = "{root}/run"\ngraphroot = "{root}/graph"\n')
+    env = {
+        **os.environ,
+        "CONTAINERS_CONF": str(REPO / "scripts" / "containers.conf"),
+        "CONTAINERS_STORAGE_CONF": str(storage),
+    }
+    if not env.get("DISTILL_TEST_CACHE"):  # a shared distill cache (kept between runs), else a fresh one
+        env["DISTILL_TEST_CACHE"] = str(tmp_path_factory.mktemp("distill-cache"))
+    return env

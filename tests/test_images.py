@@ -30,24 +30,6 @@ VARIANTS = ["latest", "nonroot", "debug", "debug-nonroot"]
 MiB = 1 << 20
 
 
-@pytest.fixture(scope="session")
-def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    for tool in ("podman", "skopeo", "umoci", "runc"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is missing: run scripts/setup.sh (it installs podman, runc, skopeo, umoci)")
-    root = tmp_path_factory.mktemp("containers")
-    storage = root / "storage.conf"
-    storage.write_text(f'[storage]\ndriver = "vfs"\nrunroot = "{root}/run"\ngraphroot = "{root}/graph"\n')
-    env = {
-        **os.environ,
-        "CONTAINERS_CONF": str(REPO / "scripts" / "containers.conf"),
-        "CONTAINERS_STORAGE_CONF": str(storage),
-    }
-    if not env.get("DISTILL_TEST_CACHE"):  # a shared distill cache (kept between runs), else a fresh one
-        env["DISTILL_TEST_CACHE"] = str(tmp_path_factory.mktemp("distill-cache"))
-    return env
-
-
 def sh(
     *cmd: str, env: dict[str, str], check: bool = True, timeout: int = 300
 ) -> subprocess.CompletedProcess[str]:

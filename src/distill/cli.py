@@ -117,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="build the image (OCI layout, or a .tar for podman/docker load)",
         description="Build a reproducible OCI image from the spec: from its lockfile when one is beside "
         "the spec (it must match), else from a fresh resolution. Several architectures make one "
-        "multi-arch index. The image digest is printed on the last line of stdout.",
+        "multi-arch index. A spec with an 'app' (python, node, java or binary) puts the application "
+        "on its flavor: dependencies and code in their own layers, run as 65532 (docs/apps.md). "
+        "The image digest is printed on the last line of stdout.",
         epilog="Set SOURCE_DATE_EPOCH to clamp timestamps; otherwise they come from the packages.",
     )
     _spec_args(p)

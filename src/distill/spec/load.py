@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from distill.distros import ARCHS
 from distill.errors import SpecError
 from distill.spec.model import Spec
 
@@ -209,6 +210,16 @@ def _load_levels(path: Path, stack: tuple[Path, ...], seen: set[Path]) -> list[L
         from distill.app import default_flavor
 
         parents = default_flavor(data["app"]["kind"], data["app"]["source"])
+    app = data.get("app")
+    if isinstance(app, dict) and app.get("kind") == "binary" and "archs" not in data:
+        # A binary runs on one architecture: build for that one unless the spec says otherwise.
+        from distill.app.elf import inspect_elf
+
+        source = Path(app["source"])
+        if source.is_file():
+            arch = inspect_elf(source, "app.source").arch
+            if arch in ARCHS:
+                data["archs"] = [arch]
     levels: list[Level] = []
     for ref in [] if parents is None else [parents] if isinstance(parents, str) else parents:
         parent_path = resolve_spec_path(ref, path.parent)

@@ -1,0 +1,143 @@
+"""Integration: the four examples built from the real archive and registries, loaded
+with ``--load`` and run in podman; each answers HTTP from the host, runs as 65532 and
+has no shell. Also: wheels for the image's architecture (arm64 under qemu), a
+requirement with no matching wheel, and a one-line change rebuilding one layer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from test_images import REPO, sh
+
+pytestmark = [pytest.mark.network, pytest.mark.podman]
+
+
+def distill(*args: str, env: dict[str, str], cwd: Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    cache = ["--cache-dir", env["DISTILL_TEST_CACHE"]]
+    proc = subprocess.run([sys.executable, "-m", "distill", *args, *cache, "-q"], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def example(name: str, tmp: Path, env: dict[str, str]) -> Path:
+    work = tmp / name
+    shutil.copytree(
+        REPO / "examples" / name, work, ignore=shutil.ignore_patterns("build", "server", "*.lock.json")
+    )
+    if (work / "build.sh").exists():
+        sh("sh", str(work / "build.sh"), env=env)
+    distill("lock", "app.yaml", "--arch", "amd64", env=env, cwd=work)
+    return work
+
+
+def http_get(port: int, path: str = "/", wait: float = 60) -> str:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                return r.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+@pytest.mark.parametrize(
+    ("name", "port", "greeting"),
+    [
+        ("python-web", 18180, "hello from &lt;distill&gt; python 3.13"),
+        ("node-web", 18181, "hello from express on node 20"),
+        ("java-web", 18182, "hello from java 21"),
+        ("static-binary", 18183, "hello from static C"),
+    ],
+)
+def test_example_serves_http_as_nonroot_without_a_shell(
+    name: str,
+    port: int,
+    greeting: str,
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    work = example(name, tmp_path, env)
+    tag = f"example-{name}:test"
+    proc = distill("build", "app.yaml", "--arch", "amd64", "--load", "--tag", tag, env=env, cwd=work)
+    assert f"loaded into podman as localhost/{tag}" in proc.stdout
+    cid = sh(
+        "podman", "run", "-d", "-p", f"127.0.0.1:{port}:8080", f"localhost/{tag}", env=env
+    ).stdout.strip()
+    try:
+        body = http_get(port)
+        assert body.startswith(greeting) and body.strip().endswith("as uid 65532"), body
+        assert json.loads(http_get(port, "/healthz")) == {"status": "ok"}
+        for shell in ("sh", "/bin/sh", "/bin/bash", "/busybox/sh"):
+            assert sh("podman", "exec", cid, shell, "-c", "true", env=env, check=False).returncode != 0
+    finally:
+        sh("podman", "rm", "-f", "-t", "0", cid, env=env)
+    inspect = json.loads(sh("podman", "image", "inspect", f"localhost/{tag}", env=env).stdout)[0]
+    assert inspect["Config"]["User"] == "65532" and inspect["Config"]["WorkingDir"] == "/app"
+    assert "8080/tcp" in inspect["Config"]["ExposedPorts"]
+
+
+def test_python_wheels_match_the_image_not_the_host(env: dict[str, str], tmp_path: Path) -> None:
+    """The host runs CPython 3.11 on amd64; the arm64 image gets cp313 aarch64 wheels."""
+    work = example("python-web", tmp_path, env)
+    distill("lock", "app.yaml", "--arch", "arm64", env=env, cwd=work)
+    distill(
+        "build",
+        "app.yaml",
+        "--arch",
+        "arm64",
+        "-o",
+        "img.tar",
+        "--tag",
+        "pyweb-arm64:test",
+        env=env,
+        cwd=work,
+    )
+    sh("podman", "load", "-q", "-i", str(work / "img.tar"), env=env)
+    code = (
+        "import markupsafe._speedups as s, platform; print(platform.machine(), s.__file__.rsplit('/', 1)[1])"
+    )
+    proc = sh("podman", "run", "--rm", "--arch", "arm64", "--entrypoint", "/usr/bin/python3",
+              "localhost/pyweb-arm64:test", "-c", code, env=env)  # fmt: skip
+    machine, so = proc.stdout.split()
+    assert machine == "aarch64" and "cpython-313-aarch64-linux-gnu" in so
+
+
+def test_requirement_without_a_matching_wheel_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    work = example("python-web", tmp_path, env)
+    (work / "requirements.txt").write_text("numpy==1.21.0\n")  # sdist and cp37-cp310 wheels only
+    proc = distill("build", "app.yaml", "--arch", "amd64", "-o", "img.tar", env=env, cwd=work, ok=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("distill: error:")]
+    assert len(errors) == 1 and "no wheel of numpy==1.21.0 for CPython 3.13 (cp313" in errors[0], proc.stderr
+    assert not (work / "img.tar").exists()
+
+
+def test_one_line_change_rebuilds_only_the_code_layer(env: dict[str, str], tmp_path: Path) -> None:
+    work = example("python-web", tmp_path, env)
+
+    def layers() -> list[str]:
+        distill("build", "app.yaml", "--arch", "amd64", "-o", "img", env=env, cwd=work)
+        index = json.loads((work / "img" / "index.json").read_text())
+        manifest = json.loads(
+            (work / "img" / "blobs" / "sha256" / index["manifests"][0]["digest"][7:]).read_text()
+        )
+        return [layer["digest"] for layer in manifest["layers"]]
+
+    before = layers()
+    init = work / "webapp" / "__init__.py"
+    init.write_text(init.read_text().replace("hello from", "hi from"))
+    after = layers()
+    assert len(before) == len(after) == 7
+    assert before[:-1] == after[:-1] and before[-1] != after[-1]
