@@ -204,6 +204,10 @@ def test_python_code_change_rebuilds_only_the_code_layer(work: Path, tmp_path: P
     assert fs["app/myapp/__main__.py"][1] == b"print('v1')\n" and fs["app/myapp/__main__.py"][0].mode == 0o644
     for left_out in ("app/.git/HEAD", "app/myapp/__pycache__/x.pyc", "app/notes.tmp", "app/app.yaml"):
         assert left_out not in fs
+    # An output inside the project (and any OCI layout there) never becomes app code.
+    d1, _ = build(src, cache, "app.yaml", "-o", "img")
+    d2, _ = build(src, cache, "app.yaml", "-o", "img")
+    assert d1 == d2 and not any(p.startswith("app/img") for p in rootfs(src / "img"))
     (src / "myapp" / "__main__.py").write_text("print('v2')\n")
     _, out = build(src, cache, "app.yaml", "-o", str(tmp_path / "v2"))
     assert "1 layers written" in out

@@ -355,6 +355,17 @@ def test_multi_arch_index_and_arm64_under_qemu(env: dict[str, str], out: Path) -
     bundle = out / "umoci" / "multi-arm64"
     sh("umoci", "unpack", "--rootless", "--image", f"{layout}:latest-arm64", str(bundle), env=env)
     assert (bundle / "rootfs" / "usr" / "lib" / "aarch64-linux-gnu").is_dir()
+    # The runtimes run on arm64 too (under qemu).
+    for flavor in ("java", "nodejs"):
+        distill("build", flavor, "--arch", "arm64", "-o", str(out / f"{flavor}-arm64.tar"),
+                "--tag", f"{flavor}-arm64:latest", env=env, cwd=out)  # fmt: skip
+        sh("podman", "load", "-q", "-i", str(out / f"{flavor}-arm64.tar"), env=env)
+    proc = sh("podman", "run", "--rm", "--arch", "arm64", "--entrypoint", "/usr/bin/java", "localhost/java-arm64:latest",
+              "-XshowSettings:properties", "-version", env=env)  # fmt: skip
+    assert "os.arch = aarch64" in proc.stderr
+    proc = sh("podman", "run", "--rm", "--arch", "arm64", "localhost/nodejs-arm64:latest", "-e",
+              "console.log(process.arch, require('crypto').randomUUID().length)", env=env)  # fmt: skip
+    assert proc.stdout.split() == ["arm64", "36"]
 
 
 def test_same_digest_from_two_cold_caches(env: dict[str, str], out: Path) -> None:

@@ -263,7 +263,14 @@ def build(
     if spec.app is not None:
         for arch in archs:
             apps[arch] = prepare_app(
-                spec.app, spec_path, lock.packages[arch], arch, cache.root, options.offline, options.reporter
+                spec.app,
+                spec_path,
+                lock.packages[arch],
+                arch,
+                cache.root,
+                options.offline,
+                options.reporter,
+                skip=(output,) if output is not None else (),
             )
     images = [
         _arch_image(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -326,8 +327,6 @@ def _source_date_epoch() -> int | None:
 
 
 def _engine(choice: str) -> str:
-    import shutil
-
     names = ["podman", "docker"] if choice == "auto" else [choice]
     for name in names:
         if shutil.which(name):
@@ -345,20 +344,32 @@ def _qualified(tag: str) -> str:
     )
 
 
-def _load_into(engine: str, archive: Path, tag: str) -> None:
-    """``ENGINE load`` the archive (it names the tag), like ko's --local."""
+def _load_into(engine: str, image: Path, tag: str) -> None:
+    """Put the image into the local engine's storage, like ko's --local: an OCI layout
+    through skopeo (only the layers podman lacks are copied), else ``ENGINE load``."""
     import subprocess
 
+    from distill.oci.sink import split_tag
+
+    if image.suffix == ".tar":
+        cmd = [engine, "load", "-q", "-i", str(image)]
+    else:
+        _, ref = split_tag(tag)
+        cmd = [
+            "skopeo",
+            "copy",
+            "-q",
+            f"oci:{image}:{ref}",
+            f"containers-storage:{_qualified(split_tag(tag)[0])}",
+        ]
     try:
-        proc = subprocess.run(
-            [engine, "load", "-q", "-i", str(archive)], capture_output=True, text=True, timeout=900
-        )
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BuildError(f"--load: {engine} load failed: {exc}") from None
+        raise BuildError(f"--load: {cmd[0]} failed: {exc}") from None
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
         raise BuildError(
-            f"--load: {engine} load failed: {last}", hint=f"is the {engine} service usable by this user?"
+            f"--load: {' '.join(cmd[:2])} failed: {last}", hint=f"is {engine} usable by this user?"
         )
 
 
@@ -396,7 +407,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     tag = args.tag or f"{name}:{args.variant}"
     engine = _engine(args.load) if args.load else None
     scratch = None
-    if engine and (args.output is None or args.output.suffix != ".tar"):
+    # podman's storage takes an OCI layout through skopeo, copying only new layers;
+    # docker (or podman without skopeo) loads an archive.
+    load_kind = ".oci" if engine == "podman" and shutil.which("skopeo") else ".tar"
+    if engine and (args.output is None or (args.output.suffix == ".tar") != (load_kind == ".tar")):
         import tempfile
 
         scratch = Path(tempfile.mkdtemp(prefix="distill-load-"))
@@ -406,7 +420,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
             lock = make_lock(spec, open_(), resolve(spec, open_()))
         if scratch is not None and args.output is None:
-            output = scratch / "image.tar"  # only loaded, not kept
+            output = scratch / f"image{load_kind}"  # only loaded, not kept
         result = build(
             spec,
             lock,
@@ -420,9 +434,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         )
         if engine:
             load_from = output
-            if output.suffix != ".tar":  # a layout was asked for: the archive to load is extra
+            if (output.suffix == ".tar") != (load_kind == ".tar"):  # the form to load is extra
                 assert scratch is not None
-                load_from = scratch / "image.tar"
+                load_from = scratch / f"image{load_kind}"
                 build(spec, lock, options, variant=args.variant, archs=archs, output=load_from, tag=tag,
                       fetch=fetch, spec_path=path)  # fmt: skip
             _load_into(engine, load_from, tag)
@@ -431,8 +445,6 @@ def cmd_build(args: argparse.Namespace) -> int:
             archive.close()
         options.reporter.close()
         if scratch is not None:
-            import shutil
-
             shutil.rmtree(scratch, ignore_errors=True)
     for image in result.images:
         print(

@@ -121,6 +121,7 @@ def _python(
     cache: Path,
     offline: bool,
     reporter: Reporter,
+    skip: tuple[Path, ...],
 ) -> AppBuild:
     source = Path(app.source)
     if not source.is_dir():
@@ -136,7 +137,7 @@ def _python(
         layers.append(
             AppLayer("dependencies", f"{count} Python distributions from {requirements.name}", entries)
         )
-    code = files.collect(source, app.dest, exclude=_excludes(app, spec_file))
+    code = files.collect(source, app.dest, exclude=_excludes(app, spec_file), skip=skip)
     layers.append(AppLayer("code", f"{sum(1 for _, n in code if n.kind != '5')} files", code))
     entry = app.entrypoint
     if entry is None:
@@ -177,6 +178,7 @@ def _node(
     cache: Path,
     offline: bool,
     reporter: Reporter,
+    skip: tuple[Path, ...],
 ) -> AppBuild:
     source = Path(app.source)
     if not source.is_dir():
@@ -196,7 +198,7 @@ def _node(
                 "node_modules", f"production dependencies of package-lock.json ({count} entries)", entries
             )
         )
-    code = files.collect(source, app.dest, exclude=_excludes(app, spec_file))
+    code = files.collect(source, app.dest, exclude=_excludes(app, spec_file), skip=skip)
     layers.append(AppLayer("code", f"{sum(1 for _, n in code if n.kind != '5')} files", code))
     script = app.entrypoint
     if script is None:
@@ -288,12 +290,13 @@ def prepare(
     cache_root: Path,
     offline: bool = False,
     reporter: Reporter | None = None,
+    skip: tuple[Path, ...] = (),
 ) -> AppBuild:
     """The app's layers and run settings for one architecture (dependencies installed, cached)."""
     if app.kind == "binary":
         return _binary(app)
     if app.kind == "python":
-        return _python(app, spec_file, packages, arch, cache_root, offline, reporter or Reporter())
+        return _python(app, spec_file, packages, arch, cache_root, offline, reporter or Reporter(), skip)
     if app.kind == "node":
-        return _node(app, spec_file, packages, arch, cache_root, offline, reporter or Reporter())
+        return _node(app, spec_file, packages, arch, cache_root, offline, reporter or Reporter(), skip)
     return _java(app)

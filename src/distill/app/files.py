@@ -50,12 +50,15 @@ def collect(
     exclude: list[str] | None = None,
     cid: str | None = None,
     what: str = "app",
+    skip: tuple[Path, ...] = (),
 ) -> list[tuple[str, Node]]:
     """Entries for everything below ``root``, placed under ``dest`` (an image path).
 
     With ``cid`` (the identity of an immutable cached tree) files are referenced,
-    not read; otherwise their bytes are read now.
+    not read; otherwise their bytes are read now. ``skip`` paths (distill's own
+    output) and OCI image layouts are never application files.
     """
+    skipped = {os.path.realpath(p) for p in skip}
     base = dest.strip("/")
     out: list[tuple[str, Node]] = []
     patterns = exclude or []
@@ -71,6 +74,10 @@ def collect(
             if os.path.islink(full):
                 files.append(name)  # a link to a directory: kept as a link
                 continue
+            if cid is None and (
+                os.path.realpath(full) in skipped or os.path.exists(os.path.join(full, "oci-layout"))
+            ):
+                continue
             kept_dirs.append(name)
             out.append((f"{base}/{rel}", Node(DIR, 0o755)))
         dirs[:] = kept_dirs
@@ -79,6 +86,8 @@ def collect(
             if patterns and excluded(rel, patterns):
                 continue
             full = os.path.join(directory, name)
+            if skipped and os.path.realpath(full) in skipped:
+                continue
             st = os.lstat(full)
             path = f"{base}/{rel}"
             if stat.S_ISLNK(st.st_mode):
