@@ -165,6 +165,14 @@ def test_binary_needing_a_library_the_image_lacks_names_it(work: Path, tmp_path:
     assert_one_line_error(proc, "usesfoo needs libfoo.so.1, which the image lacks")
 
 
+def test_load_into_an_engine_that_cannot_is_one_line(work: Path, tmp_path: Path) -> None:
+    shutil.copy(cc(tmp_path, "hello", HELLO, "-static"), work / "hello")
+    (work / "app.yaml").write_text("name: hello\nfrom: bare.yaml\napp: {kind: binary, source: hello}\n")
+    # Docker's CLI may be installed here, but no engine runs: either way one line, exit 2.
+    proc = run("build", "app.yaml", "--load", "docker", cwd=work, cache=tmp_path / "c")
+    assert_one_line_error(proc, "--load: docker")
+
+
 def test_missing_source_and_wrong_fields_are_one_line_errors(work: Path, tmp_path: Path) -> None:
     cases = {
         "app: {kind: binary, source: nowhere}": "app.source",

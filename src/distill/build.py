@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distill.app import AppBuild
+from distill.app import Target as AppTarget
 from distill.app import prepare as prepare_app
 from distill.archive.cache import Cache
 from distill.assemble.expand import Expanded, expand, load_expanded
@@ -264,13 +265,15 @@ def build(
         for arch in archs:
             apps[arch] = prepare_app(
                 spec.app,
-                spec_path,
-                lock.packages[arch],
-                arch,
-                cache.root,
-                options.offline,
-                options.reporter,
-                skip=(output,) if output is not None else (),
+                AppTarget(
+                    lock.packages[arch],
+                    arch,
+                    cache.root,
+                    spec_path,
+                    options.offline,
+                    options.reporter,
+                    (output,) if output is not None else (),
+                ),
             )
     images = [
         _arch_image(

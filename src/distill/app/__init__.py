@@ -46,6 +46,32 @@ class AppBuild:
             check(tree, arch)
 
 
+@dataclass(frozen=True)
+class Target:
+    """What an app is built for and with: the image's packages and architecture, the
+    cache, and what the code layer must leave out."""
+
+    packages: list[LockedPackage]
+    arch: str
+    cache: Path
+    spec_file: Path | None = None
+    offline: bool = False
+    reporter: Reporter = field(default_factory=Reporter)
+    skip: tuple[Path, ...] = ()
+
+
+def _project(app: AppSpec) -> Path:
+    source = Path(app.source)
+    if not source.is_dir():
+        raise SpecError(f"app.source {source} must be the project directory for kind {app.kind}")
+    return source
+
+
+def _code(app: AppSpec, source: Path, t: Target) -> AppLayer:
+    code = files.collect(source, app.dest, exclude=_excludes(app, t.spec_file), skip=t.skip)
+    return AppLayer("code", f"{sum(1 for _, n in code if n.kind != '5')} files", code)
+
+
 def default_flavor(kind: str, source: str) -> str:
     """The flavor an app goes on when the spec names none."""
     if kind in RUNTIMES:
@@ -113,32 +139,20 @@ def _binary(app: AppSpec) -> AppBuild:
     )
 
 
-def _python(
-    app: AppSpec,
-    spec_file: Path | None,
-    packages: list[LockedPackage],
-    arch: str,
-    cache: Path,
-    offline: bool,
-    reporter: Reporter,
-    skip: tuple[Path, ...],
-) -> AppBuild:
-    source = Path(app.source)
-    if not source.is_dir():
-        raise SpecError(f"app.source {source} must be the project directory for kind python")
-    version, glibc = python.runtime(packages)
+def _python(app: AppSpec, t: Target) -> AppBuild:
+    source = _project(app)
+    version, glibc = python.runtime(t.packages)
     layers = []
     requirements = Path(app.requirements) if app.requirements else source / "requirements.txt"
     site = f"usr/local/lib/python{version}/dist-packages"  # on Debian's sys.path
     if requirements.is_file():
-        deps, key = python.install(requirements, version, glibc, arch, cache, offline, reporter)
+        deps, key = python.install(requirements, version, glibc, t.arch, t.cache, t.offline, t.reporter)
         entries = files.collect(deps, site, cid=f"python:{key}")
         count = sum(1 for p in deps.iterdir() if p.name.endswith(".dist-info"))
         layers.append(
             AppLayer("dependencies", f"{count} Python distributions from {requirements.name}", entries)
         )
-    code = files.collect(source, app.dest, exclude=_excludes(app, spec_file), skip=skip)
-    layers.append(AppLayer("code", f"{sum(1 for _, n in code if n.kind != '5')} files", code))
+    layers.append(_code(app, source, t))
     entry = app.entrypoint
     if entry is None:
         candidates = [n for n in ("__main__.py", "main.py", "app.py", "server.py") if (source / n).is_file()]
@@ -170,22 +184,11 @@ def _python(
     )
 
 
-def _node(
-    app: AppSpec,
-    spec_file: Path | None,
-    packages: list[LockedPackage],
-    arch: str,
-    cache: Path,
-    offline: bool,
-    reporter: Reporter,
-    skip: tuple[Path, ...],
-) -> AppBuild:
-    source = Path(app.source)
-    if not source.is_dir():
-        raise SpecError(f"app.source {source} must be the project directory for kind node")
-    abi, version = node.runtime(packages)
+def _node(app: AppSpec, t: Target) -> AppBuild:
+    source = _project(app)
+    abi, version = node.runtime(t.packages)
     layers = []
-    deps, key = node.install(source, arch, cache, offline, reporter)
+    deps, key = node.install(source, t.arch, t.cache, t.offline, t.reporter)
     addons: list[tuple[str, elf.ElfInfo]] = []
     if deps is not None:
         entries = files.collect(deps, f"{app.dest}/node_modules", cid=f"node:{key}")
@@ -198,8 +201,7 @@ def _node(
                 "node_modules", f"production dependencies of package-lock.json ({count} entries)", entries
             )
         )
-    code = files.collect(source, app.dest, exclude=_excludes(app, spec_file), skip=skip)
-    layers.append(AppLayer("code", f"{sum(1 for _, n in code if n.kind != '5')} files", code))
+    layers.append(_code(app, source, t))
     script = app.entrypoint
     if script is None:
         main = None
@@ -282,21 +284,12 @@ def _excludes(app: AppSpec, spec_file: Path | None) -> list[str]:
     return out
 
 
-def prepare(
-    app: AppSpec,
-    spec_file: Path | None,
-    packages: list[LockedPackage],
-    arch: str,
-    cache_root: Path,
-    offline: bool = False,
-    reporter: Reporter | None = None,
-    skip: tuple[Path, ...] = (),
-) -> AppBuild:
+def prepare(app: AppSpec, target: Target) -> AppBuild:
     """The app's layers and run settings for one architecture (dependencies installed, cached)."""
     if app.kind == "binary":
         return _binary(app)
     if app.kind == "python":
-        return _python(app, spec_file, packages, arch, cache_root, offline, reporter or Reporter(), skip)
+        return _python(app, target)
     if app.kind == "node":
-        return _node(app, spec_file, packages, arch, cache_root, offline, reporter or Reporter(), skip)
+        return _node(app, target)
     return _java(app)
