@@ -200,6 +200,12 @@ def test_python_code_change_rebuilds_only_the_code_layer(work: Path, tmp_path: P
     (src / ".git").mkdir()
     (src / ".git" / "HEAD").write_text("ref\n")
     (src / "notes.tmp").write_text("scratch\n")
+    (src / "secrets").mkdir()
+    (src / "secrets" / "key").write_text("k\n")
+    (src / "myapp" / "secrets").mkdir()
+    (src / "myapp" / "secrets" / "ok.txt").write_text("kept: .dockerignore patterns are anchored\n")
+    (src / ".dockerignore").write_text("# as Docker reads it\nsecrets\n**/*.md\n!keep.md\n")
+    (src / "myapp" / "README.md").write_text("doc\n")
     (src / "app.yaml").write_text(
         "name: svc\nfrom: ../py.yaml\napp: {kind: python, entrypoint: [-m, myapp], exclude: ['*.tmp']}\n"
     )
@@ -210,8 +216,10 @@ def test_python_code_change_rebuilds_only_the_code_layer(work: Path, tmp_path: P
     assert "PYTHONPATH=/app" in c["Env"] and "PYTHONDONTWRITEBYTECODE=1" in c["Env"]
     fs = rootfs(tmp_path / "v1")
     assert fs["app/myapp/__main__.py"][1] == b"print('v1')\n" and fs["app/myapp/__main__.py"][0].mode == 0o644
-    for left_out in ("app/.git/HEAD", "app/myapp/__pycache__/x.pyc", "app/notes.tmp", "app/app.yaml"):
+    for left_out in ("app/.git/HEAD", "app/myapp/__pycache__/x.pyc", "app/notes.tmp", "app/app.yaml",
+                     "app/secrets/key", "app/myapp/README.md"):  # fmt: skip
         assert left_out not in fs
+    assert "app/myapp/secrets/ok.txt" in fs and "app/.dockerignore" in fs
     # An output inside the project (and any OCI layout there) never becomes app code.
     d1, _ = build(src, cache, "app.yaml", "-o", "img")
     d2, _ = build(src, cache, "app.yaml", "-o", "img")

@@ -274,7 +274,7 @@ def _java(app: AppSpec) -> AppBuild:
 
 
 def _excludes(app: AppSpec, spec_file: Path | None) -> list[str]:
-    out = [*files.ALWAYS_EXCLUDED, *app.exclude]
+    out = [*files.ALWAYS_EXCLUDED, *app.exclude, *files.dockerignore(Path(app.source))]
     if spec_file is not None:
         try:
             rel = spec_file.resolve().relative_to(Path(app.source).resolve())

@@ -26,17 +26,36 @@ ALWAYS_EXCLUDED = [
 
 
 def excluded(rel: str, patterns: list[str]) -> bool:
-    """A pattern without '/' matches any path component; one with '/' the whole relative path."""
+    """A pattern without '/' matches any path component; one with a '/' (or starting
+    with one) the path relative to the source, or a directory above it."""
     parts = rel.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
     for pattern in patterns:
-        if "/" in pattern.strip("/"):
-            if fnmatch.fnmatchcase(rel, pattern.strip("/")) or fnmatch.fnmatchcase(
-                rel, pattern.strip("/") + "/*"
-            ):
+        p = pattern.strip("/")
+        if not p:
+            continue
+        if pattern.startswith("/") or "/" in p:
+            forms = [p, p[3:]] if p.startswith("**/") else [p]
+            if any(fnmatch.fnmatchcase(x, f) for x in prefixes for f in forms):
                 return True
-        elif any(fnmatch.fnmatchcase(p, pattern.strip("/")) for p in parts):
+        elif any(fnmatch.fnmatchcase(x, p) for x in parts):
             return True
     return False
+
+
+def dockerignore(source: Path) -> list[str]:
+    """The patterns of a .dockerignore beside the code (anchored at the source, as
+    Docker reads them); '!' exceptions are not supported and are skipped."""
+    try:
+        text = (source / ".dockerignore").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "!")):
+            out.append("/" + line.removeprefix("./").lstrip("/"))
+    return out
 
 
 def _mode(st: os.stat_result) -> int:
