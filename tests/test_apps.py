@@ -396,3 +396,44 @@ def test_java_truststore_is_written_from_the_bundle(work: Path, tmp_path: Path, 
     # No JRE, no truststore.
     build(work, tmp_path / "c", "glibc.yaml", "-o", "img-glibc")
     assert "etc/ssl/certs/java/cacerts" not in rootfs(work / "img-glibc")
+
+
+# -- an app on an OCI layout ---------------------------------------------------------------
+
+
+def test_app_on_an_oci_layout_matches_the_same_app_on_the_spec(work: Path, tmp_path: Path) -> None:
+    src = work / "svc"
+    (src / "myapp").mkdir(parents=True)
+    (src / "myapp" / "__main__.py").write_text("print('hi')\n")
+    cache = tmp_path / "c"
+    build(work, cache, "py.yaml", "-o", "base.oci", "--tag", "py:1.0")
+    app = "app: {kind: python, entrypoint: [-m, myapp], exclude: ['*.yaml']}\n"
+    (src / "spec.yaml").write_text("name: svc\nfrom: ../py.yaml\n" + app)
+    (src / "layout.yaml").write_text(
+        "name: svc\nfrom: oci:../base.oci:1.0\narchs: [amd64]\nenv: {MODE: prod}\n" + app
+    )
+    build(src, cache, "spec.yaml", "-o", str(tmp_path / "a"))
+    _, out = build(src, cache, "layout.yaml", "-o", str(tmp_path / "b"))
+    assert "(base 1, base 2, base 3, app code)" in out
+    # The base's layers are reused as they are, and the app's layer is the same bytes.
+    assert layer_digests(tmp_path / "a") == layer_digests(tmp_path / "b")
+    c = config(tmp_path / "b")
+    assert c["Entrypoint"] == ["/usr/bin/python3", "-m", "myapp"] and c["User"] == "65532"
+    assert c["Env"][0].startswith("PATH=") and "MODE=prod" in c["Env"] and "Cmd" not in c
+    history = manifests(tmp_path / "b")["amd64"]["config"]["history"]
+    assert [h["created_by"] for h in history][-1] == "distill: app code"
+    # Nothing to lock; debug needs a distill base; a bad layout or a damaged layer is one line.
+    assert_one_line_error(run("lock", "layout.yaml", cwd=src, cache=cache), "has no Debian packages to lock")
+    proc = run("build", "layout.yaml", "--variant", "debug", "-o", "x", cwd=src, cache=cache)
+    assert_one_line_error(proc, "debug variants need a distill base")
+    (src / "nowhere.yaml").write_text("name: x\nfrom: oci:../nowhere\napp: {kind: python}\n")
+    assert_one_line_error(run("build", "nowhere.yaml", cwd=src, cache=cache), "is not an OCI image layout")
+    shutil.copytree(work / "base.oci", work / "broken.oci")
+    biggest = max((work / "broken.oci" / "blobs" / "sha256").iterdir(), key=lambda p: p.stat().st_size)
+    biggest.write_bytes(biggest.read_bytes()[:-10])
+    (src / "broken.yaml").write_text(
+        "name: x\nfrom: oci:../broken.oci\narchs: [amd64]\napp: {kind: python, entrypoint: [-m, myapp]}\n"
+    )
+    proc = run("build", "broken.yaml", "-o", "y", cwd=src, cache=tmp_path / "fresh")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "does not match its digest" in proc.stderr or "not a readable tar" in proc.stderr, proc.stderr

@@ -6,6 +6,7 @@ Each stage takes plain values and returns plain values. The command line's
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -266,7 +267,7 @@ def build(
             apps[arch] = prepare_app(
                 spec.app,
                 AppTarget(
-                    lock.packages[arch],
+                    [(p.name, p.version) for p in lock.packages[arch]],
                     arch,
                     cache.root,
                     spec_path,
@@ -282,11 +283,17 @@ def build(
         for arch in archs
     ]
     options.reporter.done(task, f"layers: {counts[0]} written, {counts[1]} reused from the cache")
+    return _finish(images, store, output, tag, counts)
+
+
+def _finish(
+    images: list[ArchImage], store: BlobStore, output: Path | None, tag: str | None, counts: list[int]
+) -> BuildResult:
+    """One image, or an index of several; written to the output when there is one."""
     if len(images) == 1:
         top = images[0].manifest
     else:
-        index = store.put(canonical_json(index_document([i.manifest for i in images])), INDEX)
-        top = index
+        top = store.put(canonical_json(index_document([i.manifest for i in images])), INDEX)
     result = BuildResult(top, images, output, layers_written=counts[0], layers_reused=counts[1])
     if output is not None:
         if output.suffix == ".tar":
@@ -301,11 +308,130 @@ def build(
     return result
 
 
+def build_on_layout(
+    spec: Spec,
+    options: Options,
+    *,
+    variant: str = "latest",
+    archs: list[str] | None = None,
+    output: Path | None = None,
+    tag: str | None = None,
+    spec_path: Path | None = None,
+) -> BuildResult:
+    """An app on an image from an OCI layout (``from: oci:DIR[:REF]``): its layers are
+    reused as they are, the app's are added, its config is kept and amended."""
+    from distill.assemble.rootfs import app_layers
+    from distill.oci import read
+
+    base = spec.base_layout
+    assert base is not None and spec.app is not None
+    check_variant(variant)
+    if variant.startswith("debug"):
+        raise SpecError(
+            "the debug variants need a distill base (busybox comes from its lock)",
+            hint="build on a distill spec or flavor, or pull the base image's own debug tag",
+        )
+    layout, ref = base
+    cache = Cache(options.cache_dir)
+    store = BlobStore(cache.root)
+    layer_cache = LayerCache(cache.root, store)
+    counts = [0, 0]
+    images = []
+    for arch in archs or list(spec.archs):
+        image = read.open_image(layout, ref, arch)
+        task = options.reporter.task(f"reading {layout.name} ({arch})")
+        tree, newest, stats = read.read_tree(image)
+        options.reporter.done(task)
+        epoch = options.source_date_epoch if options.source_date_epoch is not None else newest
+        target = AppTarget(
+            read.packages(tree),
+            arch,
+            cache.root,
+            spec_path,
+            options.offline,
+            options.reporter,
+            (output,) if output is not None else (),
+        )
+        app = prepare_app(spec.app, target)
+        plans = app_layers(tree, app, arch, epoch)
+        built = [layer_cache.build(plan) for plan in plans]
+        for _, written in built:
+            counts[0 if written else 1] += 1
+        blobs = [blob for blob, _ in built]
+        base_layers = image.manifest["layers"]
+        for d in base_layers:
+            read.adopt(store, layout, d["digest"])
+        base_blobs = [
+            LayerBlob(d["digest"], diff_id, int(d["size"]), tar_size, files)
+            for d, diff_id, (tar_size, files) in zip(
+                base_layers, image.config["rootfs"]["diff_ids"], stats, strict=True
+            )
+        ]
+        config_doc = json.loads(json.dumps(image.config))
+        ours = image_config(spec, variant, False, app)
+        runtime = config_doc.setdefault("config", {})
+        env = dict(item.partition("=")[::2] for item in runtime.get("Env") or [])
+        env.update(app.env)
+        env.update(spec.env)
+        runtime.update(
+            {
+                "User": ours.user,
+                "WorkingDir": ours.workdir,
+                "Env": [f"{k}={v}" for k, v in env.items()],
+                "Entrypoint": ours.entrypoint,
+                "Cmd": ours.cmd,
+            }
+        )
+        for key in [k for k, v in runtime.items() if v is None]:
+            del runtime[key]
+        if spec.labels:
+            runtime["Labels"] = {**(runtime.get("Labels") or {}), **spec.labels}
+        ports = ours.to_json().get("ExposedPorts")
+        if ports:
+            runtime["ExposedPorts"] = {**(runtime.get("ExposedPorts") or {}), **ports}
+        if ours.stop_signal:
+            runtime["StopSignal"] = ours.stop_signal
+        config_doc["rootfs"]["diff_ids"] += [b.diff_id for b in blobs]
+        config_doc["history"] = [
+            *(config_doc.get("history") or []),
+            *(
+                {"created": rfc3339(epoch), "created_by": f"distill: {p.name}", "comment": p.comment}
+                for p in plans
+            ),
+        ]
+        config_desc = store.put(canonical_json(config_doc), CONFIG)
+        layer_descs = [Descriptor(d["mediaType"], d["digest"], int(d["size"])) for d in base_layers]
+        layer_descs += [Descriptor(LAYER_GZIP, b.digest, b.size) for b in blobs]
+        name = spec.levels[-1][0]
+        annotations = {
+            "org.opencontainers.image.title": name,
+            "org.opencontainers.image.description": f"{name} on {layout.name}",
+            **spec.annotations,
+        }
+        manifest = store.put(
+            canonical_json(manifest_document(config_desc, layer_descs, annotations)), MANIFEST
+        )
+        all_blobs = [*base_blobs, *blobs]
+        images.append(
+            ArchImage(
+                arch,
+                Descriptor(MANIFEST, manifest.digest, manifest.size, platform(arch)),
+                config_desc,
+                all_blobs,
+                [f"base {i + 1}" for i in range(len(base_blobs))] + [p.name for p in plans],
+                len(target.packages),
+                sum(b.files for b in all_blobs),
+            )
+        )
+    return _finish(images, store, output, tag, counts)
+
+
 __all__ = [
     "VARIANTS",
     "ArchImage",
     "BuildResult",
     "build",
+    "build_on_layout",
     "check_variant",
     "image_config",
 ]

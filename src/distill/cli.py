@@ -194,7 +194,17 @@ def _mib(n: int) -> str:
     return f"{n / 1048576:.1f} MiB"
 
 
+def _no_layout_base(args: argparse.Namespace) -> None:
+    spec, _ = load_spec(args.spec)
+    if spec.base_layout is not None:
+        raise SpecError(
+            f"{args.spec} goes on an OCI layout ({spec.base_layout[0]}): it has no Debian packages to lock or fetch",
+            hint="distill build it directly",
+        )
+
+
 def cmd_lock(args: argparse.Namespace) -> int:
+    _no_layout_base(args)
     from distill.pipeline import make_lock, open_archive, resolve
 
     spec, path = _load(args)
@@ -277,6 +287,7 @@ def cmd_why(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    _no_layout_base(args)
     from distill.pipeline import fetch, make_lock, open_archive, resolve
 
     spec, path = _load(args)
@@ -374,7 +385,7 @@ def _load_into(engine: str, image: Path, tag: str) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from distill.build import build, check_variant
+    from distill.build import BuildResult, build, build_on_layout, check_variant
 
     check_variant(args.variant)
     spec, path = _load(args)
@@ -383,7 +394,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     options.source_date_epoch = _source_date_epoch()
     archs: list[str] = list(spec.archs)
     lock: Lock | None = None
-    if lock_path.is_file() or args.locked:
+    if spec.base_layout is None and (lock_path.is_file() or args.locked):
         lock = read_lock(lock_path)
         check_current(lock, spec_checksum(spec), lock_path, archs)
     archive = None
@@ -415,30 +426,28 @@ def cmd_build(args: argparse.Namespace) -> int:
 
         scratch = Path(tempfile.mkdtemp(prefix="distill-load-"))
     try:
-        if lock is None:
-            from distill.pipeline import make_lock, resolve
-
-            lock = make_lock(spec, open_(), resolve(spec, open_()))
         if scratch is not None and args.output is None:
             output = scratch / f"image{load_kind}"  # only loaded, not kept
-        result = build(
-            spec,
-            lock,
-            options,
-            variant=args.variant,
-            archs=archs,
-            output=output,
-            tag=tag,
-            fetch=fetch,
-            spec_path=path,
-        )
+
+        def run_build(out: Path) -> BuildResult:
+            nonlocal lock
+            if spec.base_layout is not None:
+                return build_on_layout(spec, options, variant=args.variant, archs=archs, output=out, tag=tag,
+                                       spec_path=path)  # fmt: skip
+            if lock is None:
+                from distill.pipeline import make_lock, resolve
+
+                lock = make_lock(spec, open_(), resolve(spec, open_()))
+            return build(spec, lock, options, variant=args.variant, archs=archs, output=out, tag=tag, fetch=fetch,
+                         spec_path=path)  # fmt: skip
+
+        result = run_build(output)
         if engine:
             load_from = output
             if (output.suffix == ".tar") != (load_kind == ".tar"):  # the form to load is extra
                 assert scratch is not None
                 load_from = scratch / f"image{load_kind}"
-                build(spec, lock, options, variant=args.variant, archs=archs, output=load_from, tag=tag,
-                      fetch=fetch, spec_path=path)  # fmt: skip
+                run_build(load_from)
             _load_into(engine, load_from, tag)
     finally:
         if archive is not None:

@@ -18,7 +18,6 @@ from distill.assemble import ldcache
 from distill.assemble.tree import Node, Tree
 from distill.errors import SpecError
 from distill.progress import Reporter
-from distill.resolve.lock import LockedPackage
 from distill.spec.model import AppSpec
 
 RUNTIMES = {"python": "python3", "node": "nodejs", "java": "java"}
@@ -51,7 +50,7 @@ class Target:
     """What an app is built for and with: the image's packages and architecture, the
     cache, and what the code layer must leave out."""
 
-    packages: list[LockedPackage]
+    packages: list[tuple[str, str]]  # (name, version) of the image's Debian packages
     arch: str
     cache: Path
     spec_file: Path | None = None

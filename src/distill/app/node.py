@@ -28,23 +28,22 @@ import httpx
 from distill.archive.cache import atomic_write
 from distill.errors import BuildError, SpecError
 from distill.progress import Reporter
-from distill.resolve.lock import LockedPackage
 
 NPM_CPU = {"amd64": "x64", "arm64": "arm64", "armhf": "arm", "i386": "ia32", "ppc64el": "ppc64", "s390x": "s390x", "riscv64": "riscv64"}  # fmt: skip
 FORMAT = "distill-node-modules-1"
 MAX_TARBALL = 512 << 20
 
 
-def runtime(packages: list[LockedPackage]) -> tuple[int, str]:
+def runtime(packages: list[tuple[str, str]]) -> tuple[int, str]:
     """The image's Node module ABI (NODE_MODULE_VERSION, from libnodeNNN) and node's version."""
     abi = None
     version = ""
-    for p in packages:
-        m = re.fullmatch(r"libnode(\d+)", p.name)
+    for name, pkg_version in packages:
+        m = re.fullmatch(r"libnode(\d+)", name)
         if m:
             abi = int(m.group(1))
-        if p.name == "nodejs":
-            version = p.version.split(":")[-1].split("+")[0].split("~")[0]
+        if name == "nodejs":
+            version = pkg_version.split(":")[-1].split("+")[0].split("~")[0]
     if abi is None:
         raise SpecError(
             "app kind node needs Node.js in the image", hint="use from: nodejs (or a spec extending it)"

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from distill.errors import BuildError, SpecError
 from distill.progress import Reporter
-from distill.resolve.lock import LockedPackage
 
 PIP_MACHINES = {"amd64": "x86_64", "arm64": "aarch64", "ppc64el": "ppc64le", "s390x": "s390x", "armhf": "armv7l", "i386": "i686", "riscv64": "riscv64"}  # fmt: skip
 # The legacy manylinux names and the glibc they stand for.
@@ -30,16 +29,16 @@ _LEGACY = {"manylinux2014": 17, "manylinux2010": 12, "manylinux1": 5}
 FORMAT = "distill-python-deps-1"
 
 
-def runtime(packages: list[LockedPackage]) -> tuple[str, tuple[int, int]]:
+def runtime(packages: list[tuple[str, str]]) -> tuple[str, tuple[int, int]]:
     """The image's Python version ("3.13") and glibc version ((2, 41)), from the lock."""
     version = None
     glibc = None
-    for p in packages:
-        m = re.fullmatch(r"(?:lib)?python(3\.\d+)-minimal", p.name)
+    for name, pkg_version in packages:
+        m = re.fullmatch(r"(?:lib)?python(3\.\d+)-minimal", name)
         if m:
             version = m.group(1)
-        if p.name == "libc6":
-            g = re.match(r"(\d+)\.(\d+)", p.version)
+        if name == "libc6":
+            g = re.match(r"(\d+)\.(\d+)", pkg_version)
             if g:
                 glibc = (int(g.group(1)), int(g.group(2)))
     if version is None:

@@ -95,19 +95,26 @@ def assemble(
         if plan.entries or not plans:
             plans.append(plan)
     if app is not None:
-        app.check(tree, arch)
-        for layer in app.layers:
-            for path, node in layer.entries:
-                system.write_entry(tree, path, replace(node, mtime=epoch), epoch)
-            plan = _plan(tree, f"app {layer.name}", [], epoch, layer.comment)
-            if plan.entries:
-                plans.append(plan)
+        plans += app_layers(tree, app, arch, epoch)
     if debug is not None:
         epoch = clamp if clamp is not None else max(epoch, _max_mtime([("busybox-static", debug)]))
         applets = _debug_layer(tree, debug, epoch, clamp)
         comment = f"busybox with {len(applets)} applets at /busybox"
         plans.append(_plan(tree, "debug", ["busybox-static"], epoch, comment))
     return plans, tree
+
+
+def app_layers(tree: Tree, app: AppBuild, arch: str, epoch: int) -> list[LayerPlan]:
+    """The app's layers on top of the tree, after checking the tree has what it needs."""
+    app.check(tree, arch)
+    plans = []
+    for layer in app.layers:
+        for path, node in layer.entries:
+            system.write_entry(tree, path, replace(node, mtime=epoch), epoch)
+        plan = _plan(tree, f"app {layer.name}", [], epoch, layer.comment)
+        if plan.entries:
+            plans.append(plan)
+    return plans
 
 
 def _debug_layer(tree: Tree, debug: Expanded, epoch: int, clamp: int | None) -> list[str]:

@@ -187,6 +187,22 @@ def _localise(data: dict[str, Any], path: Path, positions: dict[tuple[Any, ...],
 Level = tuple[str, dict[str, Any]]
 
 
+def _oci_layout(ref: str, base: Path) -> tuple[Path, str | None] | None:
+    """``oci:DIR[:REF]``, or a directory holding an OCI image layout: (DIR, REF)."""
+    explicit = ref.startswith("oci:")
+    text = ref.removeprefix("oci:")
+    name: str | None = None
+    directory, sep, tail = text.rpartition(":")
+    if explicit and sep and "/" not in tail and tail:
+        text, name = directory, tail
+    path = (base / text).resolve()
+    if (path / "oci-layout").is_file():
+        return path, name
+    if explicit:
+        raise SpecError(f"from: {path} is not an OCI image layout (no oci-layout file)")
+    return None
+
+
 def _load_levels(path: Path, stack: tuple[Path, ...], seen: set[Path]) -> list[Level]:
     """The composition chain of ``path``, root first: (name, the file's own fields)."""
     real = path.resolve()
@@ -202,10 +218,21 @@ def _load_levels(path: Path, stack: tuple[Path, ...], seen: set[Path]) -> list[L
     parents = data.pop("extends", None)
     base_image = data.pop("from", None)
     if base_image is not None:
+        line, col = positions.get(("key", "from"), (1, 1))
         if parents is not None:
-            line, col = positions.get(("key", "from"), (1, 1))
             raise SpecError(f"{path}:{line}:{col}: give either 'from' or 'extends', not both")
-        parents = base_image
+        layout = _oci_layout(str(base_image), path.parent)
+        if layout is not None:
+            if stack:
+                raise SpecError(f"{path}:{line}:{col}: only the spec being built can be 'from' an OCI layout")
+            if data.get("packages") or not isinstance(data.get("app"), dict):
+                raise SpecError(
+                    f"{path}:{line}:{col}: 'from' an OCI layout takes an app and no Debian packages",
+                    hint="extend a distill spec or flavor to add packages",
+                )
+            data["__layout__"] = layout
+        else:
+            parents = base_image
     elif parents is None and isinstance(data.get("app"), dict):
         from distill.app import default_flavor
 
@@ -251,7 +278,10 @@ def load_spec(ref: str | Path) -> tuple[Spec, Path]:
     """Load a spec by path or built-in name, with everything it extends merged in."""
     path = resolve_spec_path(str(ref))
     levels = _load_levels(path, (), set())
-    return _build(levels, {}, path), path
+    layout = levels[-1][1].pop("__layout__", None)
+    spec = _build(levels, {}, path)
+    spec._base_layout = layout
+    return spec, path
 
 
 def with_overrides(spec: Spec, **update: Any) -> Spec:
@@ -268,6 +298,7 @@ def with_overrides(spec: Spec, **update: Any) -> Spec:
             raise SpecError(_validation_message(exc, Path(name), {})) from None
     final = built[-1][1]
     final._levels = built
+    final._base_layout = spec.base_layout
     return final
 
 

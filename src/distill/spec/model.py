@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import platform
 import re
+from pathlib import Path
 from typing import Annotated, Literal, cast
 
 from pydantic import (
@@ -239,8 +240,8 @@ class Spec(_Model):
         default=None,
         alias="from",
         description="The image an app goes on: a built-in flavor or a spec path (the same as "
-        "extends with one entry). Default for an app: python3, nodejs, java, or for a binary "
-        "static/base/cc as its ELF needs",
+        "extends with one entry), or oci:DIR[:REF], an OCI image layout. Default for an app: "
+        "python3, nodejs, java, or for a binary static/base/cc as its ELF needs",
     )
     app: AppSpec | None = Field(default=None, description="An application to put on the image")
     name: str | None = Field(default=None, description="A name for the image")
@@ -314,6 +315,13 @@ class Spec(_Model):
     # The composition chain, root first, this spec last: each level's spec with
     # everything below it merged in (set by the loader; one level without extends).
     _levels: list[tuple[str, Spec]] = PrivateAttr(default_factory=list)
+
+    # ``from: oci:DIR[:REF]``: the app goes on that image (layout directory, ref name).
+    _base_layout: tuple[Path, str | None] | None = PrivateAttr(default=None)
+
+    @property
+    def base_layout(self) -> tuple[Path, str | None] | None:
+        return self._base_layout
 
     @property
     def levels(self) -> list[tuple[str, Spec]]:

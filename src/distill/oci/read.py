@@ -1,0 +1,269 @@
+"""Reading OCI image layouts: the image for a platform, its config, and its
+filesystem as a :class:`~distill.assemble.tree.Tree` of headers (streamed through
+the layers, whiteouts applied, nothing extracted to disk).
+
+Only what checks need is kept of the content: the dpkg databases (status.d and
+status, for the package list), the dynamic linker's configuration and the SONAME
+of every shared library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+from isal import igzip
+
+from distill.assemble.expand import DIR, FILE, SYMLINK
+from distill.assemble.tree import Node, Tree
+from distill.errors import BuildError
+from distill.oci.image import INDEX, MANIFEST, BlobStore
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+_KEEP_CONTENT = ("var/lib/dpkg/status", "etc/ld.so.conf")
+MAX_KEPT = 64 << 20  # content kept for checks, at most (a dpkg status of a big image is a few MB)
+
+
+@dataclass
+class BaseImage:
+    layout: Path
+    manifest: dict[str, Any]
+    config: dict[str, Any]
+
+    def blob(self, digest: str) -> Path:
+        return blob_path(self.layout, digest)
+
+
+def blob_path(layout: Path, digest: str) -> Path:
+    algo, _, hexdigest = digest.partition(":")
+    if algo != "sha256" or len(hexdigest) != 64 or not all(c in "0123456789abcdef" for c in hexdigest):
+        raise BuildError(f"{layout}: unsupported or malformed digest {digest!r}")
+    return layout / "blobs" / "sha256" / hexdigest
+
+
+def _json(layout: Path, digest: str, what: str) -> Any:
+    path = blob_path(layout, digest)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise BuildError(f"{layout}: the {what} {digest} is missing from blobs/") from None
+    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        raise BuildError(f"{layout}: the {what} {digest} does not match its digest")
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise BuildError(f"{layout}: the {what} {digest} is not JSON") from None
+
+
+def open_image(layout: Path, ref: str | None, arch: str) -> BaseImage:
+    """The image for ``arch`` in a layout (by ``ref.name`` when given, else the only one)."""
+    try:
+        index = json.loads((layout / "index.json").read_text())
+        if not (layout / "oci-layout").is_file():
+            raise ValueError
+    except (OSError, ValueError):
+        raise BuildError(f"{layout} is not an OCI image layout (no oci-layout / index.json)") from None
+    entries = index.get("manifests") or []
+    if ref is not None:
+        entries = [
+            m for m in entries if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref
+        ]
+        if not entries:
+            raise BuildError(f"{layout} has no image named {ref!r}")
+    if not entries:
+        raise BuildError(f"{layout} holds no image")
+    desc = entries[0]
+    for _ in range(4):  # index -> (nested index ->) manifest
+        if desc.get("mediaType") in (INDEX, DOCKER_LIST):
+            doc = _json(layout, desc["digest"], "index")
+            found = [
+                m
+                for m in doc.get("manifests", [])
+                if m.get("platform", {}).get("architecture") == arch
+                and m.get("platform", {}).get("os") == "linux"
+            ]
+            if not found:
+                raise BuildError(
+                    f"{layout} has no linux/{arch} image", hint="pass --arch for a platform it has"
+                )
+            desc = found[0]
+            continue
+        if desc.get("mediaType") not in (MANIFEST, DOCKER_MANIFEST):
+            raise BuildError(f"{layout}: unsupported media type {desc.get('mediaType')!r}")
+        manifest = _json(layout, desc["digest"], "manifest")
+        config = _json(layout, manifest["config"]["digest"], "config")
+        if config.get("architecture") != arch:
+            raise BuildError(
+                f"{layout} holds a {config.get('architecture')} image, not {arch}",
+                hint=f"pass --arch {config.get('architecture')}",
+            )
+        if len(config.get("rootfs", {}).get("diff_ids", [])) != len(manifest.get("layers", [])):
+            raise BuildError(f"{layout}: the config's diff_ids do not match the manifest's layers")
+        return BaseImage(layout, manifest, config)
+    raise BuildError(f"{layout}: indexes nested too deep")
+
+
+def _soname(data: bytes) -> str | None:
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        for section in elf.iter_sections():
+            if isinstance(section, DynamicSection):
+                for tag in section.iter_tags():
+                    if tag.entry.d_tag == "DT_SONAME":
+                        return str(getattr(tag, "soname"))  # noqa: B009 (untyped in stubs)
+    except (ELFError, ValueError, KeyError):
+        return None
+    return None
+
+
+def _stream(fileobj: Any, media_type: str) -> Any:
+    """The layer's tar stream: gzip (ISA-L), zstd or uncompressed, by media type."""
+    if media_type.endswith("gzip"):
+        return igzip.IGzipFile(fileobj=fileobj)  # type: ignore[no-untyped-call]
+    if media_type.endswith("zstd"):
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(fileobj)
+    return fileobj
+
+
+def read_tree(image: BaseImage) -> tuple[Tree, int, list[tuple[int, int]]]:
+    """The image's filesystem (headers; content only where checks need it), the newest
+    mtime in it and each layer's (tar size, files). Each layer is checked against its digest."""
+    tree = Tree()
+    newest = 0
+    kept = 0
+    stats: list[tuple[int, int]] = []
+    for desc in image.manifest.get("layers", []):
+        files = 0
+        path = image.blob(desc["digest"])
+        hasher = _HashingReader(path, desc["digest"])
+        try:
+            with tarfile.open(fileobj=_stream(hasher, desc.get("mediaType", "")), mode="r|") as tf:
+                for m in tf:
+                    name = os.path.normpath(m.name.lstrip("/")).lstrip("./") if m.name.strip("./") else ""
+                    if not name or name.startswith(".."):
+                        continue
+                    parent, _, base = name.rpartition("/")
+                    if base == ".wh..wh..opq":
+                        for p in [p for p in tree.nodes if parent == "" or p.startswith(parent + "/")]:
+                            if p:
+                                tree.nodes.pop(p, None)
+                        continue
+                    if base.startswith(".wh."):
+                        gone = f"{parent}/{base[4:]}" if parent else base[4:]
+                        for p in [p for p in tree.nodes if p == gone or p.startswith(gone + "/")]:
+                            tree.nodes.pop(p, None)
+                        continue
+                    newest = max(newest, int(m.mtime))
+                    mode = m.mode & 0o7777
+                    if m.isdir():
+                        tree.nodes[name] = Node(DIR, mode, m.uid, m.gid, int(m.mtime))
+                    elif m.issym():
+                        tree.nodes[name] = Node(SYMLINK, 0o777, m.uid, m.gid, int(m.mtime), link=m.linkname)
+                    elif m.islnk():
+                        target = tree.nodes.get(os.path.normpath(m.linkname.lstrip("/")))
+                        if target is not None:
+                            tree.nodes[name] = target
+                    elif m.isfile():
+                        files += 1
+                        data = None
+                        soname = None
+                        wanted = name.startswith(_KEEP_CONTENT) or ".so" in base
+                        if wanted and kept + m.size <= MAX_KEPT:
+                            f = tf.extractfile(m)
+                            raw = f.read() if f else b""
+                            if ".so" in base and raw[:4] == b"\x7fELF":
+                                soname = _soname(raw)
+                            if name.startswith(_KEEP_CONTENT):
+                                data = raw
+                                kept += len(raw)
+                        tree.nodes[name] = Node(
+                            FILE, mode, m.uid, m.gid, int(m.mtime), m.size, data=data, soname=soname
+                        )
+                tar_size = tf.offset
+            hasher.finish()
+            stats.append((tar_size, files))
+        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+            raise BuildError(
+                f"{image.layout}: layer {desc['digest']} is not a readable tar ({exc})"
+            ) from None
+    tree.take_changes()
+    return tree, newest, stats
+
+
+class _HashingReader(io.RawIOBase):
+    """A file read through once, hashed on the way; :meth:`finish` checks the digest."""
+
+    def __init__(self, path: Path, digest: str) -> None:
+        super().__init__()
+        try:
+            self.f = path.open("rb", buffering=0)
+        except OSError:
+            raise BuildError(f"layer {digest} is missing from the layout's blobs/") from None
+        self.digest = digest
+        self.h = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self.f.readinto(buffer) or 0
+        self.h.update(memoryview(buffer)[:n])
+        return n
+
+    def finish(self) -> None:
+        while self.read(1 << 20):
+            pass
+        self.f.close()
+        if "sha256:" + self.h.hexdigest() != self.digest:
+            raise BuildError(f"layer {self.digest} does not match its digest (corrupt or truncated)")
+
+
+def packages(tree: Tree) -> list[tuple[str, str]]:
+    """(name, version) of every package the image's dpkg databases list."""
+    out: list[tuple[str, str]] = []
+    texts = [n.data for p, n in sorted(tree.nodes.items()) if p.startswith("var/lib/dpkg/status") and n.data]
+    for text in texts:
+        for para in text.decode("utf-8", "replace").split("\n\n"):
+            fields = dict(
+                line.split(":", 1)
+                for line in para.splitlines()
+                if ":" in line and not line.startswith((" ", "\t"))
+            )
+            if "Package" in fields and "Version" in fields:
+                out.append((fields["Package"].strip(), fields["Version"].strip()))
+    return out
+
+
+def adopt(store: BlobStore, layout: Path, digest: str) -> None:
+    """A blob of the layout into the store (hard link, else copy; verified by the tree read)."""
+    target = store.path(digest)
+    if target.is_file():
+        return
+    source = blob_path(layout, digest)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".adopt.")
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
