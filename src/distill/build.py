@@ -230,6 +230,19 @@ def _arch_image(
     )
 
 
+def _app_target(
+    packages: list[tuple[str, str]],
+    arch: str,
+    cache: Cache,
+    options: Options,
+    spec_path: Path | None,
+    output: Path | None,
+) -> AppTarget:
+    # The output may sit inside the app's source: it is never part of the code.
+    skip = (output,) if output is not None else ()
+    return AppTarget(packages, arch, cache.root, spec_path, options.offline, options.reporter, skip)
+
+
 def build(
     spec: Spec,
     lock: Lock,
@@ -266,14 +279,13 @@ def build(
         for arch in archs:
             apps[arch] = prepare_app(
                 spec.app,
-                AppTarget(
+                _app_target(
                     [(p.name, p.version) for p in lock.packages[arch]],
                     arch,
-                    cache.root,
+                    cache,
+                    options,
                     spec_path,
-                    options.offline,
-                    options.reporter,
-                    (output,) if output is not None else (),
+                    output,
                 ),
             )
     images = [
@@ -343,15 +355,7 @@ def build_on_layout(
         tree, newest, stats = read.read_tree(image)
         options.reporter.done(task)
         epoch = options.source_date_epoch if options.source_date_epoch is not None else newest
-        target = AppTarget(
-            read.packages(tree),
-            arch,
-            cache.root,
-            spec_path,
-            options.offline,
-            options.reporter,
-            (output,) if output is not None else (),
-        )
+        target = _app_target(read.packages(tree), arch, cache, options, spec_path, output)
         app = prepare_app(spec.app, target)
         plans = app_layers(tree, app, arch, epoch)
         built = [layer_cache.build(plan) for plan in plans]
