@@ -253,7 +253,16 @@ def main() -> None:
             "ENV PYTHONPATH=/app PYTHONDONTWRITEBYTECODE=1\nUSER 65532\nWORKDIR /app\n"
             'ENTRYPOINT ["/usr/bin/python3", "-m", "webapp"]\n'
         )
-        podman = ["podman", "build", "-q", "--pull=never", "--network=none", "-t", "bench-pyweb-podman:latest", "."]
+        podman = [
+            "podman",
+            "build",
+            "-q",
+            "--pull=never",
+            "--network=none",
+            "-t",
+            "bench-pyweb-podman:latest",
+            ".",
+        ]
         run(podman, ex)  # warm: the deps layer is cached from here on
         ptimes, dtimes = [], []
         for n in range(3):
