@@ -299,7 +299,7 @@ def test_node_modules_from_the_lockfile(work: Path, tmp_path: Path) -> None:
         for p in fs
     )
     names = [h["comment"] for h in manifests(tmp_path / "img")["amd64"]["config"]["history"]]
-    assert any("production dependencies" in n for n in names)
+    assert "2 production dependencies from package-lock.json" in names  # left-pad and napi-addon
 
 
 def test_node_addon_for_another_abi_is_refused(work: Path, tmp_path: Path) -> None:
@@ -437,3 +437,15 @@ def test_app_on_an_oci_layout_matches_the_same_app_on_the_spec(work: Path, tmp_p
     proc = run("build", "broken.yaml", "-o", "y", cwd=src, cache=tmp_path / "fresh")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "does not match its digest" in proc.stderr or "not a readable tar" in proc.stderr, proc.stderr
+
+
+def test_lockfile_entry_climbing_out_of_node_modules_is_refused(work: Path, tmp_path: Path) -> None:
+    src = work / "svc"
+    node_project(src, {"left-pad": ({"index.js": b"1\n"}, {})})
+    lock = json.loads((src / "package-lock.json").read_text())
+    lock["packages"]["node_modules/../../../escaped"] = lock["packages"].pop("node_modules/left-pad")
+    (src / "package-lock.json").write_text(json.dumps(lock))
+    (src / "app.yaml").write_text("name: svc\nfrom: ../node.yaml\napp: {kind: node}\n")
+    proc = run("build", "app.yaml", "-o", "img", cwd=src, cache=tmp_path / "c")
+    assert_one_line_error(proc, "is not a place inside node_modules")
+    assert not list(tmp_path.rglob("escaped"))  # nothing unpacked anywhere

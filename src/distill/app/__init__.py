@@ -187,19 +187,15 @@ def _node(app: AppSpec, t: Target) -> AppBuild:
     source = _project(app)
     abi, version = node.runtime(t.packages)
     layers = []
-    deps, key = node.install(source, t.arch, t.cache, t.offline, t.reporter)
+    deps, key, count = node.install(source, t.arch, t.cache, t.offline, t.reporter)
     addons: list[tuple[str, elf.ElfInfo]] = []
     if deps is not None:
         entries = files.collect(deps, f"{app.dest}/node_modules", cid=f"node:{key}")
         for path, n in entries:
             if path.endswith(".node") and n.src is not None and elf.is_elf(Path(n.src[0])):
                 addons.append((path, elf.inspect_elf(Path(n.src[0]), "node addon")))
-        count = len(node.read_lock(source))
-        layers.append(
-            AppLayer(
-                "node_modules", f"production dependencies of package-lock.json ({count} entries)", entries
-            )
-        )
+        comment = f"{count} production dependencies from package-lock.json"
+        layers.append(AppLayer("node_modules", comment, entries))
     layers.append(_code(app, source, t))
     script = app.entrypoint
     if script is None:

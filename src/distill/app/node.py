@@ -182,8 +182,9 @@ def read_lock(project: Path) -> dict[str, dict[str, object]]:
 
 def install(
     project: Path, arch: str, cache_root: Path, offline: bool, reporter: Reporter
-) -> tuple[Path | None, str]:
-    """node_modules for the image (cached by the lockfile's content); (directory, cache key)."""
+) -> tuple[Path | None, str, int]:
+    """node_modules for the image (cached by the lockfile's content): (directory, cache
+    key, packages installed)."""
     packages = read_lock(project)
     wanted = {
         path: meta
@@ -194,13 +195,17 @@ def install(
         and _allowed(meta.get("os"), "linux")  # type: ignore[arg-type]
         and _allowed(meta.get("cpu"), NPM_CPU.get(arch, arch))  # type: ignore[arg-type]
     }
+    for path in wanted:
+        parts = path.split("/")
+        if path.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            raise SpecError(f"package-lock.json: {path!r} is not a place inside node_modules")
     if not wanted:
-        return None, ""
+        return None, "", 0
     lock_bytes = (project / "package-lock.json").read_bytes()
     key = hashlib.sha256(f"{FORMAT}\0{arch}\0".encode() + lock_bytes).hexdigest()
     target = cache_root / "apps" / "node" / key
     if target.is_dir():
-        return target / "node_modules", key
+        return target / "node_modules", key, len(wanted)
     if offline:
         raise BuildError("the node_modules of package-lock.json are not in the cache (offline)")
     registry = _registry(project)
@@ -258,4 +263,4 @@ def install(
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target / "node_modules", key
+    return target / "node_modules", key, len(wanted)
