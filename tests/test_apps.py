@@ -8,6 +8,7 @@ with zipfile; npm packages are tarballs referenced by the lockfile (``file:``)."
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import io
 import json
@@ -449,3 +450,49 @@ def test_lockfile_entry_climbing_out_of_node_modules_is_refused(work: Path, tmp_
     proc = run("build", "app.yaml", "-o", "img", cwd=src, cache=tmp_path / "c")
     assert_one_line_error(proc, "is not a place inside node_modules")
     assert not list(tmp_path.rglob("escaped"))  # nothing unpacked anywhere
+
+
+def test_layout_filesystem_applies_whiteouts_at_every_depth(tmp_path: Path) -> None:
+    from distill.oci import read
+
+    def layer(entries: dict[str, bytes | None]) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            for name, data in entries.items():
+                info = tarfile.TarInfo(name)
+                if data is None:
+                    info.type = tarfile.DIRTYPE
+                    tf.addfile(info)
+                else:
+                    info.size = len(data)
+                    tf.addfile(info, io.BytesIO(data))
+        return gzip.compress(buf.getvalue(), mtime=0)
+
+    layout = tmp_path / "img"
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return "sha256:" + digest
+
+    layers = [
+        layer({".hidden": b"x", "keep": b"k", "dir": None, "dir/a": b"a", "./gone": b"g"}),
+        layer({".wh..hidden": b"", ".wh.gone": b"", "dir/.wh..wh..opq": b"", "dir/b": b"b"}),
+    ]
+    diff_ids = ["sha256:" + hashlib.sha256(gzip.decompress(x)).hexdigest() for x in layers]
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    )
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(config.encode()), "size": 1},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": put(x), "size": len(x)} for x in layers],
+    })  # fmt: skip
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": put(manifest.encode()), "size": 1}]}))  # fmt: skip
+    tree, _, stats = read.read_tree(read.open_image(layout, None, "amd64"))
+    assert sorted(p for p in tree.nodes if p) == ["dir", "dir/b", "keep"]
+    assert [files for _, files in stats] == [4, 1]

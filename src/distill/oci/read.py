@@ -20,12 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.dynamic import DynamicSection
-from elftools.elf.elffile import ELFFile
 from isal import igzip
 
-from distill.assemble.expand import DIR, FILE, SYMLINK
+from distill.assemble.expand import DIR, FILE, SYMLINK, elf_soname
 from distill.assemble.tree import Node, Tree
 from distill.errors import BuildError
 from distill.oci.image import INDEX, MANIFEST, BlobStore
@@ -115,19 +112,6 @@ def open_image(layout: Path, ref: str | None, arch: str) -> BaseImage:
     raise BuildError(f"{layout}: indexes nested too deep")
 
 
-def _soname(data: bytes) -> str | None:
-    try:
-        elf = ELFFile(io.BytesIO(data))
-        for section in elf.iter_sections():
-            if isinstance(section, DynamicSection):
-                for tag in section.iter_tags():
-                    if tag.entry.d_tag == "DT_SONAME":
-                        return str(getattr(tag, "soname"))  # noqa: B009 (untyped in stubs)
-    except (ELFError, ValueError, KeyError):
-        return None
-    return None
-
-
 def _stream(fileobj: Any, media_type: str) -> Any:
     """The layer's tar stream: gzip (ISA-L), zstd or uncompressed, by media type."""
     if media_type.endswith("gzip"):
@@ -153,8 +137,8 @@ def read_tree(image: BaseImage) -> tuple[Tree, int, list[tuple[int, int]]]:
         try:
             with tarfile.open(fileobj=_stream(hasher, desc.get("mediaType", "")), mode="r|") as tf:
                 for m in tf:
-                    name = os.path.normpath(m.name.lstrip("/")).lstrip("./") if m.name.strip("./") else ""
-                    if not name or name.startswith(".."):
+                    name = os.path.normpath(m.name.lstrip("/"))
+                    if name in (".", "") or name == ".." or name.startswith("../"):
                         continue
                     parent, _, base = name.rpartition("/")
                     if base == ".wh..wh..opq":
@@ -185,8 +169,8 @@ def read_tree(image: BaseImage) -> tuple[Tree, int, list[tuple[int, int]]]:
                         if wanted and kept + m.size <= MAX_KEPT:
                             f = tf.extractfile(m)
                             raw = f.read() if f else b""
-                            if ".so" in base and raw[:4] == b"\x7fELF":
-                                soname = _soname(raw)
+                            if ".so" in base:
+                                soname = elf_soname(io.BytesIO(raw), 0, len(raw)) or None
                             if name.startswith(_KEEP_CONTENT):
                                 data = raw
                                 kept += len(raw)
