@@ -194,20 +194,21 @@ def _mib(n: int) -> str:
     return f"{n / 1048576:.1f} MiB"
 
 
-def _no_layout_base(args: argparse.Namespace) -> None:
-    spec, _ = load_spec(args.spec)
+def _packages_spec(args: argparse.Namespace) -> tuple[Spec, Path]:
+    """The spec, for commands about its Debian packages (an app on an OCI layout has none)."""
+    spec, path = _load(args)
     if spec.base_layout is not None:
         raise SpecError(
             f"{args.spec} goes on an OCI layout ({spec.base_layout[0]}): it has no Debian packages to lock or fetch",
             hint="distill build it directly",
         )
+    return spec, path
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    _no_layout_base(args)
     from distill.pipeline import make_lock, open_archive, resolve
 
-    spec, path = _load(args)
+    spec, path = _packages_spec(args)
     lock_path = _lock_path(args, path)
     if args.check:
         check_current(read_lock(lock_path), spec_checksum(spec), lock_path, list(spec.archs))
@@ -287,10 +288,9 @@ def cmd_why(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    _no_layout_base(args)
     from distill.pipeline import fetch, make_lock, open_archive, resolve
 
-    spec, path = _load(args)
+    spec, path = _packages_spec(args)
     lock_path = _lock_path(args, path, "lock")
     options = _options(args)
     lock: Lock | None = None
