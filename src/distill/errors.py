@@ -19,9 +19,10 @@ Anything else escaping is a bug in distill.
     │   ├── UnknownPackageError a requested name no suite has (with suggestions)
     │   └── UnsatisfiableError  a relation no candidate satisfies (with the chain)
     ├── LockError               lockfile missing, unreadable or out of date
-    └── BuildError              assembling or writing an image
-        ├── UnsafeEntryError    an entry would escape the root, or is a device file
-        └── OutputError         the output cannot be written
+    ├── BuildError              assembling or writing an image
+    │   ├── UnsafeEntryError    an entry would escape the root, or is a device file
+    │   └── OutputError         the output cannot be written
+    └── AuditError              an audit target cannot be read (corrupt, unreachable, unparsable)
 """
 
 from __future__ import annotations
@@ -100,3 +101,8 @@ class UnsafeEntryError(BuildError):
 
 class OutputError(BuildError):
     """The output (layout directory or archive) cannot be written."""
+
+
+class AuditError(DistillError):
+    """An audit target cannot be read: a corrupt or truncated image, a registry that
+    refuses or cannot be reached, a Dockerfile or manifest that does not parse."""

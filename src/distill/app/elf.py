@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
@@ -53,36 +54,41 @@ def is_elf(path: Path) -> bool:
 def inspect_elf(path: Path, what: str) -> ElfInfo:
     try:
         with path.open("rb") as f:
-            elf = ELFFile(f)
-            arch = MACHINES.get((elf["e_machine"], elf.elfclass), str(elf["e_machine"]))
-            interpreter = None
-            needed: list[str] = []
-            runpath: list[str] = []
-            for segment in elf.iter_segments():
-                if segment["p_type"] == "PT_INTERP":
-                    interpreter = str(getattr(segment, "get_interp_name")())  # noqa: B009 (untyped in stubs)
-            node_abi, napi = None, False
-            for section in elf.iter_sections():
-                if isinstance(section, DynamicSection):
-                    for tag in section.iter_tags():
-                        # pyelftools names the string of a tag after it (needed, runpath, rpath).
-                        if tag.entry.d_tag == "DT_NEEDED":
-                            needed.append(str(getattr(tag, "needed")))  # noqa: B009
-                        elif tag.entry.d_tag in ("DT_RUNPATH", "DT_RPATH"):
-                            attr = "runpath" if tag.entry.d_tag == "DT_RUNPATH" else "rpath"
-                            runpath += str(getattr(tag, attr)).split(":")
-                elif isinstance(section, SymbolTableSection) and section.name == ".dynsym":
-                    for sym in section.iter_symbols():
-                        if sym["st_shndx"] == "SHN_UNDEF":
-                            continue
-                        m = _NODE_ABI.match(sym.name)
-                        if m:
-                            node_abi = int(m.group(1))
-                        elif sym.name.startswith("napi_register_module_v"):
-                            napi = True
+            return read_elf(f, str(path))
     except (ELFError, OSError, ValueError) as exc:
         raise SpecError(f"{what}: {path} is not a readable ELF file ({exc})") from None
-    return ElfInfo(str(path), arch, interpreter, needed, runpath, node_abi, napi)
+
+
+def read_elf(f: BinaryIO, name: str) -> ElfInfo:
+    """An ELF file's machine, interpreter, libraries and node ABI (raises ELFError/ValueError)."""
+    elf = ELFFile(f)
+    arch = MACHINES.get((elf["e_machine"], elf.elfclass), str(elf["e_machine"]))
+    interpreter = None
+    needed: list[str] = []
+    runpath: list[str] = []
+    for segment in elf.iter_segments():
+        if segment["p_type"] == "PT_INTERP":
+            interpreter = str(getattr(segment, "get_interp_name")())  # noqa: B009 (untyped in stubs)
+    node_abi, napi = None, False
+    for section in elf.iter_sections():
+        if isinstance(section, DynamicSection):
+            for tag in section.iter_tags():
+                # pyelftools names the string of a tag after it (needed, runpath, rpath).
+                if tag.entry.d_tag == "DT_NEEDED":
+                    needed.append(str(getattr(tag, "needed")))  # noqa: B009
+                elif tag.entry.d_tag in ("DT_RUNPATH", "DT_RPATH"):
+                    attr = "runpath" if tag.entry.d_tag == "DT_RUNPATH" else "rpath"
+                    runpath += str(getattr(tag, attr)).split(":")
+        elif isinstance(section, SymbolTableSection) and section.name == ".dynsym":
+            for sym in section.iter_symbols():
+                if sym["st_shndx"] == "SHN_UNDEF":
+                    continue
+                m = _NODE_ABI.match(sym.name)
+                if m:
+                    node_abi = int(m.group(1))
+                elif sym.name.startswith("napi_register_module_v"):
+                    napi = True
+    return ElfInfo(name, arch, interpreter, needed, runpath, node_abi, napi)
 
 
 # What each distroless flavor adds, by soname (Debian 12 and 13 alike).

@@ -1,0 +1,261 @@
+"""Kubernetes manifest checks: every workload (Pod, Deployment, StatefulSet,
+DaemonSet, ReplicaSet, Job, CronJob, and Lists of them) in a multi-document YAML
+file, such as ``helm template`` or ``kubectl get -o yaml`` output."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distill.audit.dockerfile import is_distroless
+from distill.audit.model import Finding, Report
+from distill.errors import AuditError
+
+MAX_FILE = 16 << 20
+MAX_DOCS = 10_000
+_TOOLS = re.compile(
+    r"(^|[\s/;&|'\"(])(sh|bash|ash|dash|zsh|busybox|curl|wget|nc|cat|grep|ps|pgrep|test)(\s|$|['\";)])"
+)
+_SHELL = re.compile(r"(^|/)(sh|bash|ash|dash|zsh|busybox)$")
+
+
+class _Map(dict[str, Any]):
+    line = 0
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load that remembers each mapping's line."""
+
+
+def _construct(loader: _Loader, node: yaml.MappingNode) -> _Map:
+    m = _Map(loader.construct_mapping(node, deep=True))  # type: ignore[arg-type]
+    m.line = node.start_mark.line + 1
+    return m
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct)
+
+
+def _pod_spec(doc: dict[str, Any]) -> dict[str, Any] | None:
+    kind = doc.get("kind")
+    spec = doc.get("spec") or {}
+    if not isinstance(spec, dict):
+        return None
+    if kind == "Pod":
+        return spec
+    if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job"):
+        return (spec.get("template") or {}).get("spec")
+    if kind == "CronJob":
+        return (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec")
+    return None
+
+
+def _line(obj: Any, fallback: int) -> int:
+    return getattr(obj, "line", 0) or fallback
+
+
+def audit_manifest(path: Path, name: str | None = None) -> Report:
+    where = name or str(path)
+    try:
+        if path.stat().st_size > MAX_FILE:
+            raise AuditError(f"{path}: larger than {MAX_FILE >> 20} MiB")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise AuditError(f"{path}: not UTF-8 text") from None
+    try:
+        docs = []
+        for d in yaml.load_all(text, Loader=_Loader):
+            docs.append(d)
+            if len(docs) > MAX_DOCS:
+                raise AuditError(f"{path}: more than {MAX_DOCS} documents")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise AuditError(f"{path}{at}: unparsable YAML ({problem})") from None
+    except RecursionError:
+        raise AuditError(f"{path}: YAML nested too deep") from None
+    report = Report(where, "kubernetes")
+    workloads = 0
+    for doc in docs:
+        items = (
+            doc.get("items", []) if isinstance(doc, dict) and doc.get("kind", "").endswith("List") else [doc]
+        )
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            pod = _pod_spec(item)
+            if not isinstance(pod, dict):
+                continue
+            workloads += 1
+            _check_pod(item, pod, where, report.findings)
+    report.facts = {"documents": len(docs), "workloads": workloads}
+    return report
+
+
+def _check_pod(doc: dict[str, Any], pod: dict[str, Any], where: str, out: list[Finding]) -> None:
+    meta = doc.get("metadata") or {}
+    owner = f"{doc.get('kind')}/{meta.get('name', '?')}"
+    pod_sc = pod.get("securityContext") or {}
+    for group in ("initContainers", "containers"):
+        for c in pod.get(group) or []:
+            if not isinstance(c, dict):
+                continue
+            cname = f"{owner} container {c.get('name', '?')}"
+            line = _line(c, _line(doc, 1))
+
+            def add(
+                fid: str, sev: str, title: str, why: str, fix: str, at: int = line, cname: str = cname
+            ) -> None:
+                out.append(Finding(fid, sev, f"{cname}: {title}", f"{where}:{at}", why, fix, line=at))
+
+            image = str(c.get("image") or "")
+            distroless = is_distroless(image)
+            ref, _, digest = image.partition("@")
+            tag = ref.rsplit("/", 1)[-1].partition(":")[2]
+            if not digest:
+                if tag in ("", "latest"):
+                    add(
+                        "K8S-IMAGE-LATEST",
+                        "medium",
+                        f"image {image or '(none)'} floats on latest",
+                        "Nodes may run different images under one name; rollbacks do not roll back.",
+                        "Pin the image by digest: image: repo:tag@sha256:…",
+                    )
+                else:
+                    add(
+                        "K8S-IMAGE-UNPINNED",
+                        "low",
+                        f"image {image} is not pinned by digest",
+                        "A tag can be moved to a different image; what runs is not what was reviewed.",
+                        "Pin by digest: image: repo:tag@sha256:…",
+                    )
+            if "debug" in tag:
+                add(
+                    "K8S-DEBUG-IMAGE",
+                    "high",
+                    f"debug image {image} in a workload",
+                    "Debug variants carry a busybox shell: an attacker's toolbox in production.",
+                    "Deploy the non-debug tag; troubleshoot with `kubectl debug` ephemeral containers.",
+                )
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                p = c.get(probe)
+                if isinstance(p, dict) and isinstance(p.get("exec"), dict):
+                    cmd = [str(x) for x in p["exec"].get("command") or []]
+                    text = " ".join(cmd)
+                    if cmd and (_SHELL.search(cmd[0]) or _TOOLS.search(text)):
+                        sev = "high" if distroless else "medium"
+                        add(
+                            "K8S-EXEC-PROBE",
+                            sev,
+                            f"{probe} execs `{text[:60]}`",
+                            (
+                                "A distroless image has no shell and no curl: this probe always fails and the pod "
+                                "is restarted or never ready."
+                                if distroless
+                                else "The probe needs a shell or curl in the image, which keeps the image from going "
+                                "distroless and gives an attacker those tools."
+                            ),
+                            "Use httpGet (path/port), tcpSocket or grpc probes: the kubelet runs them, the image "
+                            "needs nothing.",
+                            _line(p, line),
+                        )
+            for field, label in (("command", "command"), ("args", "args")):
+                argv = [str(x) for x in c.get(field) or []]
+                if argv and (
+                    _SHELL.search(argv[0])
+                    or (field == "args" and not c.get("command") and argv[:1] == ["-c"])
+                ):
+                    if distroless:
+                        add(
+                            "K8S-SHELL-COMMAND",
+                            "high",
+                            f"{label} runs a shell (`{' '.join(argv)[:60]}`)",
+                            "The container's image is distroless: there is no shell to run, the container fails.",
+                            'Run the program directly in exec form (command: ["/app/server"]).',
+                        )
+                    elif argv and _SHELL.search(argv[0]):
+                        add(
+                            "K8S-SHELL-COMMAND",
+                            "low",
+                            f"{label} runs a shell (`{' '.join(argv)[:60]}`)",
+                            "A shell as PID 1 does not forward signals, and ties the image to having a shell.",
+                            "Run the program directly in exec form.",
+                        )
+                joined = " ".join(argv)
+                if re.search(r"\bkubectl\b.*\bexec\b", joined):
+                    add(
+                        "K8S-KUBECTL-EXEC",
+                        "medium",
+                        "depends on `kubectl exec` into another container",
+                        "`kubectl exec` needs a shell or tools inside the target container; it stops working "
+                        "once that image is distroless.",
+                        "Expose what is needed over an HTTP endpoint, or use `kubectl debug` with an ephemeral container.",
+                    )
+            for hook in ("postStart", "preStop"):
+                h = (c.get("lifecycle") or {}).get(hook)
+                if isinstance(h, dict) and isinstance(h.get("exec"), dict):
+                    cmd = [str(x) for x in h["exec"].get("command") or []]
+                    if cmd and (_SHELL.search(cmd[0]) or _TOOLS.search(" ".join(cmd))) and distroless:
+                        add(
+                            "K8S-EXEC-HOOK",
+                            "high",
+                            f"{hook} hook execs `{' '.join(cmd)[:60]}`",
+                            "A distroless image has no shell or tools for this hook.",
+                            "Use an httpGet hook or a `sleep` action (Kubernetes 1.30+), or handle SIGTERM in the app.",
+                        )
+            if c.get("stdin") and c.get("tty"):
+                add(
+                    "K8S-INTERACTIVE",
+                    "low",
+                    "stdin and tty are enabled",
+                    "An interactive container is a sign of exec-based operation, which distroless does not support.",
+                    "Drop stdin/tty; use `kubectl debug` for interactive troubleshooting.",
+                )
+            sc = c.get("securityContext") or {}
+            if sc.get("privileged"):
+                add(
+                    "K8S-PRIVILEGED",
+                    "critical",
+                    "runs privileged",
+                    "A privileged container has every capability and the host's devices: escaping it is trivial.",
+                    "Remove privileged: true; grant the single capability needed, if any.",
+                )
+            if sc.get("allowPrivilegeEscalation") is not False:
+                add(
+                    "K8S-PRIV-ESCALATION",
+                    "medium",
+                    "allowPrivilegeEscalation is not false",
+                    "Without it, setuid binaries and file capabilities can raise the process's privileges.",
+                    "Set securityContext.allowPrivilegeEscalation: false.",
+                )
+            if sc.get("readOnlyRootFilesystem") is not True:
+                add(
+                    "K8S-RW-ROOTFS",
+                    "low",
+                    "readOnlyRootFilesystem is not true",
+                    "A writable root lets an attacker drop and run files; distroless apps rarely need it.",
+                    "Set securityContext.readOnlyRootFilesystem: true and mount an emptyDir where the app writes.",
+                )
+            run_as_user = sc.get("runAsUser", pod_sc.get("runAsUser"))
+            non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
+            if run_as_user == 0:
+                add(
+                    "K8S-RUN-AS-ROOT",
+                    "high",
+                    "runAsUser is 0",
+                    "The container runs as root.",
+                    "Run as a non-root uid (65532 on distroless :nonroot images).",
+                )
+            elif non_root and run_as_user is None:
+                add(
+                    "K8S-RUNASNONROOT-NAME",
+                    "low",
+                    "runAsNonRoot without runAsUser",
+                    "The kubelet must read the uid from the image's USER; an image whose USER is a name (e.g. "
+                    "`nonroot`) fails with CreateContainerConfigError.",
+                    "Set runAsUser (and runAsGroup) to the numeric uid, e.g. 65532, or give the image a numeric USER.",
+                )

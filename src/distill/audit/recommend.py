@@ -1,0 +1,204 @@
+"""Which distill flavor an application needs, from what its entrypoint runs: a
+python/node/java command by name, else the executable's ELF interpreter and
+libraries; and the distill spec that builds it (``--write-spec``)."""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import yaml
+from elftools.common.exceptions import ELFError
+
+from distill.app.elf import ElfInfo, flavor_for, read_elf
+from distill.archive.cache import atomic_write
+from distill.errors import AuditError
+
+_PYTHON = re.compile(r"^python(\d(\.\d+)?)?$")
+_PY_SCRIPTS = {"gunicorn", "uvicorn", "hypercorn", "flask", "celery", "waitress-serve", "daphne", "streamlit"}
+_NODE_RUNNERS = {"npm", "yarn", "pnpm", "npx"}
+_SHELLS = {"sh", "bash", "dash", "ash", "zsh", "busybox"}
+# Environment the flavors set themselves, or that only made sense on the old base.
+_BASE_ENV = re.compile(
+    r"^(PATH|HOME|HOSTNAME|LANG|LC_ALL|SSL_CERT_FILE|JAVA_HOME|JAVA_VERSION|NODE_VERSION|"
+    r"YARN_VERSION|PYTHON_VERSION|PYTHON_SHA256|PYTHON_GET_PIP\w*|PIP_\w+|GPG_KEY|DEBIAN_FRONTEND|"
+    r"GOLANG_VERSION|GOPATH|GOTOOLCHAIN|RUSTUP_HOME|CARGO_HOME|RUST_VERSION)$"
+)
+
+
+def unwrap(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The program a command really runs (shell -c and runners peeled off), and notes."""
+    notes = []
+    if argv and posixpath.basename(argv[0]) in _SHELLS and len(argv) >= 3 and argv[1] in ("-c", "-ec", "-xc"):
+        notes.append("the command goes through a shell: distroless has none, so write it in exec form")
+        try:
+            words = shlex.split(argv[2])
+        except ValueError:
+            words = argv[2].split()
+        while words and ("=" in words[0] and not words[0].startswith("-")):
+            words = words[1:]  # VAR=value prefixes
+        if words and words[0] == "exec":
+            words = words[1:]
+        argv = words + argv[3:]
+    return argv, notes
+
+
+def recommend(
+    argv: list[str],
+    elf: bytes | None,
+    exe_path: str | None,
+    user_is_root: bool,
+    env: dict[str, str] | None = None,
+    workdir: str | None = None,
+) -> dict[str, Any]:
+    """The flavor and variant for an entrypoint; ``kind``/``app`` describe the distill app spec."""
+    argv, notes = unwrap(argv)
+    out: dict[str, Any] = {"flavor": None, "variant": "nonroot", "reason": "", "notes": notes}
+    if user_is_root:
+        notes.append(
+            "the image runs as root today: the nonroot variant (uid 65532) needs files it writes to be "
+            "in a writable volume or owned by 65532"
+        )
+    if not argv:
+        out["reason"] = "the image has no entrypoint or command"
+        return out
+    exe = posixpath.basename(argv[0])
+    app: dict[str, Any] = {}
+    if exe in _SHELLS:
+        out["reason"] = f"the entrypoint is an interactive shell ({argv[0]}): no application to migrate"
+        return out
+    if _PYTHON.match(exe) or exe in _PY_SCRIPTS:
+        out.update(flavor="python3", reason=f"the entrypoint runs {exe}")
+        rest = argv[1:] if _PYTHON.match(exe) else ["-m", exe.replace("-serve", ""), *argv[1:]]
+        app = {"kind": "python", "source": ".", "entrypoint": rest or None}
+        notes.append("the app's requirements.txt brings its dependencies (wheels for the image's CPython)")
+    elif exe in ("node", "nodejs"):
+        out.update(flavor="nodejs", reason=f"the entrypoint runs {exe}")
+        app = {"kind": "node", "source": ".", "entrypoint": argv[1:2] or None}
+    elif exe in _NODE_RUNNERS:
+        out.update(flavor="nodejs", reason=f"the entrypoint runs {exe} (a package manager)")
+        notes.append(
+            f"`{' '.join(argv)}` needs {exe}, which distroless nodejs lacks: run the script with node "
+            'directly (CMD ["server.js"]); signals then reach the app'
+        )
+        app = {"kind": "node", "source": "."}
+    elif exe == "java":
+        out.update(flavor="java", reason="the entrypoint runs java")
+        jar = argv[argv.index("-jar") + 1] if "-jar" in argv[:-1] else None
+        flags = [a for a in argv[1:] if a.startswith("-X") or a.startswith("-D")]
+        if jar:
+            app = {"kind": "java", "source": posixpath.basename(jar), "layout": "jar"}
+        else:
+            main = next((a for a in argv[1:] if not a.startswith("-") and "." in a and "/" not in a), None)
+            app = {"kind": "java", "source": "app.jar", "layout": "exploded", "main_class": main}
+            notes.append("the classpath becomes the jar's layers: point source at the application jar")
+        if flags:
+            app["jvm_flags"] = flags
+    elif elf is not None:
+        try:
+            info = read_elf(io.BytesIO(elf), exe_path or exe)
+        except (ELFError, ValueError, OSError) as exc:
+            out["reason"] = f"{exe_path} is not a readable ELF file ({exc})"
+            return out
+        out.update(_binary(info, exe_path or exe))
+        app = {"kind": "binary", "source": posixpath.basename(exe_path or exe)}
+        if len(argv) > 1:
+            out["args"] = argv[1:]
+    else:
+        out["reason"] = (
+            f"{argv[0]} is not an executable the audit could read"
+            if exe_path is None
+            else f"{exe_path} is not an ELF executable (a script?)"
+        )
+        return out
+    out["app"] = {k: v for k, v in app.items() if v is not None}
+    if env:
+        kept = {k: v for k, v in env.items() if not _BASE_ENV.match(k)}
+        if kept:
+            out["env"] = kept
+    if workdir and workdir not in ("/", "/app"):
+        out["workdir"] = workdir
+    return out
+
+
+def _binary(info: ElfInfo, path: str) -> dict[str, Any]:
+    if info.static:
+        return {"flavor": "static", "reason": f"{path} is statically linked", "elf": _elf(info)}
+    if info.interpreter and "musl" in info.interpreter:
+        return {
+            "flavor": "static" if not info.needed else "base",
+            "reason": f"{path} is linked against musl ({info.interpreter})",
+            "elf": _elf(info),
+            "notes": [
+                "distill's flavors carry glibc: rebuild the binary statically (CGO_ENABLED=0, "
+                "--target x86_64-unknown-linux-musl with static linking) or against glibc"
+            ],
+        }
+    flavor = flavor_for(info)
+    return {
+        "flavor": flavor,
+        "reason": f"{path} links {', '.join(info.needed) or 'nothing'}",
+        "elf": _elf(info),
+    }
+
+
+def _elf(info: ElfInfo) -> dict[str, Any]:
+    return {"arch": info.arch, "interpreter": info.interpreter, "needed": info.needed}
+
+
+def spec_for(rec: dict[str, Any], name: str, origin: str, ports: list[str], arch: str | None) -> str:
+    """The distill spec (YAML text) that builds the recommended image."""
+    if not rec.get("flavor") or not rec.get("app"):
+        raise AuditError(f"{origin}: no spec to write ({rec.get('reason') or 'no flavor fits'})")
+    app = dict(rec["app"])
+    spec: dict[str, Any] = {"name": name, "from": rec["flavor"], "app": app}
+    if rec.get("args") and app["kind"] == "binary":
+        app["args"] = rec["args"]
+    if arch and arch != "amd64":
+        spec["archs"] = [arch]
+    if ports:
+        spec["exposed_ports"] = [
+            int(p.split("/")[0]) if p.endswith("/tcp") or "/" not in p else p for p in ports
+        ]
+    if rec.get("env"):
+        spec["env"] = rec["env"]
+    if rec.get("workdir"):
+        spec["workdir"] = rec["workdir"]
+    from distill.spec.model import Spec
+
+    try:
+        Spec.model_validate(spec)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise AuditError(
+            f"{origin}: the migrated spec would not be valid ({str(exc).splitlines()[0]})"
+        ) from None
+    where = {
+        "python": "the project directory (with requirements.txt)",
+        "node": "the project directory (with package-lock.json)",
+        "java": "the application jar",
+        "binary": "the executable",
+    }[app["kind"]]
+    head = [
+        f"# Migrated by `distill audit` from {origin}.",
+        f"# Flavor: {rec['flavor']} ({rec['reason']}); the app runs as uid 65532 (nonroot).",
+        f"# app.source is {where}, relative to this file: put it there, then",
+        "#   distill build THIS-FILE --load",
+    ]
+    head += [f"# Note: {n}" for n in rec.get("notes", [])]
+    return "\n".join(head) + "\n" + yaml.safe_dump(spec, sort_keys=False, default_flow_style=None)
+
+
+def write_spec(path: Path, text: str) -> None:
+    try:
+        atomic_write(path, text.encode())
+    except OSError as exc:
+        raise AuditError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def dockerfile_name(name: str) -> str:
+    base = re.sub(r"[^a-z0-9-]+", "-", name.lower().rsplit("/", 1)[-1].split(":")[0].split("@")[0]).strip("-")
+    return base or "app"
