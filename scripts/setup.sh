@@ -22,6 +22,11 @@ command -v gcc >/dev/null || need+=(gcc)
 dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)
 command -v javac >/dev/null || need+=(default-jdk-headless)
 command -v npm >/dev/null || need+=(npm)
+# The audit's tests: conventional images built with mmdebstrap, a real registry
+# server (Debian's docker-registry) and htpasswd for its basic-auth users.
+for tool in mmdebstrap:mmdebstrap docker-registry:docker-registry htpasswd:apache2-utils; do
+  command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
+done
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -206,6 +206,7 @@ def _check_pod(doc: dict[str, Any], pod: dict[str, Any], where: str, out: list[F
                             f"{hook} hook execs `{' '.join(cmd)[:60]}`",
                             "A distroless image has no shell or tools for this hook.",
                             "Use an httpGet hook or a `sleep` action (Kubernetes 1.30+), or handle SIGTERM in the app.",
+                            _line(h, line),
                         )
             if c.get("stdin") and c.get("tty"):
                 add(

@@ -189,7 +189,7 @@ def spec_for(rec: dict[str, Any], name: str, origin: str, ports: list[str], arch
         "#   distill build THIS-FILE --load",
     ]
     head += [f"# Note: {n}" for n in rec.get("notes", [])]
-    return "\n".join(head) + "\n" + yaml.safe_dump(spec, sort_keys=False, default_flow_style=None)
+    return "\n".join(head) + "\n" + yaml.safe_dump(spec, sort_keys=False, default_flow_style=False)
 
 
 def write_spec(path: Path, text: str) -> None:
