@@ -380,3 +380,53 @@ def test_same_digest_from_two_cold_caches(env: dict[str, str], out: Path) -> Non
                          "-o", str(work / f"img{n}"), env=cold, cwd=work)  # fmt: skip
         digests.append(stdout.strip().splitlines()[-1])
     assert digests[0] == digests[1] and digests[0].startswith("sha256:")
+
+
+def test_audit_finds_the_family_clean(family: dict, env: dict[str, str]) -> None:  # type: ignore[type-arg]
+    """distill audit on every built image: production variants have no shell, package
+    manager, network or build tool, setuid file, key or world-writable path; nonroot ones
+    have no finding at all (grade A); debug ones are recognised; root ones only run as root."""
+    from distill.audit import audit
+
+    for (distro, flavor, variant), info in sorted(family.items()):
+        r = audit(str(info["layout"]), "image")
+        ids = {f.id for f in r.findings}
+        where = f"{distro}/{flavor}:{variant}"
+        if variant == "nonroot":
+            assert not ids and r.grade == "A", (where, ids)
+        elif variant == "latest":
+            assert ids == {"IMG-ROOT"}, (where, ids)
+        else:
+            assert r.facts["debug"] and {"IMG-SHELL", "IMG-DEBUG"} <= ids, (where, ids)
+            assert all(p.startswith("/busybox/") for p in r.facts["shells"]), where
+            assert "IMG-SETUID" not in ids and "IMG-PRIVATE-KEY" not in ids, where
+        assert r.facts["os"].startswith("Debian GNU/Linux " + distro[-2:]), where
+        # a level that adds libraries rewrites the one below's ld.so.cache: a few KiB, no more
+        assert r.facts["packages"] > 0 and r.facts["wasted_bytes"] < 64 << 10, where
+        rec = r.recommendation or {}
+        want = {"python3": "python3", "java": "java", "nodejs": "nodejs"}.get(flavor)
+        if want and not variant.startswith("debug"):
+            assert rec.get("flavor") == want, (where, rec)
+    # through podman's save command too
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "distill",
+            "audit",
+            "podman:localhost/debian13-cc:nonroot",
+            "--format",
+            "json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads(proc.stdout)["reports"][0]
+    assert saved["grade"] == "A" and saved["facts"]["libc"].startswith("glibc")
+    assert (
+        saved["facts"]["files"]
+        == audit(str(family[("debian13", "cc", "nonroot")]["layout"]), "image").facts["files"]
+    )

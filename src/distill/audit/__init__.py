@@ -59,7 +59,9 @@ def classify(target: str) -> str:
                 word = s.split()[0].upper()
                 return "dockerfile" if word in ("FROM", "ARG") else "kubernetes"
         raise AuditError(f"{target}: an empty file is neither a Dockerfile nor a manifest")
-    if ":" in target and Path(target.rpartition(":")[0]).exists():
+    from distill.audit.sources import split_ref
+
+    if split_ref(target)[0].exists():
         return "image"  # DIR:REF or ARCHIVE:REF
     raise AuditError(
         f"{target}: no such file, directory or image reference",

@@ -707,7 +707,8 @@ def audit_image(
                 "Deploy the non-debug variant; attach a debug container (`kubectl debug`) when needed.",
             )
         )
-    if s.wasted > 1 << 20 and s.efficiency < 0.95:
+    # dive's CI rule of thumb, a little stricter: 10 MiB wasted, or under 95 % efficient
+    if s.wasted >= 10 << 20 or (s.wasted > 1 << 20 and s.efficiency < 0.95):
         findings.append(
             Finding(
                 "IMG-WASTED-SPACE",

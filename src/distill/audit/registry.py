@@ -192,7 +192,11 @@ class RegistrySource(Source):
                         self._authenticate(r)
                         continue
                     if r.status_code == 401:
-                        raise AuditError(f"{self.name}: the registry refused the credentials (401)")
+                        who = "the credentials" if self.creds else "anonymous access"
+                        raise AuditError(
+                            f"{self.name}: the registry refused {who} (401)",
+                            hint=None if self.creds else "--username with --password-stdin, or podman login",
+                        )
                     if r.status_code == 403:
                         raise AuditError(f"{self.name}: access denied (403)")
                     if r.status_code == 404:

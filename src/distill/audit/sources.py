@@ -392,11 +392,16 @@ class SavedSource(ArchiveSource):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def is_image_target(target: str) -> bool:
-    if target.startswith(("docker://", "podman:", "docker:", "oci:", "oci-archive:", "docker-archive:")):
-        return True
-    path = Path(target.rsplit(":", 1)[0] if ":" in target and not Path(target).exists() else target)
-    return path.is_dir() or (path.is_file() and tarfile.is_tarfile(path))
+def split_ref(body: str) -> tuple[Path, str | None]:
+    """``PATH`` or ``PATH:REF`` (a ref may hold colons itself, as in ``DIR:name:tag``)."""
+    if Path(body).exists():
+        return Path(body), None
+    at = body.find(":")
+    while at > 0:
+        if Path(body[:at]).exists():
+            return Path(body[:at]), body[at + 1 :] or None
+        at = body.find(":", at + 1)
+    return Path(body), None
 
 
 def open_source(target: str, *, auth: Any = None, plain_http: bool = False) -> Source:
@@ -415,10 +420,7 @@ def open_source(target: str, *, auth: Any = None, plain_http: bool = False) -> S
     for prefix in ("oci:", "oci-archive:", "docker-archive:"):
         if body.startswith(prefix):
             body = body[len(prefix) :]
-    path, ref = Path(body), None
-    if not path.exists() and ":" in body:
-        head, _, ref = body.rpartition(":")
-        path = Path(head)
+    path, ref = split_ref(body)
     if path.is_dir():
         return LayoutSource(path, ref or None, target)
     if path.is_file():
