@@ -367,3 +367,29 @@ def test_docker_archive_layers_are_checked_against_their_diff_ids(tmp_path: Path
     assert [f["id"] for f in r["findings"]] == ["IMG-SHELL"]
     archive(tmp_path / "bad.tar", layer_tar([F("bin/sh", b"y", 0o755)]))
     _one_line_exit_2(run("audit", str(tmp_path / "bad.tar"), "-q"), "does not match its digest")
+
+
+def test_local_engine_and_usage_errors(tmp_path: Path) -> None:
+    # docker: goes through `docker save`; without a reachable engine that is one line
+    env_path = os.environ.get("PATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-m", "distill", "audit", "docker:no-such-image:1", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PATH": env_path, "DOCKER_HOST": f"unix://{tmp_path}/no.sock"},
+    )
+    _one_line_exit_2(proc, "docker:no-such-image:1: docker")
+    _one_line_exit_2(run("audit", "docker://no-host-named/x", "-q"), "not a registry reference")
+    _one_line_exit_2(
+        run(
+            "audit",
+            str(CORPUS / "seed-go.Dockerfile"),
+            str(CORPUS / "seed-java.Dockerfile"),
+            "--write-spec",
+            str(tmp_path / "x.yaml"),
+        ),
+        "--write-spec takes one",
+    )
+    _one_line_exit_2(run("audit", "docker://127.0.0.1:5000/x:1", "--username", "u"), "--password-stdin")
+    assert not (tmp_path / "x.yaml").exists()

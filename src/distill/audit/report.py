@@ -162,7 +162,6 @@ def sarif(reports: list[Report], errors: list[str]) -> str:
                 }
             )
     doc = {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [
             {
