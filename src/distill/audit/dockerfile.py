@@ -58,14 +58,19 @@ def _expand(text: str, args: dict[str, str]) -> str:
     return _VAR.sub(lambda m: args.get(m.group(1)) or m.group(2) or m.group(0), text)
 
 
+def read_bounded(path: Path, limit: int) -> str:
+    """A UTF-8 text file of at most ``limit`` bytes (else one-line errors)."""
+    try:
+        if path.stat().st_size > limit:
+            raise AuditError(f"{path}: larger than {limit >> 20} MiB")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise AuditError(f"{path}: not UTF-8 text") from None
+
+
 def parse(path: Path, text: str | None = None) -> list[Any]:
     if text is None:
-        try:
-            if path.stat().st_size > MAX_FILE:
-                raise AuditError(f"{path}: larger than {MAX_FILE >> 20} MiB; not a Dockerfile")
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise AuditError(f"{path}: not UTF-8 text; not a Dockerfile") from None
+        text = read_bounded(path, MAX_FILE)
     if "\x00" in text:
         raise AuditError(f"{path}: binary content (NUL bytes); not a Dockerfile")
     try:

@@ -567,6 +567,40 @@ _TOOL_FINDINGS = {
 }
 
 
+# (id, severity, noun, explanation, fix) for setuid, world-writable, key and credential paths.
+_PATH_FINDINGS = (
+    (
+        "IMG-SETUID",
+        "high",
+        "setuid/setgid file",
+        "setuid/setgid programs run with their owner's or group's rights whoever starts them: the classic "
+        "local privilege escalation path.",
+        "Remove them (or their packages); set `allowPrivilegeEscalation: false` and drop capabilities.",
+    ),
+    (
+        "IMG-WORLD-WRITABLE",
+        "medium",
+        "world-writable path",
+        "Any user in the container can change these (and plant code the application later runs).",
+        "chmod o-w them at build time; writable scratch space belongs in a sticky /tmp or an emptyDir volume.",
+    ),
+    (
+        "IMG-PRIVATE-KEY",
+        "critical",
+        "private key",
+        "A private key in an image is readable by anyone who can pull it, in every layer it was ever in.",
+        "Remove it from every layer (rebuild; a later `rm` does not help) and rotate it; mount secrets at run time.",
+    ),
+    (
+        "IMG-CREDENTIALS",
+        "high",
+        "credential-looking file",
+        "Files such as .netrc, .npmrc with _authToken, .git-credentials or .docker/config.json hold secrets.",
+        "Use build secrets (`RUN --mount=type=secret`) and never COPY them into the image; rotate what leaked.",
+    ),
+)
+
+
 def _user_findings(config: dict[str, Any], table: FileTable) -> tuple[str, list[Finding]]:
     user = str((config.get("config") or {}).get("User") or "")
     name = user.split(":")[0]
@@ -635,62 +669,17 @@ def audit_image(
                 )
             )
     setid = sorted("/" + p for p, e in table.entries.items() if e.kind == FILE and e.mode & 0o6000)
-    if setid:
-        findings.append(
-            Finding(
-                "IMG-SETUID",
-                "high",
-                f"{len(setid)} setuid/setgid file{'s' if len(setid) > 1 else ''}",
-                setid[0],
-                "setuid/setgid programs run with their owner's or group's rights whoever starts them: the classic "
-                "local privilege escalation path.",
-                "Remove them (or their packages); set `allowPrivilegeEscalation: false` and drop capabilities.",
-                paths=setid,
-            )
-        )
     writable = sorted(
         "/" + p
         for p, e in table.entries.items()
         if e.kind in (FILE, DIR) and e.mode & 0o002 and not (e.kind == DIR and e.mode & 0o1000)
     )
-    if writable:
-        findings.append(
-            Finding(
-                "IMG-WORLD-WRITABLE",
-                "medium",
-                f"{len(writable)} world-writable path{'s' if len(writable) > 1 else ''}",
-                writable[0],
-                "Any user in the container can change these (and plant code the application later runs).",
-                "chmod o-w them at build time; writable scratch space belongs in a sticky /tmp or an emptyDir volume.",
-                paths=writable,
-            )
-        )
     keys = sorted("/" + p for p, e in table.entries.items() if e.flag == "key")
-    if keys:
-        findings.append(
-            Finding(
-                "IMG-PRIVATE-KEY",
-                "critical",
-                f"{len(keys)} private key{'s' if len(keys) > 1 else ''}",
-                keys[0],
-                "A private key in an image is readable by anyone who can pull it, in every layer it was ever in.",
-                "Remove it from every layer (rebuild; a later `rm` does not help) and rotate it; mount secrets at run time.",
-                paths=keys,
-            )
-        )
     creds = sorted("/" + p for p, e in table.entries.items() if e.flag == "credential")
-    if creds:
-        findings.append(
-            Finding(
-                "IMG-CREDENTIALS",
-                "high",
-                f"{len(creds)} credential-looking file{'s' if len(creds) > 1 else ''}",
-                creds[0],
-                "Files such as .netrc, .npmrc with _authToken, .git-credentials or .docker/config.json hold secrets.",
-                "Use build secrets (`RUN --mount=type=secret`) and never COPY them into the image; rotate what leaked.",
-                paths=creds,
-            )
-        )
+    for paths, (fid, sev, noun, why, fix) in zip((setid, writable, keys, creds), _PATH_FINDINGS, strict=True):
+        if paths:
+            title = f"{len(paths)} {noun}{'s' if len(paths) > 1 else ''}"
+            findings.append(Finding(fid, sev, title, paths[0], why, fix, paths=paths))
     user, user_findings = _user_findings(image.config, table)
     findings += user_findings
     debug = bool(tools["shell"]) and any(p.startswith("/busybox/") for p in tools["shell"])

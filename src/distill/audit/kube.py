@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from distill.audit.dockerfile import is_distroless
+from distill.audit.dockerfile import is_distroless, read_bounded
 from distill.audit.model import Finding, Report
 from distill.errors import AuditError
 
@@ -59,12 +59,7 @@ def _line(obj: Any, fallback: int) -> int:
 
 def audit_manifest(path: Path, name: str | None = None) -> Report:
     where = name or str(path)
-    try:
-        if path.stat().st_size > MAX_FILE:
-            raise AuditError(f"{path}: larger than {MAX_FILE >> 20} MiB")
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise AuditError(f"{path}: not UTF-8 text") from None
+    text = read_bounded(path, MAX_FILE)
     try:
         docs = []
         for d in yaml.load_all(text, Loader=_Loader):
