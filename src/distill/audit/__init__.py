@@ -119,7 +119,7 @@ def audit(
         from distill.audit.kube import audit_manifest
 
         return audit_manifest(Path(target), target)
-    from distill.audit.image import audit_image, elf_of_entrypoint, entry_argv
+    from distill.audit.image import audit_image, config_env, elf_of_entrypoint, entry_argv
     from distill.audit.recommend import recommend
     from distill.audit.sources import open_source
 
@@ -130,7 +130,7 @@ def audit(
         source.close()
     exe, elf = elf_of_entrypoint(scan.table, config)
     cfg = config.get("config") or {}
-    env = {k: v for k, _, v in (str(x).partition("=") for x in cfg.get("Env") or [])}
+    env = config_env(config)
     rec = recommend(
         entry_argv(config),
         elf,

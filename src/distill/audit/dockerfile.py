@@ -44,7 +44,7 @@ def is_distroless(image: str) -> bool:
     return "distroless" in repo or repo == "scratch" or "/distill" in repo or repo.startswith("distill")
 
 
-def _tag(image: str) -> tuple[str, str | None, str | None]:
+def split_image_ref(image: str) -> tuple[str, str | None, str | None]:
     """(repository, tag, digest) of an image reference."""
     ref, _, digest = image.partition("@")
     last = ref.rsplit("/", 1)[-1]
@@ -149,7 +149,7 @@ def audit_dockerfile(path: Path, name: str | None = None) -> Report:
     for s in st:
         if s.image.lower() in aliases or s.image == "scratch":
             continue
-        _, tag, digest = _tag(s.image)
+        _, tag, digest = split_image_ref(s.image)
         if "$" in s.image:
             continue
         if tag in (None, "latest") and not digest:
@@ -171,7 +171,7 @@ def audit_dockerfile(path: Path, name: str | None = None) -> Report:
                 "Pin by digest (FROM image:tag@sha256:…) and update it deliberately (e.g. with Renovate).",
             )
     distroless = is_distroless(final.image)
-    final_tag = _tag(final.image)[1] or ""
+    final_tag = split_image_ref(final.image)[1] or ""
     if distroless and "debug" in final_tag:
         add(
             "DF-DEBUG-BASE",

@@ -22,6 +22,7 @@ from isal import igzip
 
 from distill.audit.model import Finding, Report
 from distill.audit.sources import Image, Source, Verified
+from distill.debian.deb822 import parse_file
 from distill.errors import AuditError
 
 MAX_KEPT = 96 << 20  # file content kept for the checks, at most
@@ -249,6 +250,12 @@ def _keep_names(config: dict[str, Any]) -> set[str]:
     return names
 
 
+def config_env(config: dict[str, Any]) -> dict[str, str]:
+    """The image config's Env as a dict."""
+    env = (config.get("config") or {}).get("Env") or []
+    return {k: v for k, _, v in (str(x).partition("=") for x in env)}
+
+
 def entry_argv(config: dict[str, Any]) -> list[str]:
     c = config.get("config") or {}
     return [str(x) for x in (c.get("Entrypoint") or []) + (c.get("Cmd") or [])]
@@ -417,30 +424,30 @@ def os_release(table: FileTable) -> dict[str, str]:
     return {}
 
 
-def package_dbs(table: FileTable) -> dict[str, int | None]:
+def dpkg_installed(table: FileTable) -> dict[str, str] | None:
+    """name -> version of every installed package in the dpkg databases (status and
+    distroless status.d, where every record is installed); None without a database."""
+    texts = [
+        data
+        for path, data in table.content.items()
+        if path == "var/lib/dpkg/status"
+        or (path.startswith("var/lib/dpkg/status.d/") and not path.endswith(".md5sums"))
+    ]
+    if not texts:
+        return None
+    out = {}
+    for data in texts:
+        for fields in parse_file(data):
+            if "Package" in fields and fields.get("Status", "install ok installed").endswith(" installed"):
+                out[fields["Package"]] = fields.get("Version", "")
+    return out
+
+
+def package_dbs(table: FileTable, dpkg: dict[str, str] | None) -> dict[str, int | None]:
     """Packages per database the scanners read (None: present, not countable here)."""
     out: dict[str, int | None] = {}
-    dpkg = 0
-    seen = False
-    for path, data in table.content.items():
-        if path == "var/lib/dpkg/status" or (
-            path.startswith("var/lib/dpkg/status.d/") and not path.endswith(".md5sums")
-        ):
-            seen = True
-            for para in data.decode("utf-8", "replace").split("\n\n"):
-                fields = dict(
-                    (k.strip().lower(), v.strip())
-                    for k, sep, v in (
-                        ln.partition(":") for ln in para.splitlines() if not ln.startswith((" ", "\t"))
-                    )
-                    if sep
-                )
-                if "package" in fields and fields.get("status", "install ok installed").endswith(
-                    " installed"
-                ):
-                    dpkg += 1
-    if seen:
-        out["dpkg"] = dpkg
+    if dpkg is not None:
+        out["dpkg"] = len(dpkg)
     apk = table.content.get("lib/apk/db/installed")
     if apk is not None:
         out["apk"] = sum(1 for line in apk.decode("utf-8", "replace").splitlines() if line.startswith("P:"))
@@ -463,28 +470,12 @@ def _rpm_count(data: bytes) -> int | None:
         return None
 
 
-def package_names(table: FileTable) -> dict[str, str]:
-    """name -> version from the dpkg databases (for the libc version and recommendations)."""
-    out = {}
-    for path, data in table.content.items():
-        if path == "var/lib/dpkg/status" or path.startswith("var/lib/dpkg/status.d/"):
-            for para in data.decode("utf-8", "replace").split("\n\n"):
-                fields = {
-                    k.strip(): v.strip()
-                    for k, sep, v in (ln.partition(":") for ln in para.splitlines())
-                    if sep
-                }
-                if "Package" in fields and "Version" in fields:
-                    out[fields["Package"]] = fields["Version"]
-    return out
-
-
-def libc(table: FileTable) -> str | None:
+def libc(table: FileTable, dpkg: dict[str, str] | None) -> str | None:
     names = {posixpath.basename(p) for p in table.entries if p.startswith(("lib", "usr/lib"))}
     if any(n.startswith("ld-musl-") for n in names):
         return "musl"
     if "libc.so.6" in names:
-        version = package_names(table).get("libc6")
+        version = (dpkg or {}).get("libc6")
         return f"glibc {version.split('-')[0]}" if version else "glibc"
     return None
 
@@ -649,7 +640,7 @@ def audit_image(
     s = scan(source, image, progress)
     table = s.table
     cfg = image.config.get("config") or {}
-    env = {k: v for k, _, v in (str(x).partition("=") for x in cfg.get("Env") or [])}
+    env = config_env(image.config)
     path_dirs = (env.get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":")
     tools = _tools(table, path_dirs)
     findings: list[Finding] = []
@@ -711,7 +702,8 @@ def audit_image(
             )
         )
     release = os_release(table)
-    dbs = package_dbs(table)
+    dpkg = dpkg_installed(table)
+    dbs = package_dbs(table, dpkg)
     regular = [e for e in table.entries.values() if e.kind == FILE]
     facts: dict[str, Any] = {
         "name": source.name,
@@ -720,7 +712,7 @@ def audit_image(
         "os": release.get("PRETTY_NAME")
         or (release.get("ID", "") + " " + release.get("VERSION_ID", "")).strip()
         or None,
-        "libc": libc(table),
+        "libc": libc(table, dpkg),
         "packages": sum(v for v in dbs.values() if v) if dbs else 0,
         "package_databases": dbs,
         "files": len(regular),
@@ -768,7 +760,7 @@ def elf_of_entrypoint(table: FileTable, config: dict[str, Any]) -> tuple[str | N
     if not argv:
         return None, None
     cfg = config.get("config") or {}
-    env = {k: v for k, _, v in (str(x).partition("=") for x in cfg.get("Env") or [])}
+    env = config_env(config)
     exe = argv[0]
     candidates = (
         [exe]

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from distill.audit.dockerfile import is_distroless, read_bounded
+from distill.audit.dockerfile import is_distroless, read_bounded, split_image_ref
 from distill.audit.model import Finding, Report
 from distill.errors import AuditError
 
@@ -109,8 +109,8 @@ def _check_pod(doc: dict[str, Any], pod: dict[str, Any], where: str, out: list[F
 
             image = str(c.get("image") or "")
             distroless = is_distroless(image)
-            ref, _, digest = image.partition("@")
-            tag = ref.rsplit("/", 1)[-1].partition(":")[2]
+            _, tag_or_none, digest = split_image_ref(image)
+            tag = tag_or_none or ""
             if not digest:
                 if tag in ("", "latest"):
                     add(
