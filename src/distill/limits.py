@@ -1,0 +1,132 @@
+"""Bounded reading of untrusted input: one place for the size, depth and type limits.
+
+Everything distill reads is input, its own cache included: a spec or requirements file
+from someone else's repository, a lock, an image's JSON, a server's answer. The helpers
+here refuse what is too large, too deep or not a regular file (a FIFO or a device would
+block or never end) with one :class:`~distill.errors.DistillError` line that names the
+path and never quotes the file's content. The figures are listed in docs/limits.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from distill.errors import DistillError
+
+MiB = 1 << 20
+
+# Sizes of single files read whole into memory.
+MAX_TEXT = 4 * MiB  # specs, requirements, .dockerignore, .npmrc, Dockerfiles, manifests
+MAX_JSON = 64 * MiB  # locks, package-lock.json, OCI index/manifest/config
+MAX_JSON_DEPTH = 64  # nesting of arrays/objects in any JSON document
+
+
+def read_regular(
+    path: Path, limit: int, *, error: type[DistillError] = DistillError, what: str = ""
+) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes.
+
+    Opened without following into a FIFO's wait (``O_NONBLOCK``) and checked with
+    ``fstat`` on the open descriptor, so a FIFO, socket or device is refused at once
+    instead of blocking, and a file swapped after the check is still the one read.
+    """
+    label = f"{what} {path}".strip()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise error(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{label}: is a directory, not a file") from None
+    except OSError as exc:
+        raise error(f"{label}: cannot be read ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = (
+                "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (FIFO, socket or device)"
+            )
+            raise error(f"{label}: {kind}")
+        if st.st_size > limit:
+            raise error(f"{label}: {st.st_size} bytes, larger than the limit of {limit} bytes")
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # grew while being read
+                raise error(f"{label}: larger than the limit of {limit} bytes")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise error(f"{label}: cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+
+
+def read_text(
+    path: Path, limit: int = MAX_TEXT, *, error: type[DistillError] = DistillError, what: str = ""
+) -> str:
+    """A UTF-8 text file (see :func:`read_regular`)."""
+    data = read_regular(path, limit, error=error, what=what)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path}: not UTF-8 text (byte {exc.start})".strip()) from None
+
+
+def json_depth(value: Any) -> int:
+    """The nesting depth of a parsed JSON value (iterative: no recursion limit to hit)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def load_json(
+    data: bytes | str,
+    *,
+    label: str,
+    error: type[DistillError] = DistillError,
+    limit: int = MAX_JSON,
+    max_depth: int = MAX_JSON_DEPTH,
+) -> Any:
+    """Parse untrusted JSON with a size and nesting limit; errors name ``label`` and a position."""
+    if len(data) > limit:
+        raise error(f"{label}: {len(data)} bytes of JSON, larger than the limit of {limit} bytes")
+    try:
+        value = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise error(f"{label}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise error(f"{label}: JSON nested deeper than {max_depth} levels") from None
+    except (UnicodeDecodeError, ValueError):
+        raise error(f"{label}: not valid JSON") from None
+    if json_depth(value) > max_depth:
+        raise error(f"{label}: JSON nested deeper than {max_depth} levels")
+    return value
+
+
+def read_json(
+    path: Path,
+    limit: int = MAX_JSON,
+    *,
+    error: type[DistillError] = DistillError,
+    what: str = "",
+    max_depth: int = MAX_JSON_DEPTH,
+) -> Any:
+    """A JSON file read with :func:`read_regular` and parsed with :func:`load_json`."""
+    data = read_regular(path, limit, error=error, what=what)
+    return load_json(data, label=f"{what} {path}".strip(), error=error, limit=limit, max_depth=max_depth)
