@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,29 +19,14 @@ from distill.errors import BuildError, SpecError, UnsafeEntryError
 from distill.progress import Reporter
 from distill.spec.load import load_spec
 from distill.spec.model import Accounts, GroupAccount, PathEntry, UserAccount
+from hostile import finishes_within, one_error_line
+from test_cli import run
 
 SECRET = "root:$6$SECRETHASH$abcdefghijklmnop:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n"
 
 
 def distill(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_CACHE_HOME": str(cwd / ".cache")}
-    env.pop("DISTILL_MIRROR", None)
-    return subprocess.run(
-        [sys.executable, "-m", "distill", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("distill: error: "), proc.stderr
-    return lines[0]
+    return run(*args, cwd=cwd, cache=cwd / ".cache")
 
 
 # -- E14: fields that end up in files -------------------------------------------------
@@ -230,26 +213,13 @@ def test_pip_error_names_file_and_line_not_its_content(tmp_path: Path) -> None:
 # -- D13: special files, crafted PEM ------------------------------------------------------
 
 
-def _returns_quickly(fn: Callable[[], object], fifo: Path, seconds: float = 5.0) -> BaseException | None:
-    """Run ``fn``; if it blocks (on the FIFO), unblock it by opening the other end and fail."""
-    outcome: list[BaseException | None] = []
+def _returns_quickly(fn: Callable[[], object], fifo: Path) -> BaseException | None:
+    """``fn``'s outcome; if it blocks on the FIFO, the FIFO's other end is opened to free it."""
 
-    def run() -> None:
-        try:
-            fn()
-            outcome.append(None)
-        except BaseException as exc:  # handed to the test
-            outcome.append(exc)
+    def unblock() -> None:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
 
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(seconds)
-    if t.is_alive():
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        os.close(fd)
-        t.join(seconds)
-        pytest.fail(f"blocked on the FIFO {fifo}")
-    return outcome[0]
+    return finishes_within(5.0, fn, unblock)
 
 
 def test_certificates_fifo_is_refused_at_once(tmp_path: Path) -> None:

@@ -6,13 +6,11 @@ arrives well within httpx's read timeout, so only a total deadline ends the requ
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,8 @@ from distill import http
 from distill.archive.transport import Transport
 from distill.audit.registry import RegistrySource
 from distill.errors import ArchiveError, AuditError, DistillError, NetworkError
+from hostile import finishes_within, one_error_line
+from test_cli import run
 
 LIMIT = 2.0  # DISTILL_HTTP_TIMEOUT in these tests
 
@@ -94,47 +94,10 @@ def limit(monkeypatch: pytest.MonkeyPatch) -> float:
     return LIMIT
 
 
-def within(seconds: float, fn: Callable[[], object]) -> BaseException | None:
-    """What ``fn`` raised (None if nothing), failing the test when it takes longer."""
-    outcome: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            fn()
-            outcome.append(None)
-        except BaseException as exc:  # handed to the test
-            outcome.append(exc)
-
-    t = threading.Thread(target=run, daemon=True)
+def run_distill(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], float]:
     start = time.monotonic()
-    t.start()
-    t.join(seconds)
-    assert not t.is_alive(), f"still running after {seconds} s"
-    assert time.monotonic() - start < seconds
-    return outcome[0]
-
-
-def run_distill(*args: str, cwd: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
-    full = {**os.environ, "XDG_CACHE_HOME": str(cwd / ".cache"), http.ENV_TIMEOUT: str(LIMIT), **env}
-    full.pop("DISTILL_MIRROR", None)
-    start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "distill", *args],
-        cwd=cwd,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run(*args, cwd=cwd, cache=cwd / ".cache")
     return proc, time.monotonic() - start
-
-
-def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("distill: error: "), proc.stderr
-    return lines[0]
 
 
 # Python's start and the connection come on top of the deadline itself.
@@ -144,7 +107,7 @@ SLACK = 3.0
 def test_archive_get_ends_at_the_total_deadline(drip: Drip, limit: float) -> None:
     transport = Transport()
     try:
-        exc = within(limit + SLACK, lambda: transport.get(f"{drip.url}/dists/stable/InRelease"))
+        exc = finishes_within(limit + SLACK, lambda: transport.get(f"{drip.url}/dists/stable/InRelease"))
     finally:
         transport.close()
     assert isinstance(exc, NetworkError), exc
@@ -154,7 +117,7 @@ def test_archive_get_ends_at_the_total_deadline(drip: Drip, limit: float) -> Non
 def test_archive_download_ends_at_the_total_deadline(drip: Drip, limit: float, tmp_path: Path) -> None:
     transport = Transport()
     try:
-        exc = within(
+        exc = finishes_within(
             limit + SLACK,
             lambda: transport.download(
                 f"{drip.url}/pool/a.deb",
@@ -173,23 +136,25 @@ def test_archive_download_ends_at_the_total_deadline(drip: Drip, limit: float, t
 def test_registry_request_ends_at_the_total_deadline(drip: Drip, limit: float) -> None:
     source = RegistrySource.parse(f"docker://127.0.0.1:{drip.port}/x:y")
     try:
-        exc = within(limit + SLACK, source.top)
+        exc = finishes_within(limit + SLACK, source.top)
     finally:
         source.close()
     assert isinstance(exc, AuditError), exc
     assert "total deadline" in str(exc)
 
 
-def test_audit_of_a_slow_drip_registry_is_one_error_line(drip: Drip, tmp_path: Path) -> None:
-    proc, elapsed = run_distill("audit", f"docker://127.0.0.1:{drip.port}/x:y", cwd=tmp_path, env={})
+def test_audit_of_a_slow_drip_registry_is_one_error_line(drip: Drip, limit: float, tmp_path: Path) -> None:
+    proc, elapsed = run_distill("audit", f"docker://127.0.0.1:{drip.port}/x:y", cwd=tmp_path)
     line = one_error_line(proc)
     assert "total deadline" in line and f"127.0.0.1:{drip.port}" in line
     assert elapsed < LIMIT + SLACK + 2
 
 
-def test_lock_against_a_slow_drip_mirror_is_one_error_line(drip: Drip, key: Key, tmp_path: Path) -> None:
+def test_lock_against_a_slow_drip_mirror_is_one_error_line(
+    drip: Drip, limit: float, key: Key, tmp_path: Path
+) -> None:
     (tmp_path / "s.yaml").write_text(spec_yaml(drip.url, key.keyring, ["app"]))
-    proc, elapsed = run_distill("lock", "s.yaml", cwd=tmp_path, env={})
+    proc, elapsed = run_distill("lock", "s.yaml", cwd=tmp_path)
     line = one_error_line(proc)
     assert f"no complete answer within {LIMIT:g} s" in line and "InRelease" in line
     assert elapsed < LIMIT + SLACK + 2
@@ -209,7 +174,8 @@ def test_bodies_are_capped(tmp_path: Path) -> None:
 
 
 def test_the_deadline_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert http.total_timeout() == http.DEFAULT_TOTAL or os.environ.get(http.ENV_TIMEOUT)
+    monkeypatch.delenv(http.ENV_TIMEOUT, raising=False)
+    assert http.total_timeout() == http.DEFAULT_TOTAL
     for bad in ("soon", "0", "-5", "nan"):
         monkeypatch.setenv(http.ENV_TIMEOUT, bad)
         with pytest.raises(DistillError, match=http.ENV_TIMEOUT):
