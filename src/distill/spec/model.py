@@ -88,10 +88,14 @@ def _id_number(v: object) -> object:
     return int(v) if isinstance(v, str) else v
 
 
-AccountName = Annotated[str, AfterValidator(_account_name)]
-AccountPath = Annotated[str, AfterValidator(_account_path)]
+AccountName = Annotated[
+    str,
+    AfterValidator(_account_name),
+    Field(json_schema_extra={"pattern": f"^{_ACCOUNT_NAME.pattern}$", "maxLength": MAX_ACCOUNT_NAME}),
+]
+AccountPath = Annotated[str, AfterValidator(_account_path), Field(json_schema_extra={"pattern": "^/[^:]*$"})]
 # Ids as /etc/passwd and tar headers carry them.
-AccountId = Annotated[int, BeforeValidator(_id_number), Field(strict=True, ge=0, le=2**31 - 1)]
+AccountId = Annotated[int, Field(strict=True, ge=0, le=2**31 - 1), BeforeValidator(_id_number)]
 
 
 def _env_name(v: str) -> str:
