@@ -11,7 +11,7 @@ from pathlib import Path
 
 from distill.assemble import jks
 from distill.assemble.expand import DIR, FILE, SYMLINK
-from distill.assemble.pem import PemError, pem_certificates
+from distill.assemble.pem import PemError, pem_bodies, pem_certificates
 from distill.assemble.tree import Node, Tree, check_link_target, dir_node, file_node, symlink_node
 from distill.distros import get_distro
 from distill.errors import BuildError, SpecError, UnsafeEntryError
@@ -99,6 +99,8 @@ def accounts(tree: Tree, extra: Accounts, mtime: int) -> None:
             known_gids.add(gid)
     for n, uid, gid, gecos, home, shell in users:
         _check_fields("/etc/passwd", n, uid, gid, gecos, home, shell)
+        if ".." in home.split("/"):  # its directory is made below: /home/../etc must not be
+            raise UnsafeEntryError(f"/etc/passwd: the home of user {n!r} contains '..'")
     for n, gid, members in groups:
         _check_fields("/etc/group", n, gid, *members)
         if any("," in m for m in members):
@@ -162,11 +164,8 @@ def ca_bundle(tree: Tree, extra: list[str], mtime: int, drop_sources: bool) -> N
                 seen[p] = node.read()
     for path in extra:
         data = _read_local(path, "certificates", MAX_TEXT)
-        try:
-            if not pem_certificates(data):
-                raise SpecError(f"certificates: {path} holds no PEM certificate")
-        except PemError as exc:
-            raise SpecError(f"certificates: {path}: {exc}") from None
+        if next(pem_bodies(data), None) is None:
+            raise SpecError(f"certificates: {path} holds no PEM certificate")
         name = Path(path).name
         name = name if name.endswith(".crt") else name + ".crt"
         write_entry(tree, f"usr/local/share/ca-certificates/{name}", file_node(data, 0o644, mtime), mtime)
