@@ -110,7 +110,7 @@ EnvName = Annotated[str, AfterValidator(_env_name)]
 # Numbers written as text (ports, uid:gid, modes) are read with int() later, which takes
 # any Unicode digit ('١٠٠٠' is 1000): match them in ASCII first.
 _PORT = re.compile(r"[0-9]{1,5}(/(tcp|udp|sctp))?", re.ASCII)
-_USER = re.compile(r"[0-9]+(:[0-9]+)?", re.ASCII)
+_USER = re.compile(r"[0-9]{1,10}(:[0-9]{1,10})?", re.ASCII)
 _MODE = re.compile(r"(0o)?[0-7]{1,5}", re.ASCII)
 
 
