@@ -22,6 +22,7 @@ from pathlib import Path
 
 from distill.errors import BuildError, SpecError
 from distill.progress import Reporter
+from distill.redact import pip_failure
 
 PIP_MACHINES = {"amd64": "x86_64", "arm64": "aarch64", "ppc64el": "ppc64le", "s390x": "s390x", "armhf": "armv7l", "i386": "i686", "riscv64": "riscv64"}  # fmt: skip
 # The legacy manylinux names and the glibc they stand for.
@@ -138,10 +139,8 @@ def install(
                 raise BuildError(
                     "pip is not available to distill's Python", hint="install pip (python3 -m ensurepip)"
                 )
-            last = [
-                ln for ln in proc.stderr.splitlines() if ln.startswith("ERROR")
-            ] or proc.stderr.splitlines()[-1:]
-            raise BuildError(f"pip could not install {requirements.name}: {' '.join(last)[:400]}")
+            # pip quotes the lines it cannot parse; `-r /etc/shadow` must not print them.
+            raise BuildError(pip_failure(proc.stderr, requirements.name))
         site = tmp / "site"
         site.mkdir(exist_ok=True)
         # Console-script launchers point at the host's python; the image runs modules.

@@ -23,7 +23,7 @@ from isal import igzip, isal_zlib
 from distill.archive.cache import Cache, atomic_write
 from distill.archive.index import PackageIndex, Universe, build_table, load_table
 from distill.archive.sources import Source
-from distill.archive.transport import Transport
+from distill.archive.transport import MAX_INRELEASE, Transport
 from distill.archive.verify import load_release
 from distill.debian.release import FileEntry, Release
 from distill.errors import (
@@ -111,7 +111,10 @@ class Archive:
                     validators = {}
             try:
                 got = self.transport.get(
-                    url, etag=validators.get("etag"), last_modified=validators.get("last_modified")
+                    url,
+                    etag=validators.get("etag"),
+                    last_modified=validators.get("last_modified"),
+                    max_size=MAX_INRELEASE,
                 )
             except NotFoundError:
                 raise SignatureError(
@@ -191,7 +194,7 @@ class Archive:
         last: Exception | None = None
         for url in urls:
             try:
-                got = self.transport.get(url)
+                got = self.transport.get(url, max_size=entry.size)  # the signed size
             except NotFoundError as exc:
                 last = exc
                 continue

@@ -16,9 +16,14 @@ from pathlib import Path
 
 import httpx
 
+from distill import http
 from distill.errors import ArchiveError, IntegrityError, NetworkError, NotFoundError
 
 OFFLINE_HINT = "check the mirror URL and the network, or use --offline to work from the cache"
+# Files read whole into memory (InRelease, Packages indexes) unless the caller knows the
+# size from a signed record; .debs stream to disk capped by their signed Size.
+MAX_GET = 256 << 20
+MAX_INRELEASE = 16 << 20  # Debian's is ~200 KiB
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
@@ -47,8 +52,9 @@ class Transport:
     ) -> None:
         self.retries = retries
         self.backoff = backoff
-        self.client = client or httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=10.0),
+        self.total = http.total_timeout()  # per file, retries included (DISTILL_HTTP_TIMEOUT)
+        self.client = client or http.client(
+            read=timeout,
             follow_redirects=True,
             headers={"User-Agent": "distill/0.1"},
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
@@ -57,24 +63,39 @@ class Transport:
     def close(self) -> None:
         self.client.close()
 
-    def _sleep(self, attempt: int) -> None:
-        time.sleep(self.backoff * (2**attempt) * (0.5 + random.random() / 2))
+    def _sleep(self, attempt: int, end: float) -> None:
+        pause = self.backoff * (2**attempt) * (0.5 + random.random() / 2)
+        time.sleep(max(0.0, min(pause, end - time.monotonic())))
 
     def _with_retries(self, url: str, attempt_fn: Callable[[], Fetched | None]) -> Fetched | None:
         last = ""
-        for attempt in range(self.retries + 1):
-            try:
-                return attempt_fn()
-            except _Retry as exc:
-                last = exc.cause
-            except (httpx.TransportError, httpx.StreamError) as exc:
-                last = _describe(exc)
-            if attempt < self.retries:
-                self._sleep(attempt)
+        with http.deadline(self.total) as end:
+            for attempt in range(self.retries + 1):
+                try:
+                    return attempt_fn()
+                except _Retry as exc:
+                    last = exc.cause
+                except (httpx.TransportError, httpx.StreamError) as exc:
+                    last = _describe(exc)
+                if http.expired():
+                    raise NetworkError(
+                        f"cannot fetch {url}: no complete answer within {self.total:g} s ({last})",
+                        hint=f"a slow or stalled mirror; {http.ENV_TIMEOUT} sets the time allowed per file",
+                    )
+                if attempt < self.retries:
+                    self._sleep(attempt, end)
         raise NetworkError(f"cannot fetch {url}: {last}", hint=OFFLINE_HINT)
 
-    def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> Fetched:
-        """GET a small file into memory, conditionally when validators are given."""
+    def get(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        max_size: int = MAX_GET,
+    ) -> Fetched:
+        """GET a file of at most ``max_size`` bytes into memory, conditionally when
+        validators are given."""
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
@@ -82,9 +103,15 @@ class Transport:
             headers["If-Modified-Since"] = last_modified
 
         def attempt() -> Fetched:
-            r = self.client.get(url, headers=headers)
-            _check_status(url, r.status_code)
-            return Fetched(r.status_code, r.content, r.headers.get("etag"), r.headers.get("last-modified"))
+            with self.client.stream("GET", url, headers=headers) as r:
+                _check_status(url, r.status_code)
+                try:
+                    content = http.read_capped(r, max_size)
+                except http.TooLarge as exc:
+                    raise ArchiveError(
+                        f"{url}: {exc}", hint="not a Debian archive file; check the mirror"
+                    ) from None
+                return Fetched(r.status_code, content, r.headers.get("etag"), r.headers.get("last-modified"))
 
         result = self._with_retries(url, attempt)
         assert result is not None
@@ -132,6 +159,8 @@ class Transport:
                         f.write(chunk)
                         if progress:
                             progress(len(chunk))
+                        if http.expired():  # kept: the next attempt or run resumes from here
+                            raise httpx.ReadTimeout("the total deadline of the request passed")
                 if written > size:
                     partial.unlink(missing_ok=True)
                     raise IntegrityError(

@@ -12,22 +12,15 @@ default (``keystore.type.compat``).
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import re
 import struct
+
+from distill.assemble.pem import pem_certificates as pem_certificates  # where it used to live
 
 MAGIC = 0xFEEDFEED
 VERSION = 2
 TRUSTED_CERT = 2
 DEFAULT_PASSWORD = "changeit"  # the JDK's and Debian's
-
-_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\s+([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----")
-
-
-def pem_certificates(data: bytes) -> list[bytes]:
-    """The DER certificates of a PEM file, in order."""
-    return [base64.b64decode(b"".join(m.group(1).split())) for m in _PEM.finditer(data)]
 
 
 def _utf(text: str) -> bytes:

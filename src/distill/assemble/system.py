@@ -11,9 +11,11 @@ from pathlib import Path
 
 from distill.assemble import jks
 from distill.assemble.expand import DIR, FILE, SYMLINK
+from distill.assemble.pem import PemError, pem_bodies, pem_certificates
 from distill.assemble.tree import Node, Tree, check_link_target, dir_node, file_node, symlink_node
 from distill.distros import get_distro
-from distill.errors import BuildError, SpecError
+from distill.errors import BuildError, SpecError, UnsafeEntryError
+from distill.limits import MAX_TEXT, read_regular
 from distill.spec.model import Accounts, PathEntry, parse_mode
 
 NONROOT_UID = 65532
@@ -95,6 +97,14 @@ def accounts(tree: Tree, extra: Accounts, mtime: int) -> None:
         if gid not in known_gids:
             groups.append((name, gid, []))
             known_gids.add(gid)
+    for n, uid, gid, gecos, home, shell in users:
+        _check_fields("/etc/passwd", n, uid, gid, gecos, home, shell)
+        if ".." in home.split("/"):  # its directory is made below: /home/../etc must not be
+            raise UnsafeEntryError(f"/etc/passwd: the home of user {n!r} contains '..'")
+    for n, gid, members in groups:
+        _check_fields("/etc/group", n, gid, *members)
+        if any("," in m for m in members):
+            raise UnsafeEntryError(f"/etc/group: a member of group {n!r} holds ','")
     passwd = "".join(
         f"{n}:x:{uid}:{gid}:{gecos}:{home}:{shell}\n" for n, uid, gid, gecos, home, shell in users
     )
@@ -108,6 +118,19 @@ def accounts(tree: Tree, extra: Accounts, mtime: int) -> None:
     for _, uid, gid, _, home, _ in users[2:]:
         if home.startswith("/home/"):
             write_entry(tree, home.strip("/"), dir_node(0o700, mtime, uid, gid), mtime)
+
+
+def _check_fields(file: str, *fields: str | int) -> None:
+    """Refuse a field that would split a line of /etc/passwd or /etc/group.
+
+    The spec model already refuses these with the field's position; this is the
+    writer's own guard, so that no other caller can inject a line (a second uid 0)."""
+    for value in fields:
+        if isinstance(value, int):
+            if isinstance(value, bool) or not 0 <= value <= 2**32 - 2:
+                raise UnsafeEntryError(f"{file}: id {value} is out of range")
+        elif not isinstance(value, str) or any(c == ":" or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise UnsafeEntryError(f"{file}: a field holds ':' or a control character (newline, NUL)")
 
 
 def os_release(tree: Tree, distro_name: str, mtime: int) -> None:
@@ -127,9 +150,6 @@ def os_release(tree: Tree, distro_name: str, mtime: int) -> None:
         write_entry(tree, "etc/localtime", symlink_node("/usr/share/zoneinfo/Etc/UTC", mtime), mtime)
 
 
-_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
-
-
 def ca_bundle(tree: Tree, extra: list[str], mtime: int, drop_sources: bool) -> None:
     """/etc/ssl/certs/ca-certificates.crt as update-ca-certificates builds it:
     every certificate under /usr/share/ca-certificates, then local ones, in order.
@@ -143,8 +163,8 @@ def ca_bundle(tree: Tree, extra: list[str], mtime: int, drop_sources: bool) -> N
             if node is not None and node.kind == FILE:
                 seen[p] = node.read()
     for path in extra:
-        data = _read_local(path, "certificates")
-        if not _PEM.search(data):
+        data = _read_local(path, "certificates", MAX_TEXT)
+        if next(pem_bodies(data), None) is None:
             raise SpecError(f"certificates: {path} holds no PEM certificate")
         name = Path(path).name
         name = name if name.endswith(".crt") else name + ".crt"
@@ -181,18 +201,23 @@ def java_truststore(tree: Tree, mtime: int) -> None:
     certs: list[tuple[str, bytes]] = []
     for path, data in sources:
         stem = Path(path).name.removesuffix(".crt")
-        ders = jks.pem_certificates(data)
+        try:
+            ders = pem_certificates(data)
+        except PemError as exc:
+            raise BuildError(f"/{path}: {exc}") from None
         for i, der in enumerate(ders):
             certs.append((f"debian:{stem}{'' if len(ders) == 1 else f'-{i + 1}'}.pem", der))
     store = jks.write_jks(certs, mtime * 1000)
     write_entry(tree, JAVA_CACERTS, file_node(store, 0o644, mtime), mtime)
 
 
-def _read_local(path: str, field: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise SpecError(f"{field}: cannot read {path}: {exc.strerror}") from None
+# The largest local file a spec's paths: entry may add (it is held in memory).
+MAX_LOCAL_FILE = 1 << 30
+
+
+def _read_local(path: str, field: str, limit: int = MAX_LOCAL_FILE) -> bytes:
+    """A file the spec names: regular files only (a FIFO is refused, not waited on), capped."""
+    return read_regular(Path(path), limit, error=SpecError, what=f"{field}:")
 
 
 def spec_paths(tree: Tree, entries: list[PathEntry], mtime: int) -> None:
@@ -211,10 +236,20 @@ def spec_paths(tree: Tree, entries: list[PathEntry], mtime: int) -> None:
             write_entry(tree, path, file_node(data, mode, mtime, e.uid, e.gid), mtime)
 
 
+_PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+", re.ASCII)  # Debian Policy 5.6.1
+
+
 def status_d(
     tree: Tree, pkg: str, control_text: bytes, md5sums: bytes, dropped: set[str], mtime: int
 ) -> None:
     """/var/lib/dpkg/status.d/<pkg> (control fields) and <pkg>.md5sums (files present)."""
+    # The name becomes a file name and the control text one paragraph that scanners
+    # read as the package's record: no path tricks, no second paragraph, no NUL.
+    if not _PACKAGE_NAME.fullmatch(pkg):
+        raise UnsafeEntryError(f"{STATUS_D}: {pkg!r} is not a Debian package name")
+    body = control_text.rstrip(b"\n")
+    if b"\n\n" in body or b"\0" in body or b"\r" in body:
+        raise UnsafeEntryError(f"{STATUS_D}/{pkg}: the control data is not one paragraph")
     text = control_text if control_text.endswith(b"\n") else control_text + b"\n"
     write_entry(tree, f"{STATUS_D}/{pkg}", file_node(text, 0o644, mtime), mtime)
     if md5sums:

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from distill import __version__
+from distill import __version__, http
 from distill.audit.sources import INDEXES, MANIFESTS, MAX_DOCUMENT, Source, Verified, check_digest
 from distill.errors import AuditError
 
@@ -35,6 +35,7 @@ _REF = re.compile(
     r"^(?P<host>[^/]+)/(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*)(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
 )
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+MAX_TOKEN = 1 << 20  # a token service's JSON answer (a few KiB)
 
 
 def _loopback(host: str) -> bool:
@@ -68,6 +69,12 @@ def stored_credentials(host: str) -> tuple[str, str] | None:
         except (OSError, ValueError, AttributeError):
             continue
     return None
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    if http.expired():
+        return f"no complete answer within the total deadline ({http.ENV_TIMEOUT})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 class _Chunks(io.RawIOBase):
@@ -110,8 +117,9 @@ class RegistrySource(Source):
         scheme = "http" if plain_http or _loopback(host) else "https"
         self.base = f"{scheme}://{host}/v2/{repo}"
         self.authorization: str | None = None
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(60.0, connect=15.0),
+        self.client = http.client(
+            read=60.0,
+            connect=15.0,
             follow_redirects=True,
             headers={"User-Agent": f"distill/{__version__}"},
         )
@@ -154,14 +162,23 @@ class RegistrySource(Source):
             "scope": params.get("scope", f"repository:{self.repo}:pull"),
         }
         try:
-            r = self.client.get(
-                params["realm"],
-                params={k: v for k, v in query.items() if v},
-                auth=httpx.BasicAuth(*self.creds) if self.creds else None,
-            )
+            with (
+                http.deadline(),
+                self.client.stream(
+                    "GET",
+                    params["realm"],
+                    params={k: v for k, v in query.items() if v},
+                    auth=httpx.BasicAuth(*self.creds) if self.creds else None,
+                ) as r,
+            ):
+                answer = http.read_capped(r, MAX_TOKEN)
+        except http.TooLarge:
+            raise AuditError(
+                f"{self.name}: the token service's answer is larger than {MAX_TOKEN} bytes"
+            ) from None
         except httpx.HTTPError as exc:
             raise AuditError(
-                f"{self.name}: cannot reach the token service {params['realm']} ({exc})"
+                f"{self.name}: cannot reach the token service {params['realm']} ({_describe(exc)})"
             ) from None
         if r.status_code in (401, 403):
             raise AuditError(
@@ -170,7 +187,7 @@ class RegistrySource(Source):
             )
         token: str | None = None
         try:
-            body = r.json()
+            body = json.loads(answer)
             token = body.get("token") or body.get("access_token")
         except (ValueError, AttributeError):
             pass
@@ -180,6 +197,11 @@ class RegistrySource(Source):
 
     @contextmanager
     def _get(self, url: str, accept: str | None = None) -> Iterator[httpx.Response]:
+        # One deadline for the request and the reading of its body by the caller.
+        with http.deadline():
+            yield from self._get_within_deadline(url, accept)
+
+    def _get_within_deadline(self, url: str, accept: str | None) -> Iterator[httpx.Response]:
         for attempt in range(2):
             headers = {}
             if accept:
@@ -209,7 +231,7 @@ class RegistrySource(Source):
                     return
             except httpx.HTTPError as exc:
                 raise AuditError(
-                    f"{self.name}: cannot reach {self.host} ({type(exc).__name__}: {exc})",
+                    f"{self.name}: cannot reach {self.host} ({_describe(exc)})",
                     hint="--plain-http for a registry without TLS" if "SSL" in str(exc) else None,
                 ) from None
         raise AuditError(f"{self.name}: authentication failed")  # pragma: no cover

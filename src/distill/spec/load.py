@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from distill.distros import ARCHS
 from distill.errors import SpecError
+from distill.redact import field_path, key_label, plain, tool_message
 from distill.spec.model import Spec
 
 # libyaml's parser when PyYAML has it (same results, several times faster).
@@ -44,6 +45,9 @@ def resolve_spec_path(ref: str, relative_to: Path | None = None) -> Path:
     for c in candidates:
         if c.is_file():
             return c
+        if c.exists() and not c.is_dir():
+            # A FIFO would block the read forever, a device never end: refuse, do not open.
+            raise SpecError(f"spec {c}: not a regular file (FIFO, socket or device)")
     hint = "built-in specs: " + ", ".join(builtin_names())
     raise SpecError(f"spec {ref!r} not found", hint=hint)
 
@@ -60,7 +64,7 @@ def _positions(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...]
             key = key_node.value
             if key in seen:
                 m = key_node.start_mark
-                raise SpecError(f"{file}:{m.line + 1}:{m.column + 1}: duplicate key {key!r}")
+                raise SpecError(f"{file}:{m.line + 1}:{m.column + 1}: duplicate key {key_label(key)}")
             seen.add(key)
             out[("key", *path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             _positions(value_node, (*path, key), out, file)
@@ -80,7 +84,7 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], Pos]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise SpecError(f"{where}: invalid YAML: {exc.problem or exc.context}") from None
+        raise SpecError(f"{where}: invalid YAML: {tool_message(str(exc.problem or exc.context))}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: invalid YAML: {exc}") from None
     if data is None:
@@ -94,22 +98,32 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], Pos]]:
 
 
 def _validation_message(exc: ValidationError, path: Path, positions: dict[tuple[Any, ...], Pos]) -> str:
+    """The first error as ``path:line:col: field: message``, quoting no content (see distill.redact)."""
     err = exc.errors()[0]
     loc = tuple(err["loc"])
-    pos = positions.get(("key", *loc)) if err["type"] == "extra_forbidden" else None
+    pos: Pos | None = None
+    if err["type"] == "extra_forbidden":
+        pos = positions.get(("key", *loc))
+    elif loc and loc[-1] == "[key]":  # a mapping key itself is wrong (env: {"A=B": ...})
+        loc = loc[:-1]
+        pos = positions.get(("key", *loc))
+        loc = loc[:-1]
     for n in range(len(loc), -1, -1):
         if pos is not None:
             break
         pos = positions.get(loc[:n])
     where = f"{path}:{pos[0]}:{pos[1]}" if pos else str(path)
-    field = ".".join(str(p) for p in loc)
     if err["type"] == "extra_forbidden":
+        # The file may not be a spec at all (extends: /etc/shadow makes every line a key).
+        name = loc[-1] if loc else ""
+        if not plain(name):
+            return f"{where}: unknown field (not a spec field; its name is not shown)"
         known = list(Spec.model_fields)
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        close = difflib.get_close_matches(str(name), known, n=1)
         extra = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"{where}: unknown field {field!r}{extra}"
+        return f"{where}: unknown field {field_path(loc)!r}{extra}"
     msg = str(err["msg"]).removeprefix("Value error, ")
-    return f"{where}: {field}: {msg}"
+    return f"{where}: {field_path(loc)}: {msg}"
 
 
 _DICT_FIELDS = ("env", "labels", "annotations")

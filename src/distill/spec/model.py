@@ -11,6 +11,7 @@ from typing import Annotated, Literal, cast
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -45,6 +46,74 @@ def _check_relation(item: str) -> str:
     return item
 
 
+# Fields that end up in files or in the kernel's hands are checked here, at the spec, so
+# that the error names the field and its position (issue 17 E14). NUL ends a C string:
+# a path or argument with one means something else to the kernel than to distill.
+def _no_nul(v: str) -> str:
+    if "\0" in v:
+        raise ValueError("contains a NUL character")
+    return v
+
+
+NoNul = Annotated[str, AfterValidator(_no_nul)]
+
+# Debian's useradd/groupadd rule (NAME_REGEX without --badname), at most 32 characters;
+# spelled out in ASCII so that no other alphabet's letters or digits pass.
+_ACCOUNT_NAME = re.compile(r"[a-z_][a-z0-9_-]*[$]?", re.ASCII)
+MAX_ACCOUNT_NAME = 32
+
+
+def _account_name(v: str) -> str:
+    if len(v) > MAX_ACCOUNT_NAME or not _ACCOUNT_NAME.fullmatch(v):
+        raise ValueError(
+            f"not a user or group name (lower-case letters, digits, '_' and '-', starting with a "
+            f"letter or '_', an optional final '$', at most {MAX_ACCOUNT_NAME} characters)"
+        )
+    return v
+
+
+def _account_path(v: str) -> str:
+    """A home or shell: one field of /etc/passwd, so no ':' and no line break."""
+    if not v.startswith("/") or any(c == ":" or ord(c) < 0x20 or ord(c) == 0x7F for c in v):
+        raise ValueError("must be an absolute path without ':' or control characters (newline, NUL)")
+    if ".." in v.split("/"):
+        raise ValueError("must not contain '..'")
+    return v
+
+
+def _id_number(v: object) -> object:
+    """A uid/gid: an integer, or a string of ASCII digits (not True, 1e3, '+1_000' or '١٠٠٠')."""
+    if isinstance(v, bool) or (isinstance(v, str) and not re.fullmatch(r"[0-9]{1,10}", v, re.ASCII)):
+        raise ValueError("must be a number (ASCII digits)")
+    return int(v) if isinstance(v, str) else v
+
+
+AccountName = Annotated[
+    str,
+    AfterValidator(_account_name),
+    Field(json_schema_extra={"pattern": f"^{_ACCOUNT_NAME.pattern}$", "maxLength": MAX_ACCOUNT_NAME}),
+]
+AccountPath = Annotated[str, AfterValidator(_account_path), Field(json_schema_extra={"pattern": "^/[^:]*$"})]
+# Ids as /etc/passwd and tar headers carry them.
+AccountId = Annotated[int, Field(strict=True, ge=0, le=2**31 - 1), BeforeValidator(_id_number)]
+
+
+def _env_name(v: str) -> str:
+    """An environment variable name: ``NAME=value`` is split at the first '='."""
+    if not v or "=" in v or any(ord(c) < 0x20 or ord(c) == 0x7F for c in v):
+        raise ValueError("an environment variable name must be non-empty, without '=' or control characters")
+    return v
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+
+# Numbers written as text (ports, uid:gid, modes) are read with int() later, which takes
+# any Unicode digit ('١٠٠٠' is 1000): match them in ASCII first.
+_PORT = re.compile(r"[0-9]{1,5}(/(tcp|udp|sctp))?", re.ASCII)
+_USER = re.compile(r"[0-9]{1,10}(:[0-9]{1,10})?", re.ASCII)
+_MODE = re.compile(r"(0o)?[0-7]{1,5}", re.ASCII)
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -77,18 +146,18 @@ class PruneSpec(_Model):
 class PathEntry(_Model):
     """A directory, symlink or local file added to the image (in the spec's own layer)."""
 
-    path: str = Field(description="Absolute path inside the image")
+    path: NoNul = Field(description="Absolute path inside the image")
     type: Literal["directory", "symlink", "file"]
-    source: str | None = Field(
+    source: NoNul | None = Field(
         default=None, description="file: a local file, relative to the spec (inside its directory)"
     )
     content: str | None = Field(default=None, description="file: inline text instead of source")
-    target: str | None = Field(default=None, description="symlink: where it points")
+    target: NoNul | None = Field(default=None, description="symlink: where it points")
     mode: int | str | None = Field(
         default=None, description="Permissions, e.g. 0o755 or '0755' (default 0755 dirs, 0644 files)"
     )
-    uid: int = Field(default=0, ge=0)
-    gid: int = Field(default=0, ge=0)
+    uid: AccountId = 0
+    gid: AccountId = 0
 
     @field_validator("path")
     @classmethod
@@ -120,10 +189,9 @@ class PathEntry(_Model):
 def parse_mode(v: int | str) -> int:
     """``0o755``, ``493`` or ``'0755'`` -> 0o755."""
     if isinstance(v, str):
-        try:
-            mode = int(v.removeprefix("0o"), 8)
-        except ValueError:
-            raise ValueError(f"invalid mode {v!r} (use octal, e.g. '0755')") from None
+        if not _MODE.fullmatch(v):
+            raise ValueError("invalid mode (use octal, e.g. '0755')")
+        mode = int(v.removeprefix("0o"), 8)
     else:
         mode = v
     if not 0 <= mode <= 0o7777:
@@ -132,17 +200,17 @@ def parse_mode(v: int | str) -> int:
 
 
 class UserAccount(_Model):
-    name: str = Field(pattern=r"^[a-z_][a-z0-9_-]*$")
-    uid: int = Field(ge=0, le=2**31 - 1)
-    gid: int | None = Field(default=None, description="Primary group id (default: uid)")
-    home: str | None = Field(default=None, description="Home directory (default /home/NAME, created)")
-    shell: str = "/sbin/nologin"
+    name: AccountName
+    uid: AccountId
+    gid: AccountId | None = Field(default=None, description="Primary group id (default: uid)")
+    home: AccountPath | None = Field(default=None, description="Home directory (default /home/NAME, created)")
+    shell: AccountPath = "/sbin/nologin"
 
 
 class GroupAccount(_Model):
-    name: str = Field(pattern=r"^[a-z_][a-z0-9_-]*$")
-    gid: int = Field(ge=0, le=2**31 - 1)
-    members: list[str] = Field(default_factory=list)
+    name: AccountName
+    gid: AccountId
+    members: list[AccountName] = Field(default_factory=list)
 
 
 class Accounts(_Model):
@@ -177,33 +245,33 @@ class AppSpec(_Model):
     spec's directory and must stay inside it."""
 
     kind: AppKind = Field(description="python | node | java | binary")
-    source: str = Field(
+    source: NoNul = Field(
         default=".",
         description="python/node: the project directory; java: the jar; binary: the executable",
     )
-    dest: str = Field(default="/app", description="Where the application lands in the image")
-    requirements: str | None = Field(
+    dest: NoNul = Field(default="/app", description="Where the application lands in the image")
+    requirements: NoNul | None = Field(
         default=None,
         description="python: a pip requirements file (default: requirements.txt in source, if there)",
     )
-    entrypoint: list[str] | None = Field(
+    entrypoint: list[NoNul] | None = Field(
         default=None,
         description="python: what follows python3 (e.g. ['-m', 'myapp'] or ['app.py']); "
         "node: the script (default: package.json's main, else server.js or index.js)",
     )
-    args: list[str] | None = Field(default=None, description="Program arguments (the image's CMD)")
+    args: list[NoNul] | None = Field(default=None, description="Program arguments (the image's CMD)")
     exclude: list[str] = Field(
         default_factory=list,
         description="More glob patterns of source files to leave out (.git, __pycache__, "
         "node_modules, virtualenvs and the spec with its lock are always left out)",
     )
     main_class: str | None = Field(default=None, description="java: overrides the jar's Main-Class")
-    libs: list[str] = Field(default_factory=list, description="java: dependency jars (glob patterns)")
+    libs: list[NoNul] = Field(default_factory=list, description="java: dependency jars (glob patterns)")
     layout: Literal["exploded", "jar"] = Field(
         default="exploded",
         description="java: 'exploded' (Jib-style layers: libs, resources, classes) or 'jar' (java -jar)",
     )
-    jvm_flags: list[str] = Field(default_factory=list, description="java: JVM options, e.g. ['-Xmx256m']")
+    jvm_flags: list[NoNul] = Field(default_factory=list, description="java: JVM options, e.g. ['-Xmx256m']")
 
     @field_validator("dest")
     @classmethod
@@ -231,12 +299,12 @@ class AppSpec(_Model):
 class Spec(_Model):
     """A distill image spec: the packages, and the image made of them."""
 
-    extends: str | list[str] | None = Field(
+    extends: NoNul | list[NoNul] | None = Field(
         default=None,
         description="Spec(s) this one builds on: a built-in name (static, base, ...) or a path "
         "relative to this file. Packages, exclude and prune.keep add up; other fields override.",
     )
-    from_: str | None = Field(
+    from_: NoNul | None = Field(
         default=None,
         alias="from",
         description="The image an app goes on: a built-in flavor or a spec path (the same as "
@@ -250,7 +318,7 @@ class Spec(_Model):
     sources: list[SourceSpec] | None = Field(
         default=None, description="Repositories; default: the distro's suites on the default mirror"
     )
-    keyring: list[str] | None = Field(
+    keyring: list[NoNul] | None = Field(
         default=None, description="OpenPGP keyring files (binary or armored); paths relative to the spec"
     )
     packages: list[Annotated[str, AfterValidator(_check_relation)]] = Field(
@@ -262,16 +330,18 @@ class Spec(_Model):
 
     # The image (OCI config and extra files).
     user: str | None = Field(default=None, description="User to run as: a numeric uid[:gid] (default 0)")
-    workdir: str | None = Field(default=None, description="Working directory (default /)")
-    entrypoint: list[str] | None = None
-    cmd: list[str] | None = None
-    env: dict[str, str] = Field(default_factory=dict, description="Environment (PATH and SSL_CERT_FILE set)")
+    workdir: NoNul | None = Field(default=None, description="Working directory (default /)")
+    entrypoint: list[NoNul] | None = None
+    cmd: list[NoNul] | None = None
+    env: dict[EnvName, NoNul] = Field(
+        default_factory=dict, description="Environment (PATH and SSL_CERT_FILE set)"
+    )
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict, description="Manifest annotations")
     exposed_ports: list[str | int] = Field(default_factory=list, description="e.g. 8080 or '53/udp'")
     stop_signal: str | None = Field(default=None, description="e.g. SIGTERM")
     paths: list[PathEntry] = Field(default_factory=list)
-    certificates: list[str] = Field(
+    certificates: list[NoNul] = Field(
         default_factory=list,
         description="Extra CA certificates (PEM files relative to the spec) for the bundle",
     )
@@ -281,7 +351,7 @@ class Spec(_Model):
     @field_validator("user")
     @classmethod
     def _user(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"\d+(:\d+)?", v):
+        if v is not None and not _USER.fullmatch(v):
             raise ValueError(
                 "must be numeric (uid or uid:gid), e.g. '65532': Kubernetes runAsNonRoot rejects names"
             )
@@ -298,10 +368,7 @@ class Spec(_Model):
     @classmethod
     def _ports(cls, v: list[str | int]) -> list[str | int]:
         for p in v:
-            if (
-                not re.fullmatch(r"\d{1,5}(/(tcp|udp|sctp))?", str(p))
-                or not 0 < int(str(p).split("/")[0]) < 65536
-            ):
+            if not _PORT.fullmatch(str(p)) or not 0 < int(str(p).split("/")[0]) < 65536:
                 raise ValueError(f"{p!r} is not a port (e.g. 8080 or '53/udp')")
         return v
 
