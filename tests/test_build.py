@@ -5,9 +5,11 @@ spec fields, variants, archives, and bad input."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
+import posixpath
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,12 @@ PACKAGES = [
         "ca-certificates",
         "20250419",
         arch="all",
-        entries=[Entry("./usr/share/ca-certificates/mozilla/A.crt", data=PEM)],
+        entries=[
+            *(Entry(d, "dir") for d in ("./usr", "./usr/share", "./usr/share/ca-certificates")),
+            Entry("./usr/share/ca-certificates/mozilla", "dir"),
+            Entry("./usr/share/ca-certificates/mozilla/A.crt", data=PEM),
+            Entry("./usr/sbin/update-ca-certificates", data=b"#!/bin/sh\n", mode=0o755),
+        ],
     ),
     *(
         Pkg(
@@ -140,6 +147,37 @@ def rootfs(layout: Path, arch: str = "amd64") -> dict[str, tuple[tarfile.TarInfo
     return fs
 
 
+def resolve(fs: dict[str, tuple[tarfile.TarInfo, bytes]], path: str) -> str:
+    """A path with the symlinks on its way followed (merged /usr: lib/... is usr/lib/...)."""
+    out: list[str] = []
+    pending = path.split("/")
+    for _ in range(100):
+        if not pending:
+            return "/".join(out)
+        here = "/".join([*out, pending[0]])
+        info = fs.get(here, (None,))[0]
+        if info is not None and info.issym():
+            target = info.linkname
+            base = [] if target.startswith("/") else out
+            pending = posixpath.normpath("/".join([*base, target])).strip("/").split("/") + pending[1:]
+            out = []
+        else:
+            out.append(pending.pop(0))
+    raise AssertionError(f"/{path}: too many symlinks")
+
+
+def assert_md5sums_match(fs: dict[str, tuple[tarfile.TarInfo, bytes]]) -> None:
+    """Every md5sums line of status.d names a regular file of the image with that digest."""
+    lists = [name for name in fs if name.startswith("var/lib/dpkg/status.d/") and name.endswith(".md5sums")]
+    assert lists
+    for name in lists:
+        for line in fs[name][1].decode().splitlines():
+            digest, path = line[:32], resolve(fs, line[34:])
+            info, data = fs.get(path, (None, b""))
+            assert info is not None and info.isfile(), f"{name} lists /{path}, which the image lacks"
+            assert hashlib.md5(data).hexdigest() == digest, f"{name}: /{path} differs"
+
+
 def test_multi_arch_build_is_valid_and_reproducible(work: Path, tmp_path: Path) -> None:
     d1, out = build(work, tmp_path / "c1", "high.yaml", "-o", "img1")
     d2, _ = build(work, tmp_path / "c2", "high.yaml", "-o", "img2")  # fresh cache, same inputs
@@ -176,6 +214,12 @@ def test_rootfs_contents(work: Path, tmp_path: Path) -> None:
         assert fs[f"var/lib/dpkg/status.d/{pkg}"][1].startswith(f"Package: {pkg}\n".encode())
     assert "usr/share/doc/libz1/copyright" in fs and "usr/share/man/man1/x.1.gz" not in fs
     assert "var/lib/dpkg/status" not in fs
+    assert_md5sums_match(fs)
+    # The bundled certificate is gone, and so are the directories that held only it.
+    assert not any(name.startswith("usr/share/ca-certificates") for name in fs)
+    assert fs["var/lib/dpkg/status.d/ca-certificates.md5sums"][1].endswith(
+        b"  usr/sbin/update-ca-certificates\n"
+    )
     # The bundle: package certificates first, then the spec's.
     bundle = fs["etc/ssl/certs/ca-certificates.crt"][1]
     assert bundle == PEM + PEM.replace(b"fake", b"extra")
@@ -219,6 +263,7 @@ def test_config_from_spec_fields_and_variants(work: Path, tmp_path: Path) -> Non
     assert fs["busybox/busybox"][1] == BUSYBOX and fs["busybox/busybox"][0].mode == 0o755
     assert fs["busybox/sh"][0].linkname == "busybox" and "busybox/wget" in fs
     assert fs["var/lib/dpkg/status.d/busybox-static"][1].startswith(b"Package: busybox-static\n")
+    assert_md5sums_match(fs)
     # The debug image is the production image plus one layer.
     base = manifests(work / "nonroot")["amd64"]["manifest"]["layers"]
     assert img["manifest"]["layers"][:-1] == base

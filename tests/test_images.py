@@ -316,6 +316,12 @@ def test_skopeo_and_umoci_accept_every_output(family: dict, env: dict[str, str],
         assert not (root / "var" / "lib" / "dpkg" / "status").exists()
         for pkg in (p for p in status if "." not in p):
             assert (root / "usr" / "share" / "doc" / pkg).exists(), f"{pkg} has no copyright directory"
+        # Every md5sums line names a file of the image (not the certificates merged into the
+        # bundle), and trimming leaves no empty directory behind.
+        for md5 in (root / "var" / "lib" / "dpkg" / "status.d").glob("*.md5sums"):
+            missing = [ln[34:] for ln in md5.read_text().splitlines() if not (root / ln[34:]).is_file()]
+            assert not missing, f"{distro}/{flavor}:{variant} {md5.name} lists {len(missing)} absent files"
+        assert not (root / "usr" / "share" / "ca-certificates").exists()
         assert (root / "tmp").stat().st_mode & 0o7777 == 0o1777
         if distro == "debian13":
             assert os.readlink(root / "bin") == "usr/bin"  # merged /usr

@@ -13,7 +13,7 @@ from distill.assemble import jks
 from distill.assemble.expand import DIR, FILE, SYMLINK
 from distill.assemble.tree import Node, Tree, check_link_target, dir_node, file_node, symlink_node
 from distill.distros import get_distro
-from distill.errors import BuildError, SpecError
+from distill.errors import BuildError, SpecError, UnsafeEntryError
 from distill.spec.model import Accounts, PathEntry, parse_mode
 
 NONROOT_UID = 65532
@@ -162,8 +162,7 @@ def ca_bundle(tree: Tree, extra: list[str], mtime: int, drop_sources: bool) -> N
     write_entry(tree, BUNDLE, file_node(bytes(bundle), 0o644, mtime), mtime)
     if drop_sources:
         for p in sorted(seen):
-            if p in tree.nodes:
-                tree.remove(p)
+            tree.trim(p)
 
 
 def java_truststore(tree: Tree, mtime: int) -> None:
@@ -211,19 +210,40 @@ def spec_paths(tree: Tree, entries: list[PathEntry], mtime: int) -> None:
             write_entry(tree, path, file_node(data, mode, mtime, e.uid, e.gid), mtime)
 
 
-def status_d(
-    tree: Tree, pkg: str, control_text: bytes, md5sums: bytes, dropped: set[str], mtime: int
-) -> None:
-    """/var/lib/dpkg/status.d/<pkg> (control fields) and <pkg>.md5sums (files present)."""
+def status_d(tree: Tree, pkg: str, control_text: bytes, md5sums: bytes, mtime: int) -> None:
+    """/var/lib/dpkg/status.d/<pkg> (control fields); the package's md5sums are kept for
+    :func:`md5sums`, which writes them once the level's tree is final."""
     text = control_text if control_text.endswith(b"\n") else control_text + b"\n"
     write_entry(tree, f"{STATUS_D}/{pkg}", file_node(text, 0o644, mtime), mtime)
     if md5sums:
+        tree.memory.setdefault("md5sums", {})[pkg] = md5sums
+
+
+def _is_file(tree: Tree, path: str) -> bool:
+    try:
+        node = tree.get(tree.resolve(path))
+    except UnsafeEntryError:
+        return False
+    return node is not None and node.kind == FILE
+
+
+def md5sums(tree: Tree, mtime: int) -> None:
+    """/var/lib/dpkg/status.d/<pkg>.md5sums for every package so far, each listing only
+    the files the tree holds now: whatever trimming, a generator (the CA bundle takes the
+    certificates it merged) or anything else removed is not claimed, as debsums and
+    scanners' file ownership read these lists against the image."""
+    for pkg, raw in tree.memory.get("md5sums", {}).items():
         kept = [
             line
-            for line in md5sums.splitlines(keepends=True)
-            if line[34:].strip().decode("utf-8", "replace") not in dropped
+            for line in raw.splitlines(keepends=True)
+            if _is_file(tree, line[34:].strip().decode("utf-8", "surrogateescape"))
         ]
-        write_entry(tree, f"{STATUS_D}/{pkg}.md5sums", file_node(b"".join(kept), 0o644, mtime), mtime)
+        path = f"{STATUS_D}/{pkg}.md5sums"
+        if kept:
+            data = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in kept)
+            write_entry(tree, path, file_node(data, 0o644, mtime), mtime)
+        elif tree.get(path) is not None:
+            tree.remove(path)
 
 
 def busybox_applets(binary: bytes) -> list[str]:
@@ -262,6 +282,7 @@ __all__ = [
     "busybox",
     "busybox_applets",
     "ca_bundle",
+    "md5sums",
     "os_release",
     "spec_paths",
     "status_d",
