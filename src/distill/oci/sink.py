@@ -51,7 +51,8 @@ def top_index(
 ) -> bytes:
     """The layout's index.json: one entry, the image (or the multi-arch image index)
     under ``tag``, as ko, crane and apko write it, so that a reader needs no tag
-    (``skopeo inspect oci:DIR``, ``syft scan oci-dir:DIR``).
+    (``skopeo inspect oci:DIR``; ``syft scan oci-dir:DIR``, for an index only in Syft
+    releases that choose a platform).
 
     ``per_arch`` (asked for with ``--per-arch-tags``) adds each platform's manifest
     under ``TAG-ARCH``, for tools that cannot choose a platform in an index themselves
