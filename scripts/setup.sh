@@ -11,9 +11,10 @@ command -v dpkg >/dev/null || need+=(dpkg)
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || [ -e /usr/share/keyrings/debian-archive-keyring.pgp ] || need+=(debian-archive-keyring)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # Running and inspecting the images: podman (daemonless), its runtime, skopeo and
-# umoci (strict OCI readers), qemu for other architectures, openssl for test certificates.
+# umoci (strict OCI readers), qemu for other architectures, openssl for test certificates,
+# ip for the network namespace a port-mapping test makes.
 for tool in podman:podman runc:runc skopeo:skopeo umoci:umoci qemu-aarch64-static:qemu-user-static \
-            update-binfmts:binfmt-support openssl:openssl; do
+            update-binfmts:binfmt-support openssl:openssl ip:iproute2; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done
 # The examples' toolchains: a C compiler with static glibc, a JDK, npm (for the

@@ -114,7 +114,9 @@ def make_deb(pkg: Pkg) -> bytes:
     files = pkg.files or (
         {} if pkg.entries else {f"./usr/share/doc/{pkg.name}/copyright": b"Public domain.\n"}
     )
-    md5 = "".join(f"{hashlib.md5(d).hexdigest()}  {n.lstrip('./')}\n" for n, d in sorted(files.items()))
+    # Every regular file, as dh_md5sums lists them (entries' files too).
+    regular = {**{e.name: e.data for e in pkg.entries if e.kind == "file"}, **files}
+    md5 = "".join(f"{hashlib.md5(d).hexdigest()}  {n.lstrip('./')}\n" for n, d in sorted(regular.items()))
     control = _tar({"./control": pkg.control().encode(), "./md5sums": md5.encode()}, "gz")
     data = _tar(files, "xz", pkg.entries)
     return _ar([("debian-binary", b"2.0\n"), ("control.tar.gz", control), ("data.tar.xz", data)])

@@ -186,7 +186,11 @@ def test_levels_status_d_accounts_and_bundle(tmp_path: Path) -> None:
     status = tree.get("var/lib/dpkg/status.d/base-files")
     assert status is not None and status.read() == MERGED.control().encode()
     md5 = tree.get("var/lib/dpkg/status.d/base-files.md5sums")
-    assert md5 is None  # entries-only fixture packages ship no md5sums
+    assert md5 is not None and md5.read().splitlines() == [  # what is left after trimming
+        hashlib.md5(b"13.0\n").hexdigest().encode() + b"  etc/debian_version",
+        hashlib.md5(b"ID=debian\nVERSION_ID=13\n").hexdigest().encode() + b"  usr/lib/os-release",
+        hashlib.md5(b"GPL\n").hexdigest().encode() + b"  usr/share/doc/base-files/copyright",
+    ]
     assert tree.get("etc/passwd").read() == (  # type: ignore[union-attr]
         b"root:x:0:0:root:/root:/sbin/nologin\n"
         b"nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
@@ -207,6 +211,90 @@ def test_levels_status_d_accounts_and_bundle(tmp_path: Path) -> None:
     assert None not in plans[0].entries.values()
     # The high level changed only what it altered: passwd, group and the new home.
     assert set(plans[1].entries) == {"etc/passwd", "etc/group", "home/app"}
+
+
+def _dirs(*paths: str) -> list[Entry]:
+    return [Entry(f"./{p}", "dir") for p in paths]
+
+
+def _empty_dirs(tree: Tree) -> set[str]:
+    parents = {p.rpartition("/")[0] for p in tree.nodes if p}
+    return {p for p, n in tree.nodes.items() if n.kind == "5" and p not in parents}
+
+
+def _md5sums_lines(tree: Tree) -> dict[str, list[str]]:
+    out = {}
+    for path in tree.children(system.STATUS_D):
+        if path.endswith(".md5sums"):
+            out[path.rpartition("/")[2]] = [ln[34:] for ln in tree.nodes[path].read().decode().splitlines()]
+    return out
+
+
+def test_md5sums_name_only_files_in_the_image_and_trimming_leaves_no_empty_dirs(tmp_path: Path) -> None:
+    """The bundled certificates and trimmed translations are not claimed by md5sums, and
+    the directories they leave empty go; a directory a package ships empty stays."""
+    pem = b"-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----\n"
+    certs = Pkg(
+        "ca-certificates",
+        entries=[
+            *_dirs("usr", "usr/sbin", "usr/share", "usr/share/ca-certificates"),
+            *_dirs("usr/share/ca-certificates/mozilla", "usr/local", "usr/local/share"),
+            *_dirs("usr/local/share/ca-certificates", "usr/share/doc", "usr/share/doc/ca-certificates"),
+            *_dirs("usr/share/locale", "usr/share/locale/de", "usr/share/locale/de/LC_MESSAGES"),
+            Entry("./usr/share/ca-certificates/mozilla/A.crt", data=pem),
+            Entry("./usr/share/ca-certificates/mozilla/B.crt", data=pem.replace(b"A", b"B")),
+            Entry("./usr/sbin/update-ca-certificates", data=b"#!/bin/sh\n", mode=0o755),
+            Entry("./usr/share/locale/de/LC_MESSAGES/ca.mo", data=b"mo"),
+            Entry("./usr/share/doc/ca-certificates/copyright", data=b"MPL\n"),
+            Entry("./usr/share/doc/ca-certificates/README.Debian", data=b"readme"),
+        ],
+    )
+    tool = Pkg(
+        "tool",
+        entries=[
+            *_dirs("usr", "usr/bin", "usr/share", "usr/share/tool", "usr/share/tool/extra"),
+            Entry("./usr/bin/tool", data=b"tool"),
+            Entry("./usr/share/tool/extra/big.dat", data=b"big"),
+            Entry("./usr/share/tool/kept.dat", data=b"kept"),
+        ],
+    )
+    spec = Spec(trim=Trim(paths=["/usr/share/tool/extra/**"]))
+    plans, tree = assemble(
+        [
+            LevelInput(
+                "low",
+                spec,
+                [("base-files", expanded(tmp_path, MERGED)), ("ca-certificates", expanded(tmp_path, certs))],
+            ),
+            LevelInput("high", spec, [("tool", expanded(tmp_path, tool))]),
+        ],
+        "amd64",
+        "debian13",
+    )
+    lines = _md5sums_lines(tree)
+    assert lines["ca-certificates.md5sums"] == [
+        "usr/sbin/update-ca-certificates",
+        "usr/share/doc/ca-certificates/copyright",
+    ]
+    assert lines["tool.md5sums"] == ["usr/bin/tool", "usr/share/tool/kept.dat"]
+    for name, paths in lines.items():
+        for path in paths:
+            node = tree.get(tree.resolve(path))
+            assert node is not None and node.kind == "0", f"{name} lists /{path}, which the image lacks"
+    # Emptied by trimming: gone (parents too, when they held nothing else).
+    for gone in (
+        "usr/share/ca-certificates",
+        "usr/share/ca-certificates/mozilla",
+        "usr/share/locale",
+        "usr/share/tool/extra",
+        "usr/share/man",
+    ):
+        assert tree.get(gone) is None, gone
+    assert tree.get("usr/share/tool") is not None and tree.get("usr/share/doc/ca-certificates") is not None
+    # What is empty is what was made empty on purpose: shipped so, or generated.
+    assert _empty_dirs(tree) == {"usr/local/share/ca-certificates", "home/nonroot", "root", "tmp"}
+    # Nothing that never reached a layer is whited out.
+    assert all(None not in plan.entries.values() for plan in plans)
 
 
 def test_os_release_is_generated_when_no_package_ships_one(tmp_path: Path) -> None:

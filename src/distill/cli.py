@@ -141,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lock", type=Path, help="lockfile path (default: beside the spec)")
     p.add_argument("--locked", action="store_true", help="require a lockfile that matches the spec")
     p.add_argument(
+        "--per-arch-tags",
+        action="store_true",
+        help="in a multi-arch layout, also name each platform's image TAG-ARCH (for tools that cannot "
+        "pick a platform from an index, e.g. umoci; index.json then has several entries)",
+    )
+    p.add_argument(
         "--load",
         nargs="?",
         const="auto",
@@ -601,15 +607,16 @@ def cmd_build(args: argparse.Namespace) -> int:
 
         def run_build(out: Path) -> BuildResult:
             nonlocal lock
+            per_arch_tags = args.per_arch_tags and out == output  # not in the extra form --load takes
             if spec.base_layout is not None:
                 return build_on_layout(spec, options, variant=args.variant, archs=archs, output=out, tag=tag,
-                                       spec_path=path)  # fmt: skip
+                                       spec_path=path, per_arch_tags=per_arch_tags)  # fmt: skip
             if lock is None:
                 from distill.pipeline import make_lock, resolve
 
                 lock = make_lock(spec, open_(), resolve(spec, open_()))
             return build(spec, lock, options, variant=args.variant, archs=archs, output=out, tag=tag, fetch=fetch,
-                         spec_path=path)  # fmt: skip
+                         spec_path=path, per_arch_tags=per_arch_tags)  # fmt: skip
 
         result = run_build(output)
         if engine:

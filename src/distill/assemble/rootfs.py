@@ -2,9 +2,11 @@
 
 ``static`` -> ``base-nossl`` -> ``base`` -> ``cc`` -> ``python3``: each level lays its
 own packages into the tree, then regenerates what maintainer scripts would have
-(accounts, os-release, CA bundle, ld.so.cache, dpkg status.d). What changed during
-the level is its layer. A level's layer therefore depends only on that level and the
-ones below it, so every image built on ``base`` carries byte-identical ``base`` layers.
+(accounts, os-release, CA bundle, ld.so.cache, dpkg status.d), drops the directories
+trimming emptied and writes each package's md5sums from what the tree then holds.
+What changed during the level is its layer. A level's layer therefore depends only on
+that level and the ones below it, so every image built on ``base`` carries
+byte-identical ``base`` layers.
 """
 
 from __future__ import annotations
@@ -77,13 +79,17 @@ def assemble(
         spec = level.spec
         epoch = clamp if clamp is not None else max(epoch, _max_mtime(level.packages))
         for pkg, exp in level.packages:
-            dropped = tree.add_package(pkg, exp, trimmer, clamp)
-            system.status_d(tree, pkg, exp.control_text, exp.md5sums, dropped, epoch)
+            tree.add_package(pkg, exp, trimmer, clamp)
+            system.status_d(tree, pkg, exp.control_text, exp.md5sums, epoch)
         system.accounts(tree, spec.accounts, epoch)
         system.os_release(tree, spec.distro, epoch)
         system.spec_paths(tree, spec.paths, epoch)
         system.ca_bundle(tree, spec.certificates, epoch, trimmer.ca_sources)
         system.java_truststore(tree, epoch)
+        # What the level's packages and generators leave is final: drop the directories
+        # trimming emptied, then list each package's files as they now are.
+        tree.prune_trimmed_dirs()
+        system.md5sums(tree, epoch)
         entries = ldcache.cache_entries(tree, arch)
         if entries:
             system.write_entry(
@@ -138,5 +144,6 @@ def _debug_layer(tree: Tree, debug: Expanded, epoch: int, clamp: int | None) -> 
         for line in debug.md5sums.splitlines()
         if line.rstrip().endswith(b"bin/busybox")
     )
-    system.status_d(tree, "busybox-static", debug.control_text, md5, set(), epoch)
+    system.status_d(tree, "busybox-static", debug.control_text, md5, epoch)
+    system.md5sums(tree, epoch)
     return applets

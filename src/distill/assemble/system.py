@@ -182,8 +182,7 @@ def ca_bundle(tree: Tree, extra: list[str], mtime: int, drop_sources: bool) -> N
     write_entry(tree, BUNDLE, file_node(bytes(bundle), 0o644, mtime), mtime)
     if drop_sources:
         for p in sorted(seen):
-            if p in tree.nodes:
-                tree.remove(p)
+            tree.trim(p)
 
 
 def java_truststore(tree: Tree, mtime: int) -> None:
@@ -239,10 +238,9 @@ def spec_paths(tree: Tree, entries: list[PathEntry], mtime: int) -> None:
 _PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+", re.ASCII)  # Debian Policy 5.6.1
 
 
-def status_d(
-    tree: Tree, pkg: str, control_text: bytes, md5sums: bytes, dropped: set[str], mtime: int
-) -> None:
-    """/var/lib/dpkg/status.d/<pkg> (control fields) and <pkg>.md5sums (files present)."""
+def status_d(tree: Tree, pkg: str, control_text: bytes, md5sums: bytes, mtime: int) -> None:
+    """/var/lib/dpkg/status.d/<pkg> (control fields); the package's md5sums are kept for
+    :func:`md5sums`, which writes them once the level's tree is final."""
     # The name becomes a file name and the control text one paragraph that scanners
     # read as the package's record: no path tricks, no second paragraph, no NUL.
     if not _PACKAGE_NAME.fullmatch(pkg):
@@ -253,12 +251,34 @@ def status_d(
     text = control_text if control_text.endswith(b"\n") else control_text + b"\n"
     write_entry(tree, f"{STATUS_D}/{pkg}", file_node(text, 0o644, mtime), mtime)
     if md5sums:
+        tree.memory.setdefault("md5sums", {})[pkg] = md5sums
+
+
+def _is_file(tree: Tree, path: str) -> bool:
+    try:
+        node = tree.get(tree.resolve(path))
+    except UnsafeEntryError:
+        return False
+    return node is not None and node.kind == FILE
+
+
+def md5sums(tree: Tree, mtime: int) -> None:
+    """/var/lib/dpkg/status.d/<pkg>.md5sums for every package so far, each listing only
+    the files the tree holds now: whatever trimming, a generator (the CA bundle takes the
+    certificates it merged) or anything else removed is not claimed, as debsums and
+    scanners' file ownership read these lists against the image."""
+    for pkg, raw in tree.memory.get("md5sums", {}).items():
         kept = [
             line
-            for line in md5sums.splitlines(keepends=True)
-            if line[34:].strip().decode("utf-8", "replace") not in dropped
+            for line in raw.splitlines(keepends=True)
+            if _is_file(tree, line[34:].strip().decode("utf-8", "surrogateescape"))
         ]
-        write_entry(tree, f"{STATUS_D}/{pkg}.md5sums", file_node(b"".join(kept), 0o644, mtime), mtime)
+        path = f"{STATUS_D}/{pkg}.md5sums"
+        if kept:
+            data = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in kept)
+            write_entry(tree, path, file_node(data, 0o644, mtime), mtime)
+        elif tree.get(path) is not None:
+            tree.remove(path)
 
 
 def busybox_applets(binary: bytes) -> list[str]:
@@ -297,6 +317,7 @@ __all__ = [
     "busybox",
     "busybox_applets",
     "ca_bundle",
+    "md5sums",
     "os_release",
     "spec_paths",
     "status_d",

@@ -134,6 +134,9 @@ class Tree:
         self._committed: set[str] = {""}  # paths present when the last layer was taken
         # What generators remember across levels (e.g. certificates already bundled).
         self.memory: dict[str, Any] = {}
+        # Canonical paths trimmed away since :meth:`prune_trimmed_dirs` last ran: the
+        # directories they leave empty go too.
+        self.trimmed: set[str] = set()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -189,6 +192,43 @@ class Tree:
                 else:
                     self._changed.pop(p, None)
 
+    def trim(self, path: str) -> None:
+        """Remove an entry the image leaves out (a generator's source, e.g. a bundled
+        certificate); its directory goes too if that leaves it empty."""
+        if path in self.nodes:
+            self.remove(path)
+            self.trimmed.add(path)
+
+    def prune_trimmed_dirs(self) -> list[str]:
+        """Remove the directories that trimming left empty (deepest first, up the tree),
+        and return them. A directory a package shipped empty stays: only the ancestors of
+        trimmed paths are candidates, and only those made since the last layer (one that
+        is in a lower layer stays as it is, so that layer stays shared)."""
+        candidates: set[str] = set()
+        for path in self.trimmed:
+            parent = path.rpartition("/")[0]
+            while parent and parent not in candidates:
+                candidates.add(parent)
+                parent = parent.rpartition("/")[0]
+        self.trimmed = set()
+        if not candidates:
+            return []
+        children: dict[str, int] = {}
+        for p in self.nodes:
+            if p:
+                parent = p.rpartition("/")[0]
+                children[parent] = children.get(parent, 0) + 1
+        removed = []
+        for d in sorted(candidates, key=lambda p: p.count("/"), reverse=True):
+            node = self.nodes.get(d)
+            if node is None or node.kind != DIR or children.get(d, 0) or d in self._committed:
+                continue
+            self.remove(d)
+            removed.append(d)
+            parent = d.rpartition("/")[0]
+            children[parent] = children.get(parent, 0) - 1
+        return removed
+
     def makedirs(self, path: str, mtime: int, mode: int = 0o755) -> str:
         """Create missing directories along ``path`` (through symlinks); its canonical path."""
         out = ""
@@ -234,6 +274,7 @@ class Tree:
             if trimmer.drops(where) or trimmer.drops(path):
                 if kind != DIR:
                     dropped.add(path)
+                self.trimmed.add(where)
                 continue
             existing = self.nodes.get(where)
             if kind == DIR:

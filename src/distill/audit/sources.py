@@ -157,6 +157,8 @@ class Source:
                     raise AuditError(f"{self.name}: the index lists no linux image")
                 want = arch or host_arch()
                 match = [m for m in entries if m.get("platform", {}).get("architecture") == want]
+                if not match:  # an index with no platform of its own (a layout's one entry): inside it
+                    match = [m for m in entries if m.get("mediaType") in INDEXES and "platform" not in m]
                 if not match:
                     if arch is not None:
                         have = sorted({str(m.get("platform", {}).get("architecture")) for m in entries})

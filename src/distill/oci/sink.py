@@ -49,9 +49,15 @@ def split_tag(tag: str) -> tuple[str, str]:
 def top_index(
     top: Descriptor, tag: str | None, per_arch: list[tuple[str, Descriptor]] | None = None
 ) -> bytes:
-    """The layout's index.json: the image (or multi-arch index) under ``tag``, and for a
-    multi-arch image each platform's manifest under ``TAG-ARCH`` too, for tools that
-    cannot choose a platform themselves (``umoci unpack --image DIR:latest-arm64``)."""
+    """The layout's index.json: one entry, the image (or the multi-arch image index)
+    under ``tag``, as ko, crane and apko write it, so that a reader needs no tag
+    (``skopeo inspect oci:DIR``; ``syft scan oci-dir:DIR``, for an index only in Syft
+    releases that choose a platform).
+
+    ``per_arch`` (asked for with ``--per-arch-tags``) adds each platform's manifest
+    under ``TAG-ARCH``, for tools that cannot choose a platform in an index themselves
+    (``umoci unpack --image DIR:latest-arm64``); index.json then has several entries,
+    which tag-less readers refuse."""
     if not tag:
         return canonical_json(index_document([top]))
     full, short = split_tag(tag)
