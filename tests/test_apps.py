@@ -790,3 +790,143 @@ def test_special_files_as_app_inputs_are_refused_without_blocking(work: Path, tm
                        {"npm_config_registry": ""})  # fmt: skip
         assert_one_line_error(proc, message)
         assert name in proc.stderr
+
+
+# -- node: libc, engines, file: tarballs, install scripts, the tarball cache, bounded unpack --
+
+
+def test_node_packages_for_musl_are_skipped_and_engines_are_checked(work: Path, tmp_path: Path) -> None:
+    """npm filters by os, cpu and libc (the image is glibc); a package whose engines.node
+    excludes the image's node 20.19.2 is one warning line (an unreadable range: none)."""
+    src = work / "svc"
+    node_project(src, {
+        "left-pad": ({"index.js": b"1\n"}, {"engines": {"node": ">= 18"}}),
+        "addon-linux-x64-gnu": ({"a.node": b"g"}, {"optional": True, "os": ["linux"], "cpu": ["x64"], "libc": ["glibc"]}),
+        "addon-linux-x64-musl": ({"a.node": b"m"}, {"optional": True, "os": ["linux"], "cpu": ["x64"], "libc": ["musl"]}),
+        "not-musl": ({"index.js": b"n\n"}, {"libc": ["!musl"]}),
+        "new-node": ({"index.js": b"2\n"}, {"engines": {"node": "^18 || >=22.12"}}),
+        "odd-range": ({"index.js": b"3\n"}, {"engines": {"node": ">=20.0.0-rc.1 <21"}}),
+    })  # fmt: skip
+    (src / "app.yaml").write_text("name: svc\nfrom: ../node.yaml\napp: {kind: node}\n")
+    proc = run("build", "app.yaml", "-o", str(tmp_path / "img"), cwd=src, cache=tmp_path / "c")
+    assert proc.returncode == 0, proc.stderr
+    fs = rootfs(tmp_path / "img")
+    assert "app/node_modules/addon-linux-x64-gnu/a.node" in fs and "app/node_modules/not-musl/index.js" in fs
+    assert not any(p.startswith("app/node_modules/addon-linux-x64-musl") for p in fs)
+    warnings = [ln for ln in proc.stderr.splitlines() if "warning:" in ln]
+    assert warnings == [
+        "distill: warning: new-node@1.0.0 wants node '^18 || >=22.12', the image has node 20.19.2"
+    ]
+
+
+def test_node_satisfies_reads_npm_ranges() -> None:
+    from distill.app.node import satisfies
+
+    yes = [
+        ">=18",
+        "^20",
+        "20.x",
+        "~20.19.0",
+        "14 - 20",
+        ">=12 <21",
+        "*",
+        "",
+        "^18 || ^20",
+        ">= 14.17.0",
+        "<=20",
+        "v20",
+    ]
+    no = [">=22", "^18 || >=22", "18.x", "~20.18", "14 - 19.9", "<20", ">20", ">20.19", "^20.20", "=20.19.1"]
+    assert all(satisfies("20.19.2", r) is True for r in yes), [r for r in yes if not satisfies("20.19.2", r)]
+    assert all(satisfies("20.19.2", r) is False for r in no), [
+        r for r in no if satisfies("20.19.2", r) is not False
+    ]
+    assert satisfies("0.2.5", "^0.2.3") is True and satisfies("0.3.0", "^0.2.3") is False
+    for unreadable in ("foo", ">=18.0.0-beta", "latest", "1.2.3.4"):
+        assert satisfies("20.19.2", unreadable) is None
+
+
+def test_node_file_tarball_outside_the_project_is_refused_and_scripts_never_run(
+    work: Path, tmp_path: Path
+) -> None:
+    """A lockfile's 'resolved: file:' may not reach outside the project (old code read any
+    host file into the image); packages' install scripts never run (their marker stays absent)."""
+    marker = tmp_path / "PWNED-postinstall"
+    scripts = json.dumps({"name": "hooked", "version": "1.0.0", "scripts": {
+        "preinstall": f"touch {marker}", "install": f"touch {marker}", "postinstall": f"touch {marker}",
+    }}).encode()  # fmt: skip
+    src = work / "svc"
+    node_project(src, {"hooked": ({"package.json": scripts, "index.js": b"1\n"}, {"hasInstallScript": True})})
+    (src / "app.yaml").write_text("name: svc\nfrom: ../node.yaml\napp: {kind: node}\n")
+    cache = tmp_path / "c"
+    build(src, cache, "app.yaml", "-o", str(tmp_path / "img"))
+    assert rootfs(tmp_path / "img")["app/node_modules/hooked/package.json"][1] == scripts
+    assert not marker.exists()
+    outside = tmp_path / "outside.tgz"
+    outside.write_bytes(npm_tarball({"index.js": b"from outside\n"}))
+    lock = json.loads((src / "package-lock.json").read_text())
+    for resolved in (f"file:{outside}", "file:../../outside.tgz", f"file://{outside}"):
+        lock["packages"]["node_modules/hooked"].update(resolved=resolved, integrity=sri(outside.read_bytes()))
+        (src / "package-lock.json").write_text(json.dumps(lock))
+        proc = run("build", "app.yaml", "-o", "bad", cwd=src, cache=cache)
+        assert_one_line_error(proc, "outside the project")
+        assert not (src / "bad").exists()
+    lock["packages"]["node_modules/hooked"].update(
+        resolved="git+ssh://git@example.invalid/x.git", integrity=""
+    )
+    (src / "package-lock.json").write_text(json.dumps(lock))
+    assert_one_line_error(run("build", "app.yaml", "-o", "bad", cwd=src, cache=cache), "'git+ssh' address")
+
+
+def test_node_cached_tarballs_and_node_modules_are_verified(work: Path, tmp_path: Path) -> None:
+    """A damaged cached tarball is re-checked against the lockfile's integrity, discarded
+    and fetched again (one warning); damaged node_modules are rebuilt, or with --offline
+    one error line."""
+    src = work / "svc"
+    node_project(src, {"left-pad": ({"index.js": b"module.exports = 1;\n"}, {})})
+    (src / "app.yaml").write_text("name: svc\nfrom: ../node.yaml\napp: {kind: node}\n")
+    cache = tmp_path / "c"
+    build(src, cache, "app.yaml", "-o", str(tmp_path / "img"))
+    (tarball,) = (cache / "distill" / "npm").iterdir()
+    (entry,) = (cache / "distill" / "apps" / "node").iterdir()
+    good = tarball.read_bytes()
+    tarball.write_bytes(npm_tarball({"index.js": b"evil\n"}))
+    shutil.rmtree(entry)  # so that the tarball is read again
+    proc = run("build", "app.yaml", "-o", str(tmp_path / "img2"), cwd=src, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: the cached tarball of left-pad@1.0.0" in proc.stderr and "is damaged" in proc.stderr
+    assert tarball.read_bytes() == good
+    assert rootfs(tmp_path / "img2")["app/node_modules/left-pad/index.js"][1] == b"module.exports = 1;\n"
+    (entry / "node_modules" / "left-pad" / "index.js").write_text("evil\n")
+    proc = run("build", "app.yaml", "-o", str(tmp_path / "img3"), cwd=src, cache=cache)
+    assert proc.returncode == 0 and "warning: the cached node_modules of package-lock.json" in proc.stderr
+    assert rootfs(tmp_path / "img3")["app/node_modules/left-pad/index.js"][1] == b"module.exports = 1;\n"
+    (entry / "node_modules" / "left-pad" / "index.js").write_text("evil\n")
+    proc = run("build", "app.yaml", "-o", str(tmp_path / "img4"), "--offline", cwd=src, cache=cache)
+    assert_one_line_error(proc, "is damaged (file node_modules/left-pad/index.js differs from its manifest)")
+
+
+def test_node_tarball_unpack_is_bounded(tmp_path: Path) -> None:
+    """The expansion ratio, the entry count and a PAX header are capped while streaming."""
+    from distill.app import node
+    from distill.errors import BuildError
+
+    assert node.expansion_limit(1 << 20) == 512 << 20 and node.expansion_limit(10 << 20) == 1000 << 20
+    bomb = npm_tarball({"zeros": b"\0" * (4 << 20)})
+    assert len(bomb) < 10_000
+    with pytest.raises(BuildError, match=r"expands to more than 1 MiB"):
+        node._unpack(bomb, tmp_path / "a", "bomb@1", limit=1 << 20)
+    node._unpack(bomb, tmp_path / "b", "bomb@1")  # within max(512 MiB, 100x)
+    assert (tmp_path / "b" / "zeros").stat().st_size == 4 << 20
+    many = npm_tarball({f"f{i}": b"" for i in range(50)})
+    with pytest.raises(BuildError, match="more than 20 entries"):
+        node._unpack(many, tmp_path / "c", "many@1", max_entries=20)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo("package/x")
+        info.pax_headers = {"comment": "A" * (2 << 20)}
+        tf.addfile(info, io.BytesIO(b""))
+    with pytest.raises(BuildError, match="PAX header"):
+        node._unpack(buf.getvalue(), tmp_path / "d", "pax@1")
+    with pytest.raises(BuildError, match="cannot unpack"):
+        node._unpack(b"\x1f\x8b" + b"not gzip", tmp_path / "e", "junk@1")
