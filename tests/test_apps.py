@@ -930,3 +930,43 @@ def test_node_tarball_unpack_is_bounded(tmp_path: Path) -> None:
         node._unpack(buf.getvalue(), tmp_path / "d", "pax@1")
     with pytest.raises(BuildError, match="cannot unpack"):
         node._unpack(b"\x1f\x8b" + b"not gzip", tmp_path / "e", "junk@1")
+
+
+def test_requirements_that_need_no_build_are_accepted(tmp_path: Path) -> None:
+    """No false refusals: names, extras, markers, hashes, wheel paths and URLs, and pip's
+    index options pass the check (and every included file is read, for the cache key)."""
+    from distill.app import pyreq
+    from distill.errors import SpecError
+
+    (tmp_path / "constraints.txt").write_text("urllib3<3\n")
+    (tmp_path / "more.txt").write_text("-c constraints.txt\nidna\n")
+    (tmp_path / "requirements.txt").write_text(
+        "# pinned\nflask==3.1  # web\nFlask[async]>=3; python_version >= '3.8'\n"
+        "numpy>=1.26 --hash=sha256:00 \\\n    --hash=sha256:11\n"
+        "requests @ https://h.invalid/requests-2.0-py3-none-any.whl ; sys_platform == 'linux'\n"
+        "./wheels/x-1.0-py3-none-any.whl\npkg @ file:///abs/pkg-1-py3-none-any.whl\n"
+        "https://h.invalid/y-1.0-cp313-cp313-manylinux_2_17_x86_64.whl#sha256=00\n"
+        "--find-links ./wheels\n-f wheels\n--index-url https://h.invalid/simple\n--extra-index-url=https://h.invalid/x\n"
+        "--pre\n--prefer-binary\n--only-binary :all:\n--trusted-host h.invalid\n-rmore.txt\n"
+    )
+    files = pyreq.scan(tmp_path / "requirements.txt")
+    assert [p.name for p, _ in files] == ["requirements.txt", "more.txt", "constraints.txt"]
+    (tmp_path / "constraints.txt").write_text("urllib3 @ git+https://h.invalid/urllib3\n")
+    with pytest.raises(SpecError, match=r"constraints.txt:1: requirement .* is a VCS URL"):
+        pyreq.scan(tmp_path / "requirements.txt")
+    # Errors never echo what does not look like a requirement (e.g. another kind of file).
+    (tmp_path / "shadow").write_text("root:$6$salt$hash/x:19000:0:99999:7:::\n")
+    with pytest.raises(SpecError) as caught:
+        pyreq.scan(tmp_path / "shadow")
+    assert "$6$" not in caught.value.one_line() and "shadow:1:" in caught.value.one_line()
+
+
+def test_pip_parse_error_names_the_position_not_the_content(work: Path, tmp_path: Path) -> None:
+    src = work / "svc"
+    src.mkdir()
+    (src / "main.py").write_text("print(1)\n")
+    (src / "requirements.txt").write_text("flask\nsecret token value 12345\n")
+    (src / "app.yaml").write_text("name: svc\nfrom: ../py.yaml\napp: {kind: python}\n")
+    proc = run("build", "app.yaml", "-o", "img", cwd=src, cache=tmp_path / "c")
+    assert_one_line_error(proc, "pip could not parse a requirement at ")
+    assert "requirements.txt:2" in proc.stderr and "secret" not in proc.stderr

@@ -127,7 +127,7 @@ def _pip_error(stderr: str, requirements: Path) -> BuildError:
         return BuildError(
             "pip is not available to distill's Python", hint="install pip (python3 -m ensurepip)"
         )
-    m = re.search(r"Invalid requirement: .*?\(from line (\d+) of (\S+)\)", stderr)
+    m = re.search(r"Invalid requirement: .*?\(from line (\d+) of (\S+?)\)", stderr, re.S)
     if m or "Invalid requirement" in stderr:
         # Position only: the line may not be a requirement at all (a file that is not one).
         where = f"{m.group(2)}:{m.group(1)}" if m else str(requirements)
