@@ -970,3 +970,22 @@ def test_pip_parse_error_names_the_position_not_the_content(work: Path, tmp_path
     proc = run("build", "app.yaml", "-o", "img", cwd=src, cache=tmp_path / "c")
     assert_one_line_error(proc, "pip could not parse a requirement at ")
     assert "requirements.txt:2" in proc.stderr and "secret" not in proc.stderr
+
+
+@pytest.mark.network
+def test_a_pip_too_old_for_the_image_is_one_line(work: Path, tmp_path: Path) -> None:
+    """distill runs its own environment's pip and checks its version first: with pip 23.2.1
+    first on the path (a real one, installed here) the build stops with one line saying how
+    to upgrade, instead of pip's 'requires a different Python: 3.11' about the host."""
+    old = tmp_path / "old-pip"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(old), "pip==23.2.1"],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    src = work / "svc"
+    src.mkdir()
+    (src / "main.py").write_text("import networkx\n")
+    (src / "requirements.txt").write_text("networkx==3.7\n")
+    (src / "app.yaml").write_text("name: svc\nfrom: ../py.yaml\napp: {kind: python}\n")
+    proc = run_env(["build", "app.yaml", "-o", "img", "--cache-dir", str(tmp_path / "c")], src,
+                   {"PYTHONPATH": str(old)})  # fmt: skip
+    assert_one_line_error(proc, "distill needs pip 24.2 or newer in its environment, found 23.2.1")
+    assert "pip install 'pip>=24.2'" in proc.stderr and not (src / "img").exists()

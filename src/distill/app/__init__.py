@@ -9,6 +9,7 @@ ABI, the runtime itself) and names what is missing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,7 +170,7 @@ def _python(app: AppSpec, t: Target) -> AppBuild:
     layers = []
     requirements = Path(app.requirements) if app.requirements else source / "requirements.txt"
     site = f"usr/local/lib/python{version}/dist-packages"  # on Debian's sys.path
-    if app.requirements or requirements.exists():  # a FIFO or directory is refused, not skipped
+    if app.requirements or os.path.lexists(requirements):  # a FIFO or dangling link is refused, not skipped
         deps, key = python.install(requirements, version, glibc, t.arch, t.cache, t.offline, t.reporter)
         entries = files.collect(deps, site, cid=f"python:{key}")
         count = sum(1 for p in deps.iterdir() if p.name.endswith(".dist-info"))

@@ -2,11 +2,14 @@
 
 What ``npm ci --omit=dev`` does for a container, done natively: every package the
 lockfile (version 2 or 3) lists and that is not dev-only is downloaded from the
-address the lockfile records (or the registry npm is configured with), checked
-against its ``integrity`` hash, and unpacked into ``node_modules`` at the place the
-lockfile gives. Install scripts never run. Optional packages for another OS or CPU
-are skipped, as npm does. Native addons (``*.node``) must be prebuilt for the
-image's architecture and its Node module ABI (Node-API addons fit every version).
+address the lockfile records (an http(s) URL, or a ``file:`` tarball inside the
+project; or the registry npm is configured with), checked against its ``integrity``
+hash (again on every read from the cache), and unpacked as a bounded stream into
+``node_modules`` at the place the lockfile gives. Install scripts never run.
+Packages for another OS, CPU or C library (``os``/``cpu``/``libc``; the image is
+glibc) are skipped, as npm does; an ``engines.node`` range the image's node misses
+is a warning. Native addons (``*.node``) must be prebuilt for the image's
+architecture and its Node module ABI (Node-API addons fit every version).
 """
 
 from __future__ import annotations
