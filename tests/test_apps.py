@@ -663,7 +663,7 @@ def test_requirement_that_pip_would_build_is_refused_and_never_built(work: Path,
 def test_local_wheels_install_and_the_cached_result_is_verified(work: Path, tmp_path: Path) -> None:
     """A wheel the user built (by --find-links or by path) installs; the cached pip result
     carries a manifest: a damaged file is found, discarded and rebuilt with one warning, and
-    with --offline is one error line."""
+    with --offline is one error line; a local wheel rebuilt under its name is picked up."""
     src = work / "svc"
     (src / "wheels").mkdir(parents=True)
     wheel(src / "wheels", "localpkg", "1.0", {"localpkg/__init__.py": b"VALUE = 1\n"})
@@ -693,6 +693,14 @@ def test_local_wheels_install_and_the_cached_result_is_verified(work: Path, tmp_
     proc = run("build", "app.yaml", "-o", "img3", "--offline", cwd=src, cache=cache)
     assert_one_line_error(proc, "is damaged (file site/extra.py differs from its manifest)")
     assert not (src / "img3").exists() and not entry.exists()
+    # A wheel rebuilt under the same name (by path, or in a --find-links directory) is a new key.
+    build(src, cache, "app.yaml", "-o", "img4")
+    wheel(src / "wheels", "otherpkg", "2.0", {"otherpkg/__init__.py": b"VALUE = 3\n"})
+    wheel(src / "wheels", "localpkg", "1.0", {"localpkg/__init__.py": b"VALUE = 4\n"})
+    build(src, cache, "app.yaml", "-o", "img5")
+    fs = rootfs(src / "img5")
+    assert fs[f"{site}/otherpkg/__init__.py"][1] == b"VALUE = 3\n"
+    assert fs[f"{site}/localpkg/__init__.py"][1] == b"VALUE = 4\n"
 
 
 def test_verify_app_cache_removes_damaged_entries(tmp_path: Path) -> None:

@@ -141,11 +141,41 @@ def _options(tokens: list[str]) -> list[tuple[str, str | None]]:
     return out
 
 
+def _stamp(location: Path) -> list[tuple[Path, bytes]]:
+    """A local wheel, or the wheels of a --find-links directory, as (path, name/size/mtime)
+    for the cache key: a wheel rebuilt under the same name makes a new key."""
+    try:
+        wheels = sorted(location.glob("*.whl")) if location.is_dir() else [location]
+        return [
+            (w, f"{w.name}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+            for w in wheels
+            if (st := w.stat()) and w.is_file()
+        ]
+    except OSError:
+        return []  # not there: pip says so
+
+
+def _local(value: str, current: Path, top: Path) -> Path | None:
+    """Where a path-like requirement or --find-links value points (None for URLs)."""
+    if value.startswith("file:"):
+        value = re.sub(r"^file:(//)?", "", value)
+    elif _URL.match(value) and not re.match(r"^[A-Za-z]:[\\/]", value):
+        return None
+    path = Path(os.path.expanduser(value))
+    if path.is_absolute():
+        return path
+    # pip: --find-links relative to the file naming it when that exists, else the cwd.
+    beside = current.parent / path
+    return beside if beside.exists() else top / path
+
+
 def scan(path: Path) -> list[tuple[Path, bytes]]:
-    """``path`` and the files it includes (bounded), as (path, content) for the cache key;
-    refuses what pip would build."""
+    """``path``, the files it includes (bounded) and the local wheels it names, as
+    (path, content or stamp) for the cache key; refuses what pip would build."""
     seen: set[Path] = set()
     files: list[tuple[Path, bytes]] = []
+    stamps: list[tuple[Path, bytes]] = []
+    top = path.parent
     todo = [path]
     while todo:
         current = todo.pop(0)
@@ -184,6 +214,9 @@ def scan(path: Path) -> list[tuple[Path, bytes]]:
                                 hint="download it into the project and include it by path",
                             )
                         todo.append(current.parent / value)
+                    if name in ("-f", "--find-links") and value:
+                        where_to = _local(value, current, top)
+                        stamps += _stamp(where_to) if where_to is not None else []
                 continue
             # A requirement, perhaps followed by per-requirement options (--hash=…).
             words: list[str] = []
@@ -191,5 +224,10 @@ def scan(path: Path) -> list[tuple[Path, bytes]]:
                 if token.startswith("-"):
                     break
                 words.append(token)
-            check_requirement(" ".join(words), where)
-    return files
+            requirement = " ".join(words)
+            check_requirement(requirement, where)
+            if requirement.lower().split(";")[0].strip().endswith(".whl"):
+                name, at, ref = requirement.partition("@")
+                wheel = _local((ref.split() or [""])[0] if at and "/" not in name else words[0], current, top)
+                stamps += _stamp(wheel) if wheel is not None else []
+    return files + stamps
