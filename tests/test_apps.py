@@ -895,7 +895,7 @@ def test_node_cached_tarballs_and_node_modules_are_verified(work: Path, tmp_path
     (src / "app.yaml").write_text("name: svc\nfrom: ../node.yaml\napp: {kind: node}\n")
     cache = tmp_path / "c"
     build(src, cache, "app.yaml", "-o", str(tmp_path / "img"))
-    (tarball,) = (cache / "distill" / "npm").iterdir()
+    (tarball,) = (cache / "distill" / "npm").glob("*.tgz")
     (entry,) = (cache / "distill" / "apps" / "node").iterdir()
     good = tarball.read_bytes()
     tarball.write_bytes(npm_tarball({"index.js": b"evil\n"}))
@@ -912,6 +912,14 @@ def test_node_cached_tarballs_and_node_modules_are_verified(work: Path, tmp_path
     (entry / "node_modules" / "left-pad" / "index.js").write_text("evil\n")
     proc = run("build", "app.yaml", "-o", str(tmp_path / "img4"), "--offline", cwd=src, cache=cache)
     assert_one_line_error(proc, "is damaged (file node_modules/left-pad/index.js differs from its manifest)")
+    # 'distill cache verify' (verify_app_cache) checks the tarballs against their recorded integrity.
+    from distill.app import cachecheck
+
+    build(src, cache, "app.yaml", "-o", str(tmp_path / "img5"))
+    assert cachecheck.verify_app_cache(cache / "distill") == []
+    tarball.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    assert cachecheck.verify_app_cache(cache / "distill") == [tarball]
+    assert not tarball.exists() and cachecheck.verify_app_cache(cache / "distill") == []
 
 
 def test_node_tarball_unpack_is_bounded(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ every file (and each symlink's target, each directory) is written inside it, and
 directory is renamed into place — so an entry without a valid manifest is never
 complete. Before an entry is used its tree must match the manifest exactly (no file
 missing, changed or added); a damaged entry is discarded and rebuilt with one warning,
-or under ``--offline`` is one error line. :func:`verify_app_cache` checks them all.
+or under ``--offline`` is one error line. :func:`verify_app_cache` checks them all,
+and the npm tarballs (``npm/``) against the integrity recorded beside each.
 """
 
 from __future__ import annotations
@@ -120,7 +121,10 @@ def usable(entry: Path, what: str, offline: bool, reporter: Reporter) -> bool:
 
 
 def verify_app_cache(cache_root: Path) -> list[Path]:
-    """Check every apps/ entry against its manifest; remove and return the bad ones."""
+    """Check every apps/ entry against its manifest, and every cached npm tarball
+    (npm/) against its integrity; remove and return the bad ones."""
+    from distill.app import node  # node uses this module
+
     bad: list[Path] = []
     for kind in KINDS:
         root = cache_root / "apps" / kind
@@ -135,4 +139,4 @@ def verify_app_cache(cache_root: Path) -> list[Path]:
                 else:
                     entry.unlink(missing_ok=True)
                 bad.append(entry)
-    return bad
+    return bad + node.verify_tarball_cache(cache_root / "npm")

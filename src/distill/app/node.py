@@ -324,10 +324,32 @@ def _tarball(
     if integrity:
         _check_integrity(data, integrity, what)
         assert cached is not None
+        # The integrity beside it (its name is only a hash of it), for 'distill cache verify'.
+        atomic_write(cached.with_suffix(".integrity"), integrity.encode())
         atomic_write(cached, data)
     elif not url.startswith("file:"):
         raise BuildError(f"{what}: package-lock.json gives no integrity hash for it")
     return data
+
+
+def verify_tarball_cache(directory: Path) -> list[Path]:
+    """Check every cached tarball against the integrity recorded beside it (whose hash
+    is its name); remove and return the bad ones (and those with no record)."""
+    bad: list[Path] = []
+    if not directory.is_dir():
+        return bad
+    for tarball in sorted(directory.glob("*.tgz")):
+        record = tarball.with_suffix(".integrity")
+        try:
+            integrity = read_text(record, 64 << 10, error=BuildError)
+            if hashlib.sha256(integrity.encode()).hexdigest() != tarball.stem:
+                raise BuildError("the record is not this tarball's")
+            _check_integrity(read_regular(tarball, MAX_TARBALL, error=BuildError), integrity, tarball.name)
+        except BuildError:
+            tarball.unlink(missing_ok=True)
+            record.unlink(missing_ok=True)
+            bad.append(tarball)
+    return bad
 
 
 def install(
