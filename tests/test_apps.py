@@ -8,13 +8,18 @@ with zipfile; npm packages are tarballs referenced by the lockfile (``file:``)."
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
+import http.server
 import io
 import json
+import os
 import shutil
 import subprocess
+import sys
 import tarfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -24,7 +29,7 @@ from debrepo import Entry, Key, Pkg
 from distill.app import elf
 from distill.assemble import jks
 from test_assemble import MERGED, host_lib
-from test_build import build, manifests, rootfs
+from test_build import BUSYBOX, build, manifests, rootfs
 from test_cli import MakeRepo, assert_one_line_error, run
 
 TRIPLE = "x86_64-linux-gnu"
@@ -50,6 +55,7 @@ def runtime_pkgs(ca_pem: bytes) -> list[Pkg]:
         Pkg("ca-certificates", "1", arch="all", entries=[Entry("./usr/share/ca-certificates/mozilla/Test_CA.crt", data=ca_pem)]),
         Pkg("libpython3.13-minimal", "3.13.5-2", depends="libc6", entries=[Entry("./usr/bin/python3", data=b"py", mode=0o755)]),
         Pkg("libnode115", "20.19.2", depends="libc6"),
+        Pkg("busybox-static", "1.37", arch="all", entries=[Entry("./usr/bin/busybox", data=BUSYBOX, mode=0o755)]),
         Pkg("nodejs", "20.19.2", depends="libnode115", entries=[Entry("./usr/bin/node", data=b"node", mode=0o755)]),
         Pkg(
             "openjdk",
@@ -496,3 +502,506 @@ def test_layout_filesystem_applies_whiteouts_at_every_depth(tmp_path: Path) -> N
     tree, _, stats = read.read_tree(read.open_image(layout, None, "amd64"))
     assert sorted(p for p in tree.nodes if p) == ["dir", "dir/b", "keep"]
     assert [files for _, files in stats] == [4, 1]
+
+
+# -- python: the image's interpreter, wheels only, nothing run or written on the host -------
+
+
+def run_env(args: list[str], cwd: Path, env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The CLI with a chosen environment (HOME, XDG_CACHE_HOME), bounded in time."""
+    env = {k: v for k, v in os.environ.items() if k != "DISTILL_MIRROR"}
+    env.update(env_extra)
+    return subprocess.run([sys.executable, "-m", "distill", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+@pytest.mark.network
+def test_requires_python_is_checked_against_the_image_not_the_host(work: Path, tmp_path: Path) -> None:
+    """networkx 3.7 (a py3-none-any wheel) requires Python >= 3.12: the host runs 3.11, the
+    image 3.13. pip < 24.2 refused it ('requires a different Python: 3.11.7')."""
+    assert sys.version_info[:2] < (3, 12), "the test needs a host Python older than the image's"
+    src = work / "svc"
+    src.mkdir()
+    (src / "main.py").write_text("import networkx\n")
+    (src / "requirements.txt").write_text("networkx==3.7\n")
+    (src / "app.yaml").write_text("name: svc\nfrom: ../py.yaml\napp: {kind: python}\n")
+    home, xdg = tmp_path / "home", tmp_path / "xdg"
+    home.mkdir()
+    xdg.mkdir()
+    cache = tmp_path / "distill-cache"
+    proc = run_env(["build", "app.yaml", "-o", "img", "--cache-dir", str(cache)], src,
+                   {"HOME": str(home), "XDG_CACHE_HOME": str(xdg)})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    fs = rootfs(src / "img")
+    assert "usr/local/lib/python3.13/dist-packages/networkx/__init__.py" in fs
+    assert "usr/local/lib/python3.13/dist-packages/networkx-3.7.dist-info/METADATA" in fs
+    assert list(xdg.rglob("*")) == [] and not (home / ".cache").exists()
+
+
+def wheel(path: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
+    """A minimal py3-none-any wheel, written with zipfile."""
+    out = path / f"{name}-{version}-py3-none-any.whl"
+    info = f"{name}-{version}.dist-info"
+    contents = {
+        **files,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = (
+        "".join(
+            f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},{len(d)}\n"
+            for n, d in contents.items()
+        )
+        + f"{info}/RECORD,,\n"
+    )
+    with zipfile.ZipFile(out, "w") as z:
+        for n, d in contents.items():
+            z.writestr(n, d)
+        z.writestr(f"{info}/RECORD", record)
+    return out
+
+
+def local_project(root: Path, marker: Path) -> None:
+    """A project whose build would write ``marker``: setup.py runs at any pip build step."""
+    root.mkdir(parents=True)
+    (root / "setup.py").write_text(
+        f"open({str(marker)!r}, 'w').write('setup.py ran')\n"
+        "from setuptools import setup\nsetup(name='localpkg', version='1.0')\n"
+    )
+
+
+def test_pip_writes_its_cache_under_distills_cache_dir(work: Path, tmp_path: Path) -> None:
+    """An index on 127.0.0.1 whose answers may be cached (pip caches plain http only from a
+    trusted host): pip's HTTP cache lands in
+    <cache-dir>/pip, and nothing in HOME or XDG_CACHE_HOME (old code: XDG_CACHE_HOME/pip)."""
+    served = tmp_path / "index"
+    (served / "files").mkdir(parents=True)
+    whl = wheel(served / "files", "localpkg", "1.0", {"localpkg/__init__.py": b"VALUE = 1\n"})
+    digest = hashlib.sha256(whl.read_bytes()).hexdigest()
+    (served / "simple" / "localpkg").mkdir(parents=True)
+    (served / "simple" / "localpkg" / "index.html").write_text(
+        f'<a href="../../files/{whl.name}#sha256={digest}">{whl.name}</a>\n'
+    )
+
+    class Cacheable(http.server.SimpleHTTPRequestHandler):
+        def end_headers(self) -> None:
+            self.send_header("Cache-Control", "max-age=600")
+            super().end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Cacheable, directory=str(served))
+    )
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        src = work / "svc"
+        src.mkdir()
+        (src / "main.py").write_text("import localpkg\n")
+        port = httpd.server_address[1]
+        (src / "requirements.txt").write_text(
+            f"--index-url http://127.0.0.1:{port}/simple/\n--trusted-host 127.0.0.1\nlocalpkg==1.0\n"
+        )
+        (src / "app.yaml").write_text("name: svc\nfrom: ../py.yaml\napp: {kind: python}\n")
+        home, xdg, cache = tmp_path / "home", tmp_path / "xdg", tmp_path / "distill-cache"
+        home.mkdir()
+        xdg.mkdir()
+        proc = run_env(["build", "app.yaml", "-o", "img", "--cache-dir", str(cache)], src,
+                       {"HOME": str(home), "XDG_CACHE_HOME": str(xdg), "PIP_FIND_LINKS": ""})  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert "usr/local/lib/python3.13/dist-packages/localpkg/__init__.py" in rootfs(src / "img")
+    assert [p for p in (cache / "pip").rglob("*") if p.is_file()]  # pip's cache is distill's
+    # (pip runs 'rustc --version' for its user agent, and rustup may write ~/.rustup: not pip's.)
+    assert list(xdg.rglob("*")) == [] and not (home / ".cache").exists()
+
+
+def test_requirement_that_pip_would_build_is_refused_and_never_built(work: Path, tmp_path: Path) -> None:
+    """A local directory, an sdist, -e, a VCS or source URL and --no-binary: one line each,
+    exit 2, before pip runs; the project's setup.py never runs (its marker stays absent)."""
+    src = work / "svc"
+    src.mkdir()
+    (src / "main.py").write_text("print(1)\n")
+    marker = tmp_path / "PWNED-setup"
+    local_project(src / "localpkg", marker)
+    sdist = io.BytesIO()
+    with tarfile.open(fileobj=sdist, mode="w:gz") as tf:
+        data = (src / "localpkg" / "setup.py").read_bytes()
+        info = tarfile.TarInfo("localpkg-1.0/setup.py")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    (src / "localpkg-1.0.tar.gz").write_bytes(sdist.getvalue())
+    (src / "app.yaml").write_text("name: svc\nfrom: ../py.yaml\napp: {kind: python}\n")
+    cases = {
+        "./localpkg\n": "requirements.txt:1: requirement './localpkg' is a local project",
+        "# a comment\n\nlocalpkg @ file:./localpkg\n": "requirements.txt:3: requirement 'localpkg @ file:./localpkg' is a URL",
+        "-e ./localpkg\n": "requirements.txt:1: an editable requirement (-e)",
+        "--editable=localpkg\n": "requirements.txt:1: an editable requirement (-e)",
+        "localpkg-1.0.tar.gz\n": "is a local project or source archive",
+        "git+https://example.invalid/localpkg.git#egg=localpkg\n": "is a VCS URL",
+        "https://example.invalid/localpkg-1.0.tar.gz\n": "is a URL of a source archive",
+        "--no-binary :all:\nlocalpkg\n": "--no-binary asks pip to build",
+        "-r more.txt\n": "more.txt:2: requirement './localpkg",
+        "requests==2.32.3 \\\n  ; python_version > '3'\n${PWD}/localpkg\n": "requirements.txt:3:",
+    }
+    (src / "more.txt").write_text("six\n./localpkg[extra] --hash=sha256:00\n")
+    cache = tmp_path / "c"
+    for text, message in cases.items():
+        (src / "requirements.txt").write_text(text)
+        proc = run("build", "app.yaml", "-o", "img", cwd=src, cache=cache)
+        assert_one_line_error(proc, message)
+        assert "pip wheel --no-deps" in proc.stderr  # how to build a wheel instead
+        assert not marker.exists() and not (src / "img").exists()
+        assert not (cache / "distill" / "apps" / "python").exists() or not any(
+            (cache / "distill" / "apps" / "python").iterdir()
+        )
+
+
+def test_local_wheels_install_and_the_cached_result_is_verified(work: Path, tmp_path: Path) -> None:
+    """A wheel the user built (by --find-links or by path) installs; the cached pip result
+    carries a manifest: a damaged file is found, discarded and rebuilt with one warning, and
+    with --offline is one error line; a local wheel rebuilt under its name is picked up."""
+    src = work / "svc"
+    (src / "wheels").mkdir(parents=True)
+    wheel(src / "wheels", "localpkg", "1.0", {"localpkg/__init__.py": b"VALUE = 1\n"})
+    wheel(src / "wheels", "otherpkg", "2.0", {"otherpkg/__init__.py": b"VALUE = 2\n"})
+    (src / "main.py").write_text("import localpkg\n")
+    (src / "requirements.txt").write_text(
+        "--no-index\n--find-links wheels\nlocalpkg==1.0\n./wheels/otherpkg-2.0-py3-none-any.whl\n"
+    )
+    (src / "app.yaml").write_text("name: svc\nfrom: ../py.yaml\napp: {kind: python}\n")
+    cache = tmp_path / "c"
+    site = "usr/local/lib/python3.13/dist-packages"
+    build(src, cache, "app.yaml", "-o", "img")
+    fs = rootfs(src / "img")
+    assert fs[f"{site}/localpkg/__init__.py"][1] == b"VALUE = 1\n"
+    assert fs[f"{site}/otherpkg/__init__.py"][1] == b"VALUE = 2\n"
+    (entry,) = (cache / "distill" / "apps" / "python").iterdir()
+    assert json.loads((entry / "manifest.json").read_text())["files"]["site/localpkg/__init__.py"][1] == 10
+    damaged = entry / "site" / "localpkg" / "__init__.py"
+    damaged.write_bytes(b"VALUE = 666\n")
+    proc = run("build", "app.yaml", "-o", "img2", cwd=src, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: the cached Python dependencies of requirements.txt" in proc.stderr
+    assert "file site/localpkg/__init__.py differs" in proc.stderr
+    assert damaged.read_bytes() == b"VALUE = 1\n"  # rebuilt
+    assert rootfs(src / "img2")[f"{site}/localpkg/__init__.py"][1] == b"VALUE = 1\n"
+    (entry / "site" / "extra.py").write_text("planted\n")
+    proc = run("build", "app.yaml", "-o", "img3", "--offline", cwd=src, cache=cache)
+    assert_one_line_error(proc, "is damaged (file site/extra.py differs from its manifest)")
+    assert not (src / "img3").exists() and not entry.exists()
+    # A wheel rebuilt under the same name (by path, or in a --find-links directory) is a new key.
+    build(src, cache, "app.yaml", "-o", "img4")
+    wheel(src / "wheels", "otherpkg", "2.0", {"otherpkg/__init__.py": b"VALUE = 3\n"})
+    wheel(src / "wheels", "localpkg", "1.0", {"localpkg/__init__.py": b"VALUE = 4\n"})
+    build(src, cache, "app.yaml", "-o", "img5")
+    fs = rootfs(src / "img5")
+    assert fs[f"{site}/otherpkg/__init__.py"][1] == b"VALUE = 3\n"
+    assert fs[f"{site}/localpkg/__init__.py"][1] == b"VALUE = 4\n"
+
+
+def test_verify_app_cache_removes_damaged_entries(tmp_path: Path) -> None:
+    from distill.app import cachecheck
+
+    root = tmp_path / "cache"
+    entries = []
+    for kind, name in (("python", "a"), ("python", "b"), ("node", "c"), ("node", "d")):
+        entry = root / "apps" / kind / name
+        (entry / "tree" / "pkg").mkdir(parents=True)
+        (entry / "tree" / "pkg" / "f.py").write_text(f"{name}\n")
+        (entry / "tree" / "link").symlink_to("pkg/f.py")
+        cachecheck.write_manifest(entry)
+        entries.append(entry)
+    (root / "apps" / "python" / "e").mkdir()  # no manifest: an entry never completed
+    assert cachecheck.verify_app_cache(root) == [root / "apps" / "python" / "e"]
+    (entries[1] / "tree" / "pkg" / "f.py").write_text("B\n")  # same size, other bytes
+    (entries[2] / "tree" / "link").unlink()
+    (entries[2] / "tree" / "link").symlink_to("/etc/passwd")
+    (entries[3] / "tree" / "pkg" / "f.py").chmod(0o755)
+    assert cachecheck.verify_app_cache(root) == [entries[1], entries[2], entries[3]]
+    assert [p.name for p in (root / "apps" / "python").iterdir()] == ["a"]
+    assert not (root / "apps" / "node").exists() or not any((root / "apps" / "node").iterdir())
+    assert cachecheck.verify_app_cache(root) == []
+
+
+def test_relative_python_script_runs_from_any_workdir(work: Path, tmp_path: Path) -> None:
+    from distill.app import _python_script
+
+    src = work / "svc"
+    src.mkdir()
+    (src / "report.py").write_text("print(1)\n")
+    (src / "app.yaml").write_text(
+        "name: svc\nfrom: ../py.yaml\nworkdir: /tmp\napp: {kind: python, entrypoint: [report.py, --all]}\n"
+    )
+    build(src, tmp_path / "c", "app.yaml", "-o", "img")
+    c = config(src / "img")
+    assert c["Entrypoint"] == ["/usr/bin/python3", "/app/report.py", "--all"] and c["WorkingDir"] == "/tmp"
+    assert _python_script(["-u", "-X", "dev", "./tools/r.py", "x.py"], "/srv/") == [
+        "-u", "-X", "dev", "/srv/tools/r.py", "x.py",
+    ]  # fmt: skip
+    for unchanged in (["-m", "pkg", "a.py"], ["-c", "print(1)"], ["/opt/x.py"], ["-mpkg"]):
+        assert _python_script(unchanged, "/app") == unchanged
+
+
+def test_debug_variant_of_an_app_still_runs_the_app(work: Path, tmp_path: Path) -> None:
+    """The app's entrypoint and CMD are kept (the shell is for 'exec'/--entrypoint); a
+    flavor's debug variant starts /busybox/sh."""
+    shutil.copy(cc(tmp_path, "hello", HELLO, "-static"), work / "hello")
+    (work / "app.yaml").write_text(
+        "name: hello\nfrom: glibc.yaml\napp: {kind: binary, source: hello, args: [--port, '80']}\n"
+    )
+    cache = tmp_path / "c"
+    for variant in ("debug", "debug-nonroot"):
+        build(work, cache, "app.yaml", "--variant", variant, "-o", variant)
+        c = config(work / variant)
+        assert c["Entrypoint"] == ["/app/hello"] and c["Cmd"] == ["--port", "80"], c
+        assert c["Env"][0].endswith(":/busybox") and c["User"] == "65532"
+        fs = rootfs(work / variant)
+        assert fs["busybox/sh"][0].linkname == "busybox" and "app/hello" in fs
+    build(work, cache, "glibc.yaml", "--variant", "debug", "-o", "flavor-debug")
+    c = config(work / "flavor-debug")
+    assert c["Entrypoint"] == ["/busybox/sh"] and "Cmd" not in c
+
+
+# -- bounded reading: special files are refused at once -----------------------------------
+
+
+def test_special_files_as_app_inputs_are_refused_without_blocking(work: Path, tmp_path: Path) -> None:
+    """A FIFO given as requirements.txt, .dockerignore, .npmrc, package.json or
+    package-lock.json: one line, exit 2, at once (old code waited forever on some, and
+    silently skipped others)."""
+    cases = {
+        ("python", "requirements.txt"): "not a regular file",
+        ("python", ".dockerignore"): "not a regular file",
+        ("node", "package-lock.json"): "not a regular file",
+        ("node", "package.json"): "not a regular file",
+        ("node", ".npmrc"): "not a regular file",
+    }
+    for i, ((kind, name), message) in enumerate(cases.items()):
+        src = work / f"svc{i}"
+        src.mkdir()
+        (src / "main.py").write_text("print(1)\n")
+        if kind == "node":
+            node_project(src, {"left-pad": ({"index.js": b"1\n"}, {})})
+            if name == ".npmrc":  # without 'resolved' the registry is looked up (and .npmrc read)
+                lock = json.loads((src / "package-lock.json").read_text())
+                del lock["packages"]["node_modules/left-pad"]["resolved"]
+                (src / "package-lock.json").write_text(json.dumps(lock))
+        (src / name).unlink(missing_ok=True)
+        os.mkfifo(src / name)
+        (src / "app.yaml").write_text(f"name: svc\nfrom: ../{'py' if kind == 'python' else 'node'}.yaml\n"
+                                      f"app: {{kind: {kind}}}\n")  # fmt: skip
+        proc = run_env(["build", "app.yaml", "-o", "img", "--cache-dir", str(tmp_path / "c")], src,
+                       {"npm_config_registry": ""})  # fmt: skip
+        assert_one_line_error(proc, message)
+        assert name in proc.stderr
+
+
+# -- node: libc, engines, file: tarballs, install scripts, the tarball cache, bounded unpack --
+
+
+def test_node_packages_for_musl_are_skipped_and_engines_are_checked(work: Path, tmp_path: Path) -> None:
+    """npm filters by os, cpu and libc (the image is glibc); a package whose engines.node
+    excludes the image's node 20.19.2 is one warning line (an unreadable range: none)."""
+    src = work / "svc"
+    node_project(src, {
+        "left-pad": ({"index.js": b"1\n"}, {"engines": {"node": ">= 18"}}),
+        "addon-linux-x64-gnu": ({"a.node": b"g"}, {"optional": True, "os": ["linux"], "cpu": ["x64"], "libc": ["glibc"]}),
+        "addon-linux-x64-musl": ({"a.node": b"m"}, {"optional": True, "os": ["linux"], "cpu": ["x64"], "libc": ["musl"]}),
+        "not-musl": ({"index.js": b"n\n"}, {"libc": ["!musl"]}),
+        "new-node": ({"index.js": b"2\n"}, {"engines": {"node": "^18 || >=22.12"}}),
+        "odd-range": ({"index.js": b"3\n"}, {"engines": {"node": ">=20.0.0-rc.1 <21"}}),
+    })  # fmt: skip
+    (src / "app.yaml").write_text("name: svc\nfrom: ../node.yaml\napp: {kind: node}\n")
+    proc = run("build", "app.yaml", "-o", str(tmp_path / "img"), cwd=src, cache=tmp_path / "c")
+    assert proc.returncode == 0, proc.stderr
+    fs = rootfs(tmp_path / "img")
+    assert "app/node_modules/addon-linux-x64-gnu/a.node" in fs and "app/node_modules/not-musl/index.js" in fs
+    assert not any(p.startswith("app/node_modules/addon-linux-x64-musl") for p in fs)
+    warnings = [ln for ln in proc.stderr.splitlines() if "warning:" in ln]
+    assert warnings == [
+        "distill: warning: new-node@1.0.0 wants node '^18 || >=22.12', the image has node 20.19.2"
+    ]
+
+
+def test_node_satisfies_reads_npm_ranges() -> None:
+    from distill.app.node import satisfies
+
+    yes = [
+        ">=18",
+        "^20",
+        "20.x",
+        "~20.19.0",
+        "14 - 20",
+        ">=12 <21",
+        "*",
+        "",
+        "^18 || ^20",
+        ">= 14.17.0",
+        "<=20",
+        "v20",
+    ]
+    no = [">=22", "^18 || >=22", "18.x", "~20.18", "14 - 19.9", "<20", ">20", ">20.19", "^20.20", "=20.19.1"]
+    assert all(satisfies("20.19.2", r) is True for r in yes), [r for r in yes if not satisfies("20.19.2", r)]
+    assert all(satisfies("20.19.2", r) is False for r in no), [
+        r for r in no if satisfies("20.19.2", r) is not False
+    ]
+    assert satisfies("0.2.5", "^0.2.3") is True and satisfies("0.3.0", "^0.2.3") is False
+    for unreadable in ("foo", ">=18.0.0-beta", "latest", "1.2.3.4"):
+        assert satisfies("20.19.2", unreadable) is None
+
+
+def test_node_file_tarball_outside_the_project_is_refused_and_scripts_never_run(
+    work: Path, tmp_path: Path
+) -> None:
+    """A lockfile's 'resolved: file:' may not reach outside the project (old code read any
+    host file into the image); packages' install scripts never run (their marker stays absent)."""
+    marker = tmp_path / "PWNED-postinstall"
+    scripts = json.dumps({"name": "hooked", "version": "1.0.0", "scripts": {
+        "preinstall": f"touch {marker}", "install": f"touch {marker}", "postinstall": f"touch {marker}",
+    }}).encode()  # fmt: skip
+    src = work / "svc"
+    node_project(src, {"hooked": ({"package.json": scripts, "index.js": b"1\n"}, {"hasInstallScript": True})})
+    (src / "app.yaml").write_text("name: svc\nfrom: ../node.yaml\napp: {kind: node}\n")
+    cache = tmp_path / "c"
+    build(src, cache, "app.yaml", "-o", str(tmp_path / "img"))
+    assert rootfs(tmp_path / "img")["app/node_modules/hooked/package.json"][1] == scripts
+    assert not marker.exists()
+    outside = tmp_path / "outside.tgz"
+    outside.write_bytes(npm_tarball({"index.js": b"from outside\n"}))
+    lock = json.loads((src / "package-lock.json").read_text())
+    for resolved in (f"file:{outside}", "file:../../outside.tgz", f"file://{outside}"):
+        lock["packages"]["node_modules/hooked"].update(resolved=resolved, integrity=sri(outside.read_bytes()))
+        (src / "package-lock.json").write_text(json.dumps(lock))
+        proc = run("build", "app.yaml", "-o", "bad", cwd=src, cache=cache)
+        assert_one_line_error(proc, "outside the project")
+        assert not (src / "bad").exists()
+    lock["packages"]["node_modules/hooked"].update(
+        resolved="git+ssh://git@example.invalid/x.git", integrity=""
+    )
+    (src / "package-lock.json").write_text(json.dumps(lock))
+    assert_one_line_error(run("build", "app.yaml", "-o", "bad", cwd=src, cache=cache), "'git+ssh' address")
+
+
+def test_node_cached_tarballs_and_node_modules_are_verified(work: Path, tmp_path: Path) -> None:
+    """A damaged cached tarball is re-checked against the lockfile's integrity, discarded
+    and fetched again (one warning); damaged node_modules are rebuilt, or with --offline
+    one error line."""
+    src = work / "svc"
+    node_project(src, {"left-pad": ({"index.js": b"module.exports = 1;\n"}, {})})
+    (src / "app.yaml").write_text("name: svc\nfrom: ../node.yaml\napp: {kind: node}\n")
+    cache = tmp_path / "c"
+    build(src, cache, "app.yaml", "-o", str(tmp_path / "img"))
+    (tarball,) = (cache / "distill" / "npm").glob("*.tgz")
+    (entry,) = (cache / "distill" / "apps" / "node").iterdir()
+    good = tarball.read_bytes()
+    tarball.write_bytes(npm_tarball({"index.js": b"evil\n"}))
+    shutil.rmtree(entry)  # so that the tarball is read again
+    proc = run("build", "app.yaml", "-o", str(tmp_path / "img2"), cwd=src, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: the cached tarball of left-pad@1.0.0" in proc.stderr and "is damaged" in proc.stderr
+    assert tarball.read_bytes() == good
+    assert rootfs(tmp_path / "img2")["app/node_modules/left-pad/index.js"][1] == b"module.exports = 1;\n"
+    (entry / "node_modules" / "left-pad" / "index.js").write_text("evil\n")
+    proc = run("build", "app.yaml", "-o", str(tmp_path / "img3"), cwd=src, cache=cache)
+    assert proc.returncode == 0 and "warning: the cached node_modules of package-lock.json" in proc.stderr
+    assert rootfs(tmp_path / "img3")["app/node_modules/left-pad/index.js"][1] == b"module.exports = 1;\n"
+    (entry / "node_modules" / "left-pad" / "index.js").write_text("evil\n")
+    proc = run("build", "app.yaml", "-o", str(tmp_path / "img4"), "--offline", cwd=src, cache=cache)
+    assert_one_line_error(proc, "is damaged (file node_modules/left-pad/index.js differs from its manifest)")
+    # 'distill cache verify' (verify_app_cache) checks the tarballs against their recorded integrity.
+    from distill.app import cachecheck
+
+    build(src, cache, "app.yaml", "-o", str(tmp_path / "img5"))
+    assert cachecheck.verify_app_cache(cache / "distill") == []
+    tarball.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    assert cachecheck.verify_app_cache(cache / "distill") == [tarball]
+    assert not tarball.exists() and cachecheck.verify_app_cache(cache / "distill") == []
+
+
+def test_node_tarball_unpack_is_bounded(tmp_path: Path) -> None:
+    """The expansion ratio, the entry count and a PAX header are capped while streaming."""
+    from distill.app import node
+    from distill.errors import BuildError
+
+    assert node.expansion_limit(1 << 20) == 512 << 20 and node.expansion_limit(10 << 20) == 1000 << 20
+    bomb = npm_tarball({"zeros": b"\0" * (4 << 20)})
+    assert len(bomb) < 10_000
+    with pytest.raises(BuildError, match=r"expands to more than 1 MiB"):
+        node._unpack(bomb, tmp_path / "a", "bomb@1", limit=1 << 20)
+    node._unpack(bomb, tmp_path / "b", "bomb@1")  # within max(512 MiB, 100x)
+    assert (tmp_path / "b" / "zeros").stat().st_size == 4 << 20
+    many = npm_tarball({f"f{i}": b"" for i in range(50)})
+    with pytest.raises(BuildError, match="more than 20 entries"):
+        node._unpack(many, tmp_path / "c", "many@1", max_entries=20)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo("package/x")
+        info.pax_headers = {"comment": "A" * (2 << 20)}
+        tf.addfile(info, io.BytesIO(b""))
+    with pytest.raises(BuildError, match="PAX header"):
+        node._unpack(buf.getvalue(), tmp_path / "d", "pax@1")
+    with pytest.raises(BuildError, match="cannot unpack"):
+        node._unpack(b"\x1f\x8b" + b"not gzip", tmp_path / "e", "junk@1")
+
+
+def test_requirements_that_need_no_build_are_accepted(tmp_path: Path) -> None:
+    """No false refusals: names, extras, markers, hashes, wheel paths and URLs, and pip's
+    index options pass the check (and every included file is read, for the cache key)."""
+    from distill.app import pyreq
+    from distill.errors import SpecError
+
+    (tmp_path / "constraints.txt").write_text("urllib3<3\n")
+    (tmp_path / "more.txt").write_text("-c constraints.txt\nidna\n")
+    (tmp_path / "requirements.txt").write_text(
+        "# pinned\nflask==3.1  # web\nFlask[async]>=3; python_version >= '3.8'\n"
+        "numpy>=1.26 --hash=sha256:00 \\\n    --hash=sha256:11\n"
+        "requests @ https://h.invalid/requests-2.0-py3-none-any.whl ; sys_platform == 'linux'\n"
+        "./wheels/x-1.0-py3-none-any.whl\npkg @ file:///abs/pkg-1-py3-none-any.whl\n"
+        "https://h.invalid/y-1.0-cp313-cp313-manylinux_2_17_x86_64.whl#sha256=00\n"
+        "--find-links ./wheels\n-f wheels\n--index-url https://h.invalid/simple\n--extra-index-url=https://h.invalid/x\n"
+        "--pre\n--prefer-binary\n--only-binary :all:\n--trusted-host h.invalid\n-rmore.txt\n"
+    )
+    files = pyreq.scan(tmp_path / "requirements.txt")
+    assert [p.name for p, _ in files] == ["requirements.txt", "more.txt", "constraints.txt"]
+    (tmp_path / "constraints.txt").write_text("urllib3 @ git+https://h.invalid/urllib3\n")
+    with pytest.raises(SpecError, match=r"constraints.txt:1: requirement .* is a VCS URL"):
+        pyreq.scan(tmp_path / "requirements.txt")
+    # Errors never echo what does not look like a requirement (e.g. another kind of file).
+    (tmp_path / "shadow").write_text("root:$6$salt$hash/x:19000:0:99999:7:::\n")
+    with pytest.raises(SpecError) as caught:
+        pyreq.scan(tmp_path / "shadow")
+    assert "$6$" not in caught.value.one_line() and "shadow:1:" in caught.value.one_line()
+
+
+def test_pip_parse_error_names_the_position_not_the_content(work: Path, tmp_path: Path) -> None:
+    src = work / "svc"
+    src.mkdir()
+    (src / "main.py").write_text("print(1)\n")
+    (src / "requirements.txt").write_text("flask\nsecret token value 12345\n")
+    (src / "app.yaml").write_text("name: svc\nfrom: ../py.yaml\napp: {kind: python}\n")
+    proc = run("build", "app.yaml", "-o", "img", cwd=src, cache=tmp_path / "c")
+    assert_one_line_error(proc, "pip could not install requirements.txt: ")
+    assert "requirements.txt line 2: not a valid requirement" in proc.stderr and "secret" not in proc.stderr
+
+
+@pytest.mark.network
+def test_a_pip_too_old_for_the_image_is_one_line(work: Path, tmp_path: Path) -> None:
+    """distill runs its own environment's pip and checks its version first: with pip 23.2.1
+    first on the path (a real one, installed here) the build stops with one line saying how
+    to upgrade, instead of pip's 'requires a different Python: 3.11' about the host."""
+    old = tmp_path / "old-pip"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(old), "pip==23.2.1"],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    src = work / "svc"
+    src.mkdir()
+    (src / "main.py").write_text("import networkx\n")
+    (src / "requirements.txt").write_text("networkx==3.7\n")
+    (src / "app.yaml").write_text("name: svc\nfrom: ../py.yaml\napp: {kind: python}\n")
+    proc = run_env(["build", "app.yaml", "-o", "img", "--cache-dir", str(tmp_path / "c")], src,
+                   {"PYTHONPATH": str(old)})  # fmt: skip
+    assert_one_line_error(proc, "distill needs pip 24.2 or newer in its environment, found 23.2.1")
+    assert "pip install 'pip>=24.2'" in proc.stderr and not (src / "img").exists()

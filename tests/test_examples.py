@@ -220,3 +220,35 @@ def test_port_mapping_works_beside_a_cni_bridge_on_netavarks_subnet(
     conf = tomllib.loads(Path(env["CONTAINERS_CONF"]).read_text()).get("network", {})
     subnet = ipaddress.ip_network(conf.get("default_subnet", CNI_SUBNET))  # podman's default
     assert not subnet.overlaps(ipaddress.ip_network(CNI_SUBNET))
+
+
+def test_debug_variant_of_an_app_runs_the_app_with_a_shell_beside_it(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """--variant debug keeps the app's entrypoint (old code: /busybox/sh with no Cmd, so
+    'podman run -d' exited at once); the shell is reached with exec or --entrypoint."""
+    work = example("static-binary", tmp_path, env)
+    tag = "example-static-binary:debug-test"
+    distill(
+        "build",
+        "app.yaml",
+        "--arch",
+        "amd64",
+        "--variant",
+        "debug",
+        "--load",
+        "--tag",
+        tag,
+        env=env,
+        cwd=work,
+    )
+    cid = sh("podman", "run", "-d", "-p", "127.0.0.1:18184:8080", f"localhost/{tag}", env=env).stdout.strip()
+    try:
+        assert http_get(18184).startswith("hello from static C")
+        proc = sh("podman", "exec", cid, "/busybox/sh", "-c", "echo shell-ok", env=env)
+        assert proc.stdout.strip() == "shell-ok"
+    finally:
+        sh("podman", "rm", "-f", "-t", "0", cid, env=env)
+    proc = sh("podman", "run", "--rm", "--entrypoint", "/busybox/sh", f"localhost/{tag}", "-c", "echo entry-ok",
+              env=env)  # fmt: skip
+    assert proc.stdout.strip() == "entry-ok"

@@ -114,8 +114,11 @@ def image_config(spec: Spec, variant: str, has_bundle: bool, app: AppBuild | Non
         config.workdir = spec.workdir or "/home/nonroot"
     if variant.startswith("debug"):
         config.env["PATH"] = config.env["PATH"] + ":/busybox"
-        config.entrypoint = ["/busybox/sh"]
-        config.cmd = None
+        if app is None:
+            # A flavor's debug image starts a shell, as Google's do; an app's debug image
+            # still runs the app (the shell: podman exec -it C /busybox/sh, or --entrypoint).
+            config.entrypoint = ["/busybox/sh"]
+            config.cmd = None
     return config
 
 

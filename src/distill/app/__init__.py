@@ -9,6 +9,7 @@ ABI, the runtime itself) and names what is missing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,13 +139,38 @@ def _binary(app: AppSpec) -> AppBuild:
     )
 
 
+# python3's options that take a value as the next argument (``-X dev``, ``-W error``).
+_PY_OPTION_ARGS = {"-X", "-W", "--check-hash-based-pycs"}
+
+
+def _python_script(entry: list[str], dest: str) -> list[str]:
+    """The entrypoint with a relative script made absolute under ``dest``, so that it
+    runs from any ``workdir`` (``-m``/``-c`` and python3's options are left as they are)."""
+    out = list(entry)
+    i = 0
+    while i < len(out):
+        arg = out[i]
+        if arg in ("-m", "-c", "-") or arg.startswith(("-m", "-c")):
+            return out  # a module or code, not a script
+        if arg in _PY_OPTION_ARGS:
+            i += 2
+            continue
+        if arg.startswith("-"):
+            i += 1
+            continue
+        if not arg.startswith("/"):
+            out[i] = f"{dest.rstrip('/')}/{arg.removeprefix('./')}"
+        return out
+    return out
+
+
 def _python(app: AppSpec, t: Target) -> AppBuild:
     source = _project(app)
     version, glibc = python.runtime(t.packages)
     layers = []
     requirements = Path(app.requirements) if app.requirements else source / "requirements.txt"
     site = f"usr/local/lib/python{version}/dist-packages"  # on Debian's sys.path
-    if requirements.is_file():
+    if app.requirements or os.path.lexists(requirements):  # a FIFO or dangling link is refused, not skipped
         deps, key = python.install(requirements, version, glibc, t.arch, t.cache, t.offline, t.reporter)
         entries = files.collect(deps, site, cid=f"python:{key}")
         count = sum(1 for p in deps.iterdir() if p.name.endswith(".dist-info"))
@@ -161,7 +187,7 @@ def _python(app: AppSpec, t: Target) -> AppBuild:
                 hint="without it distill looks for __main__.py, main.py, app.py or server.py in app.source",
             )
         entry = [f"{app.dest}/{candidates[0]}"] if candidates[0] != "__main__.py" else [app.dest]
-    entrypoint = ["/usr/bin/python3", *entry]
+    entrypoint = ["/usr/bin/python3", *_python_script(entry, app.dest)]
 
     def check(tree: Tree, arch: str) -> None:
         _needs(
@@ -187,7 +213,7 @@ def _node(app: AppSpec, t: Target) -> AppBuild:
     source = _project(app)
     abi, version = node.runtime(t.packages)
     layers = []
-    deps, key, count = node.install(source, t.arch, t.cache, t.offline, t.reporter)
+    deps, key, count = node.install(source, t.arch, t.cache, t.offline, t.reporter, version)
     addons: list[tuple[str, elf.ElfInfo]] = []
     if deps is not None:
         entries = files.collect(deps, f"{app.dest}/node_modules", cid=f"node:{key}")
@@ -199,16 +225,10 @@ def _node(app: AppSpec, t: Target) -> AppBuild:
     layers.append(_code(app, source, t))
     script = app.entrypoint
     if script is None:
-        main = None
-        pkg = source / "package.json"
-        if pkg.is_file():
-            import json
-
-            try:
-                main = json.loads(pkg.read_text()).get("main")
-            except ValueError:
-                raise SpecError(f"{pkg} is not valid JSON") from None
-        main = main or next((n for n in ("server.js", "index.js", "app.js") if (source / n).is_file()), None)
+        main = node.package_json(source).get("main")
+        main = (main if isinstance(main, str) and main else None) or next(
+            (n for n in ("server.js", "index.js", "app.js") if (source / n).is_file()), None
+        )
         if main is None:
             raise SpecError(
                 "app.entrypoint is needed: the script node runs, e.g. ['server.js']",

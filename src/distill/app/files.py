@@ -16,6 +16,7 @@ from pathlib import Path
 from distill.assemble.expand import DIR, FILE, SYMLINK
 from distill.assemble.tree import Node, check_link_target
 from distill.errors import SpecError
+from distill.limits import read_text
 
 # Never application code: version control, caches, virtualenvs, dependency trees
 # distill installs itself, and distill's own lockfiles.
@@ -46,10 +47,10 @@ def excluded(rel: str, patterns: list[str]) -> bool:
 def dockerignore(source: Path) -> list[str]:
     """The patterns of a .dockerignore beside the code (anchored at the source, as
     Docker reads them); '!' exceptions are not supported and are skipped."""
-    try:
-        text = (source / ".dockerignore").read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    path = source / ".dockerignore"
+    if not os.path.lexists(path):
         return []
+    text = read_text(path, error=SpecError)  # a FIFO or device is refused, not waited on
     out = []
     for line in text.splitlines():
         line = line.strip()

@@ -1,17 +1,27 @@
 """Python applications: wheels for the image's CPython, ABI, glibc and architecture.
 
-pip runs on the host but is told the *image's* interpreter (``--python-version``,
-``--implementation cp``, ``--abi``) and platform (every ``manylinux`` tag the image's
-glibc satisfies), with ``--only-binary=:all:``: nothing is compiled and no code from
-the dependencies runs. No bytecode is written (``--no-compile``): the files are
-read-only in the image and Python runs from source. The result is cached by the
-requirements' content and the target, so rebuilding after a code change does not
-run pip at all.
+pip runs on the host — distill's own pip (``sys.executable -m pip``, at least
+:data:`MIN_PIP`, declared in pyproject.toml) — but is told the *image's* interpreter
+(``--python-version``, ``--implementation cp``, ``--abi``) and platform (every
+``manylinux`` tag the image's glibc satisfies), with ``--only-binary=:all:``.
+
+The rule: **only wheels are installed** — from an index, from ``--find-links``
+directories, or local ``.whl`` files/URLs. Anything that would need a build backend
+(a local project directory, a source archive, ``-e``, a VCS or non-wheel URL,
+``--no-binary``) is refused by :mod:`distill.app.pyreq` before pip runs, with one line
+naming the file, the line and how to build a wheel: so no code from the dependencies
+runs on the host, and nothing is built for the host's interpreter by mistake.
+
+No bytecode is written (``--no-compile``): the files are read-only in the image and
+Python runs from source. pip's own cache is ``<cache-dir>/pip``, never the user's.
+The result is cached by the requirements' content and the target (with a manifest,
+verified on every use), so rebuilding after a code change does not run pip at all.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 import re
 import shutil
@@ -20,6 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from distill.app import cachecheck, pyreq
 from distill.errors import BuildError, SpecError
 from distill.progress import Reporter
 from distill.redact import pip_failure
@@ -27,7 +38,13 @@ from distill.redact import pip_failure
 PIP_MACHINES = {"amd64": "x86_64", "arm64": "aarch64", "ppc64el": "ppc64le", "s390x": "s390x", "armhf": "armv7l", "i386": "i686", "riscv64": "riscv64"}  # fmt: skip
 # The legacy manylinux names and the glibc they stand for.
 _LEGACY = {"manylinux2014": 17, "manylinux2010": 12, "manylinux1": 5}
-FORMAT = "distill-python-deps-1"
+FORMAT = "distill-python-deps-2"  # 2: the tree in <key>/site beside a manifest
+# pip 24.2 is the first to check a package's Requires-Python against --python-version
+# (the image's Python) instead of the interpreter pip runs on.
+MIN_PIP = (24, 2)
+# Environment settings that would make pip install something else, somewhere else, or
+# from source; the index, find-links, certificate and proxy settings are kept.
+_PIP_ENV_DROPPED = {"PIP_EDITABLE", "PIP_REQUIREMENT", "PIP_NO_BINARY", "PIP_TARGET", "PIP_PREFIX", "PIP_ROOT", "PIP_USER", "PIP_SRC", "PIP_CACHE_DIR", "PIP_NO_CACHE_DIR", "PIP_NO_BUILD_ISOLATION", "PIP_COMPILE", "PIP_REQUIRE_VIRTUALENV"}  # fmt: skip
 
 
 def runtime(packages: list[tuple[str, str]]) -> tuple[str, tuple[int, int]]:
@@ -60,20 +77,6 @@ def platform_tags(arch: str, glibc: tuple[int, int]) -> list[str]:
     return tags
 
 
-def _requirement_files(path: Path, seen: set[Path]) -> list[Path]:
-    """The requirements file and those it includes (-r / -c), for the cache key."""
-    real = path.resolve()
-    if real in seen or not real.is_file():
-        return []
-    seen.add(real)
-    out = [real]
-    for line in real.read_text(encoding="utf-8", errors="replace").splitlines():
-        m = re.match(r"\s*(?:-r|-c|--requirement|--constraint)[\s=]+(\S+)", line)
-        if m:
-            out += _requirement_files(real.parent / m.group(1), seen)
-    return out
-
-
 def _no_wheel(stderr: str, version: str, arch: str) -> SpecError | None:
     m = re.search(r"No matching distribution found for (\S+)", stderr)
     if not m:
@@ -87,6 +90,48 @@ def _no_wheel(stderr: str, version: str, arch: str) -> SpecError | None:
     )
 
 
+def _pip_version() -> tuple[int, ...] | None:
+    try:
+        version = importlib.metadata.version("pip")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return tuple(int(x) for x in re.findall(r"\d+", version)[:3])
+
+
+def check_pip() -> None:
+    """distill's own pip must be one that checks Requires-Python against the image."""
+    found = _pip_version()
+    if found is None:
+        raise BuildError(
+            "pip is not installed in distill's Python environment",
+            hint=f"{sys.executable} -m pip install 'pip>={'.'.join(map(str, MIN_PIP))}'",
+        )
+    if found < MIN_PIP:
+        raise BuildError(
+            f"distill needs pip {'.'.join(map(str, MIN_PIP))} or newer in its environment, found "
+            f"{'.'.join(map(str, found))} (older pip checks Requires-Python against the host's Python)",
+            hint=f"{sys.executable} -m pip install 'pip>={'.'.join(map(str, MIN_PIP))}'",
+        )
+
+
+def _pip_env(cache_root: Path) -> dict[str, str]:
+    """pip's environment: the host's index and find-links configuration is kept; what
+    would install something else, somewhere else, or from source is not."""
+    env = {k: v for k, v in os.environ.items() if k not in _PIP_ENV_DROPPED}
+    env["PIP_NO_INPUT"] = "1"
+    env["PIP_CACHE_DIR"] = str(cache_root / "pip")  # never ~/.cache/pip
+    return env
+
+
+def _pip_error(stderr: str, requirements: Path) -> BuildError:
+    if "No module named pip" in stderr:
+        return BuildError(
+            "pip is not available to distill's Python", hint="install pip (python3 -m ensurepip)"
+        )
+    # pip quotes the lines it cannot parse; `-r /etc/shadow` must not print them.
+    return BuildError(pip_failure(stderr, requirements.name))
+
+
 def install(
     requirements: Path,
     version: str,
@@ -97,26 +142,26 @@ def install(
     reporter: Reporter,
 ) -> tuple[Path, str]:
     """The installed dependency tree for the target (cached); (directory, cache key)."""
-    files = _requirement_files(requirements, set())
+    files = pyreq.scan(requirements)  # refuses what pip would build, before pip runs
     tags = platform_tags(arch, glibc)
     h = hashlib.sha256(f"{FORMAT}\0{version}\0{arch}\0{' '.join(tags)}".encode())
-    for f in files:
-        h.update(b"\0" + f.read_bytes())
+    for _, data in files:
+        h.update(b"\0" + data)
     key = h.hexdigest()
     target = cache_root / "apps" / "python" / key
-    if target.is_dir():
-        return target, key
+    what = f"Python dependencies of {requirements.name}"
+    if cachecheck.usable(target, what, offline, reporter):
+        return target / "site", key
     if offline:
-        raise BuildError(
-            f"the Python dependencies of {requirements.name} are not in the cache (offline)",
-            hint="build once without --offline",
-        )
+        raise BuildError(f"the {what} are not in the cache (offline)", hint="build once without --offline")
+    check_pip()
     abi = "cp" + version.replace(".", "")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
     cmd = [
         sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-        "--no-compile", "--no-warn-script-location", "--target", str(tmp / "site"),
+        "--no-compile", "--no-warn-script-location", "--target", str(tmp / "entry" / "site"),
+        "--cache-dir", str(cache_root / "pip"),
         "--only-binary=:all:", "--implementation", "cp", "--python-version", version,
         "--abi", abi, "--abi", "abi3", "--abi", "none",
         *[arg for tag in tags for arg in ("--platform", tag)],
@@ -125,37 +170,25 @@ def install(
     task = reporter.task(f"pip: wheels of {requirements.name} for CPython {version} {arch}")
     try:
         proc = subprocess.run(
-            cmd,
-            cwd=requirements.parent,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PIP_NO_INPUT": "1"},
+            cmd, cwd=requirements.parent, capture_output=True, text=True, env=_pip_env(cache_root)
         )
         if proc.returncode != 0:
-            error = _no_wheel(proc.stderr, version, arch)
-            if error is not None:
-                raise error
-            if "No module named pip" in proc.stderr:
-                raise BuildError(
-                    "pip is not available to distill's Python", hint="install pip (python3 -m ensurepip)"
-                )
-            # pip quotes the lines it cannot parse; `-r /etc/shadow` must not print them.
-            raise BuildError(pip_failure(proc.stderr, requirements.name))
-        site = tmp / "site"
-        site.mkdir(exist_ok=True)
+            raise _no_wheel(proc.stderr, version, arch) or _pip_error(proc.stderr, requirements)
+        site = tmp / "entry" / "site"
+        site.mkdir(parents=True, exist_ok=True)
         # Console-script launchers point at the host's python; the image runs modules.
         shutil.rmtree(site / "bin", ignore_errors=True)
+        cachecheck.write_manifest(tmp / "entry")
         reporter.done(
             task,
             f"installed {sum(1 for p in site.iterdir() if p.name.endswith('.dist-info'))} "
             f"Python distributions for {arch}",
         )
-        os.replace(site, tmp / "done")
         try:
-            os.rename(tmp / "done", target)
+            os.rename(tmp / "entry", target)
         except OSError:
             if not target.is_dir():  # another build finished first: use its copy
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target, key
+    return target / "site", key
