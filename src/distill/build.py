@@ -16,7 +16,7 @@ from pathlib import Path
 from distill.app import AppBuild
 from distill.app import Target as AppTarget
 from distill.app import prepare as prepare_app
-from distill.archive.cache import Cache
+from distill.archive.cache import Cache, CorruptEntryError
 from distill.assemble.expand import Expanded, expand, load_expanded
 from distill.assemble.rootfs import LevelInput, assemble
 from distill.assemble.system import BUNDLE, NONROOT_UID
@@ -243,6 +243,31 @@ def _app_target(
     return AppTarget(packages, arch, cache.root, spec_path, options.offline, options.reporter, skip)
 
 
+# How many damaged cache entries one build repairs before it gives up (each repair is
+# one warning; a cache damaged faster than that is not one distill can build from).
+MAX_REPAIRS = 16
+
+
+def _repairing(options: Options, attempt: Callable[[], BuildResult]) -> BuildResult:
+    """Run a build; when it meets a damaged cache entry (already removed), warn and run it
+    again, which makes the entry anew. With --offline an entry that has to be downloaded
+    again is an error instead."""
+    for tries in range(MAX_REPAIRS + 1):
+        try:
+            return attempt()
+        except CorruptEntryError as exc:
+            if exc.needs_network and options.offline:
+                raise CorruptEntryError(
+                    exc.message,
+                    needs_network=True,
+                    hint="--offline forbids downloading it again; run once without --offline",
+                ) from None
+            if tries == MAX_REPAIRS:
+                raise
+            options.reporter.note(f"warning: {exc.message}; making it again")
+    raise AssertionError("unreachable")
+
+
 def build(
     spec: Spec,
     lock: Lock,
@@ -258,8 +283,37 @@ def build(
     """Build the image(s) a lock describes; write them to ``output`` (a layout, or a .tar).
 
     ``fetch`` is called with the packages the cache lacks (the caller opens the archive
-    only then); without it a cache miss is an error.
+    only then); without it a cache miss is an error. Every cache entry is checked when
+    it is read; a damaged one is removed and made again (one warning each).
     """
+    return _repairing(
+        options,
+        lambda: _build(
+            spec,
+            lock,
+            options,
+            variant=variant,
+            archs=archs,
+            output=output,
+            tag=tag,
+            fetch=fetch,
+            spec_path=spec_path,
+        ),
+    )
+
+
+def _build(
+    spec: Spec,
+    lock: Lock,
+    options: Options,
+    *,
+    variant: str,
+    archs: list[str] | None,
+    output: Path | None,
+    tag: str | None,
+    fetch: Callable[[list[LockedPackage]], None] | None,
+    spec_path: Path | None,
+) -> BuildResult:
     check_variant(variant)
     archs = archs or list(spec.archs)
     missing_arch = [a for a in archs if a not in lock.packages]
@@ -332,6 +386,24 @@ def build_on_layout(
 ) -> BuildResult:
     """An app on an image from an OCI layout (``from: oci:DIR[:REF]``): its layers are
     reused as they are, the app's are added, its config is kept and amended."""
+    return _repairing(
+        options,
+        lambda: _build_on_layout(
+            spec, options, variant=variant, archs=archs, output=output, tag=tag, spec_path=spec_path
+        ),
+    )
+
+
+def _build_on_layout(
+    spec: Spec,
+    options: Options,
+    *,
+    variant: str,
+    archs: list[str] | None,
+    output: Path | None,
+    tag: str | None,
+    spec_path: Path | None,
+) -> BuildResult:
     from distill.assemble.rootfs import app_layers
     from distill.oci import read
 
