@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -80,6 +81,13 @@ class BuildResult:
     @property
     def digest(self) -> str:
         return self.top.digest
+
+
+def default_output(name: str, variant: str) -> Path:
+    """``NAME[-VARIANT].oci`` in the working directory: an image name's '/' (and anything
+    else a file name should not hold) becomes '_', so it never names another directory."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "image"
+    return Path(f"{safe}{'' if variant == 'latest' else '-' + variant}.oci")
 
 
 def check_variant(variant: str) -> None:

@@ -155,6 +155,41 @@ class _HashingReader:
         return data
 
 
+def _refuse_foreign_directory(out: Path) -> None:
+    """An existing directory is replaced only when it is empty or an OCI image layout:
+    ``-o DIR`` never deletes files the user keeps there."""
+    try:
+        with os.scandir(out) as it:
+            names = {e.name for e in it}
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror}") from None
+    if not names or ("oci-layout" in names and (out / "oci-layout").is_file()):
+        return
+    raise OutputError(
+        f"refusing to replace {out}: it is a directory that is neither empty nor an OCI image layout",
+        hint="choose another -o, or remove it yourself",
+    )
+
+
+def _refuse_foreign_file(out: Path) -> None:
+    """An existing file is replaced only when it is empty or a tar archive holding an
+    image (an OCI layout or ``docker save`` output): ``-o x.tar`` never overwrites
+    anything else."""
+    try:
+        if out.stat().st_size == 0:
+            return
+        with tarfile.open(out, "r:") as tf:
+            for info in tf:
+                if info.name.lstrip("./") in ("oci-layout", "index.json", "manifest.json"):
+                    return
+    except (OSError, tarfile.TarError):
+        pass
+    raise OutputError(
+        f"refusing to overwrite {out}: it is not an image archive",
+        hint="choose another -o, or remove it yourself",
+    )
+
+
 def layout_is_current(out: Path, index: bytes, blobs: list[Descriptor]) -> bool:
     try:
         if (out / "index.json").read_bytes() != index:
@@ -180,6 +215,8 @@ def write_layout(
         )
     if layout_is_current(out, index, blobs):
         return False
+    if out.is_dir():
+        _refuse_foreign_directory(out)
     _check_parent(out.absolute())
     try:
         tmp = Path(tempfile.mkdtemp(dir=out.absolute().parent, prefix=f".{out.name}.", suffix=".tmp"))
@@ -231,6 +268,8 @@ def write_archive(
         raise OutputError(f"cannot write an archive to {out}: it is a directory")
     if out.is_file() and _archive_is_current(out, index, manifest):
         return False
+    if out.exists():
+        _refuse_foreign_file(out)
     _check_parent(out.absolute())
     try:
         fd, tmp = tempfile.mkstemp(dir=out.absolute().parent, prefix=f".{out.name}.", suffix=".tmp")
