@@ -92,6 +92,23 @@ def unseal(data: bytes) -> bytes | None:
     return payload
 
 
+def read_sealed(path: Path, what: str) -> bytes | None:
+    """The payload of a sealed cache entry; None when it is missing or from an older
+    distill (made again silently); a damaged one is removed and
+    :class:`CorruptEntryError` raised (the caller warns and makes it again)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if not data.startswith(SEAL_MAGIC):
+        return None
+    payload = unseal(data)
+    if payload is None:
+        discard(path)
+        raise CorruptEntryError(f"the cached {what} {path} is damaged; it was removed")
+    return payload
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "distill"

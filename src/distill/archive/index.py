@@ -13,7 +13,7 @@ import marshal
 import mmap
 from pathlib import Path
 
-from distill.archive.cache import atomic_write, seal, unseal
+from distill.archive.cache import atomic_write, read_sealed, seal
 from distill.debian.deb822 import paragraph_at, scan_index
 from distill.debian.packages import Package, package_from_fields
 from distill.debian.version import version_key
@@ -28,13 +28,10 @@ def build_table(data: bytes, table_path: Path) -> tuple[dict[str, list[int]], di
 
 
 def load_table(table_path: Path) -> tuple[dict[str, list[int]], dict[str, list[int]]] | None:
-    """The table, or None when it is missing, damaged or of another format (then it is
-    made again from the index). marshal is not safe on arbitrary bytes, so the payload
+    """The table, or None when it is missing or of another format (then it is made again
+    from the index); :class:`CorruptEntryError` when it is damaged. marshal is not safe on arbitrary bytes, so the payload
     is only unmarshalled after its SHA256 (written with it) matches."""
-    try:
-        payload = unseal(table_path.read_bytes())
-    except OSError:
-        return None
+    payload = read_sealed(table_path, "index table")  # CorruptEntryError when damaged
     if payload is None:
         return None
     try:

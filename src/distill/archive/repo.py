@@ -146,7 +146,11 @@ class Archive:
         if path.is_file():
             # Hash on read: a damaged index is removed and downloaded again.
             if plain is not None and sha256_file(path) == key:
-                table = load_table(table_path)
+                try:
+                    table = load_table(table_path)
+                except CorruptEntryError as exc:
+                    self.reporter.note(f"warning: {exc.message}; making it again")
+                    table = None
                 if table is None:
                     table = build_table(path.read_bytes(), table_path)
                 return PackageIndex(path, *table, suite=src.suite, component=component)

@@ -37,9 +37,9 @@ from distill.archive.cache import (
     check_digest,
     discard,
     is_digest,
+    read_sealed,
     seal,
     sha256_file,
-    unseal,
 )
 from distill.debian.deb import DebFormatError, open_deb
 from distill.errors import BuildError
@@ -129,10 +129,10 @@ def _members(raw: object) -> list[Member] | None:
 
 def load_expanded(cache: Cache, sha256: str) -> Expanded | None:
     tar, idx = _paths(cache, sha256)
+    payload = read_sealed(idx, "expanded package index")  # CorruptEntryError when damaged
     try:
-        payload = unseal(idx.read_bytes())
         doc = json.loads(payload) if payload is not None else None
-    except (OSError, ValueError):
+    except ValueError:
         return None
     if not isinstance(doc, dict) or doc.get("v") != EXPAND_VERSION or not tar.is_file():
         return None

@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 from isal import isal_zlib
 
-from distill.archive.cache import atomic_write, is_digest, seal, unseal
+from distill.archive.cache import atomic_write, is_digest, read_sealed, seal
 from distill.assemble.expand import DIR, FILE, SYMLINK, check_tar
 from distill.assemble.rootfs import LayerPlan
 from distill.assemble.tree import Node
@@ -188,10 +188,10 @@ class LayerCache:
     def get(self, key: str) -> LayerBlob | None:
         """The cached layer of a recipe, or None. The entry is sealed (checksummed), so a
         damaged one is a miss; the blob itself is hashed when it is copied to an output."""
+        payload = read_sealed(self.index / f"{key}.json", "layer record")  # CorruptEntryError when damaged
         try:
-            payload = unseal((self.index / f"{key}.json").read_bytes())
             blob = LayerBlob(**json.loads(payload)) if payload is not None else None
-        except (OSError, ValueError, TypeError):
+        except (ValueError, TypeError):
             return None
         if blob is None or not _valid(blob):
             return None
