@@ -5,6 +5,7 @@ outputs never replace what the user did not name, temporary files never stay beh
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -233,7 +234,7 @@ def test_eight_concurrent_builds_and_fetches_on_one_empty_cache(
 ) -> None:
     server, work = project
     assert run("lock", "app.yaml", cwd=work, cache=tmp_path / "lock-cache").returncode == 0
-    server.faults.pause_mid_body = 0.3  # downloads overlap, as on a real mirror
+    server.faults.pause_mid_body = 1.5  # downloads overlap, as on a real mirror (or a slow one)
     cache = tmp_path / "shared"
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
     env.pop("DISTILL_MIRROR", None)
@@ -256,6 +257,10 @@ def test_eight_concurrent_builds_and_fetches_on_one_empty_cache(
     assert len(digests) == 1
     for i in range(5):
         validate_layout(work / f"out{i}")
+    debs = list((cache / "distill/debs").iterdir())
+    assert len(debs) == 6
+    for deb in debs:
+        assert hashlib.sha256(deb.read_bytes()).hexdigest() + ".deb" == deb.name
     report = verify(cache / "distill")
     assert report.checked > 0 and not report.removed
     assert not list((cache / "distill/tmp").iterdir())
@@ -425,4 +430,36 @@ def test_no_temporary_files_stay_behind(project: tuple[Server, Path], tmp_path: 
     proc = distill("build", "app.yaml", "-o", "bad2")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert leftovers() == []
+    assert not [p for p in work.iterdir() if p.name.startswith(".")]
+
+
+def test_a_terminated_build_leaves_no_temporary_files(project: tuple[Server, Path], tmp_path: Path) -> None:
+    server, work = project
+    server.faults.pause_mid_body = 3.0  # the build is caught mid-download
+    cache = tmp_path / "cache"
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "TMPDIR": str(tmpdir)}
+    env.pop("DISTILL_MIRROR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distill", "build", "app.yaml", "--load", "podman"],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    tmp = cache / "distill" / "tmp"
+    deadline = time.monotonic() + 60
+    while not (tmp.is_dir() and list(tmp.glob("*.partial")) and list(tmpdir.iterdir())):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.terminate()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert list(tmpdir.iterdir()) == []  # the --load scratch directory
+    # Only resumable downloads stay (the next run continues them); no locks, no dot files.
+    assert all(p.suffix == ".partial" for p in tmp.iterdir()), list(tmp.iterdir())
+    assert not [p for p in (cache / "distill").rglob(".*")]
     assert not [p for p in work.iterdir() if p.name.startswith(".")]

@@ -690,7 +690,16 @@ COMMANDS = {
 }
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM unwinds like an exception, so every temporary file and directory is
+    # removed on the way out (the default action would kill the process where it stands).
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
