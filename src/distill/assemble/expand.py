@@ -36,6 +36,7 @@ from distill.archive.cache import (
     atomic_write,
     check_digest,
     discard,
+    file_lock,
     is_digest,
     read_sealed,
     seal,
@@ -177,6 +178,16 @@ def expand(cache: Cache, deb_path: Path, sha256: str) -> Expanded:
     found = load_expanded(cache, sha256)
     if found is not None:
         return found
+    # One process expands a package; concurrent builds on the same cache wait for it
+    # and take its result instead of doing the same (xz) work again.
+    with file_lock(cache.root / "tmp" / f"{sha256}.expand.lock"):
+        found = load_expanded(cache, sha256)
+        if found is not None:
+            return found
+        return _expand(cache, deb_path, sha256)
+
+
+def _expand(cache: Cache, deb_path: Path, sha256: str) -> Expanded:
     tar_path, idx_path = _paths(cache, sha256)
     tar_path.parent.mkdir(parents=True, exist_ok=True)
     try:

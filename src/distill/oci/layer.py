@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 from isal import isal_zlib
 
-from distill.archive.cache import atomic_write, is_digest, read_sealed, seal
+from distill.archive.cache import atomic_write, file_lock, is_digest, read_sealed, seal
 from distill.assemble.expand import DIR, FILE, SYMLINK, check_tar
 from distill.assemble.rootfs import LayerPlan
 from distill.assemble.tree import Node
@@ -184,6 +184,7 @@ class LayerCache:
     def __init__(self, root: Path, store: BlobStore) -> None:
         self.store = store
         self.index = root / "layers"
+        self.locks = root / "tmp"
 
     def get(self, key: str) -> LayerBlob | None:
         """The cached layer of a recipe, or None. The entry is sealed (checksummed), so a
@@ -210,6 +211,14 @@ class LayerCache:
         found = self.get(key)
         if found is not None:
             return found, False
+        # Concurrent builds of the same layer: one compresses it, the others reuse it.
+        with file_lock(self.locks / f"{key}.layer.lock"):
+            found = self.get(key)
+            if found is not None:
+                return found, False
+            return self._write(key, entries), True
+
+    def _write(self, key: str, entries: list[tuple[str, Node | None]]) -> LayerBlob:
         self.store.dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.store.dir, prefix=".layer.", suffix=".tmp")
         try:
@@ -220,4 +229,4 @@ class LayerCache:
             Path(tmp).unlink(missing_ok=True)
             raise
         atomic_write(self.index / f"{key}.json", seal(json.dumps(blob.__dict__).encode()))
-        return blob, True
+        return blob
