@@ -15,22 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from debrepo import Key, Server, spec_yaml
+import test_cli
+from debrepo import Server
 from distill.archive.cache import Cache, check_digest
 from distill.cachecmd import parse_size, prune, verify
 from distill.errors import IntegrityError, LockError
 from distill.oci.validate import validate_layout
 from distill.resolve.lock import read_lock
-from test_cli import MakeRepo, assert_one_line_error, run
+from test_cli import assert_one_line_error, run
 
-
-@pytest.fixture
-def project(make_repo: MakeRepo, key: Key, tmp_path: Path) -> tuple[Server, Path]:
-    server, _ = make_repo()
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "app.yaml").write_text(spec_yaml(server.url, key.keyring, ["app", "base-files"]))
-    return server, work
+project = test_cli.project  # the same fixture: a signed repository and app.yaml
 
 
 def build_ok(work: Path, cache: Path, *args: str) -> tuple[str, str]:

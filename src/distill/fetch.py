@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from distill.archive.cache import Cache, CorruptEntryError, discard, file_lock
+from distill.archive.cache import Cache, damaged_offline, discard, file_lock
 from distill.archive.repo import Archive
 from distill.errors import CacheMissError, DistillError
 from distill.progress import Reporter
@@ -42,12 +42,7 @@ def fetch_debs(
         if not ok:
             discard(cache.deb_path(p.sha256))
             if archive.offline or archive.transport is None:
-                raise CorruptEntryError(
-                    f"the cached {p.name} {p.version} ({cache.deb_path(p.sha256)}) does not match its "
-                    "SHA256; it was removed, and --offline forbids downloading it again",
-                    needs_network=True,
-                    hint="run once without --offline",
-                )
+                raise damaged_offline(f"{p.name} {p.version}", cache.deb_path(p.sha256))
             reporter.note(
                 f"warning: cached {p.name} {p.version} did not match its SHA256; downloading it again"
             )

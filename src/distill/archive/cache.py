@@ -48,6 +48,16 @@ class CorruptEntryError(IntegrityError):
         self.needs_network = needs_network
 
 
+def damaged_offline(what: str, path: Path) -> CorruptEntryError:
+    """The error for a damaged entry that only a download could replace, under --offline."""
+    return CorruptEntryError(
+        f"the cached {what} ({path}) does not match its SHA256; it was removed, "
+        "and --offline forbids downloading it again",
+        needs_network=True,
+        hint="run once without --offline",
+    )
+
+
 def is_digest(value: object) -> bool:
     """True for a lowercase hexadecimal SHA256 (64 characters, nothing else)."""
     return isinstance(value, str) and _DIGEST.fullmatch(value) is not None

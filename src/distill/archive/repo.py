@@ -20,7 +20,14 @@ from pathlib import Path
 
 from isal import igzip, isal_zlib
 
-from distill.archive.cache import Cache, CorruptEntryError, atomic_write, discard, sha256_file
+from distill.archive.cache import (
+    Cache,
+    CorruptEntryError,
+    atomic_write,
+    damaged_offline,
+    discard,
+    sha256_file,
+)
 from distill.archive.index import PackageIndex, Universe, build_table, load_table
 from distill.archive.sources import Source
 from distill.archive.transport import Transport
@@ -156,12 +163,7 @@ class Archive:
                 return PackageIndex(path, *table, suite=src.suite, component=component)
             discard(path, table_path)
             if self.offline or self.transport is None:
-                raise CorruptEntryError(
-                    f"the cached {src.suite}/{base} ({path}) does not match its SHA256; it was removed, "
-                    "and --offline forbids downloading it again",
-                    needs_network=True,
-                    hint="run once without --offline",
-                )
+                raise damaged_offline(f"{src.suite}/{base}", path)
             self.reporter.note(
                 f"warning: cached {src.suite}/{base} did not match its SHA256; downloading it again"
             )
