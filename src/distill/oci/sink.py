@@ -127,13 +127,15 @@ def copy_blob(src: Path, dst: Path, digest: str, size: int) -> None:
     from the cache and :class:`CorruptEntryError` raised; the caller makes it again.
     """
     h = hashlib.sha256()
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
+    with open(src, "rb") as fin, open(dst, "w+b") as fout:
         try:
             fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
             cloned = True
         except OSError:
             cloned = False
-        while chunk := fin.read(1 << 20):
+        # A clone is hashed from the output itself: what is checked is what was written.
+        reader = fout if cloned else fin
+        while chunk := reader.read(1 << 20):
             h.update(chunk)
             if not cloned:
                 fout.write(chunk)
