@@ -457,3 +457,20 @@ def test_a_terminated_build_leaves_no_temporary_files(project: tuple[Server, Pat
     assert all(p.suffix == ".partial" for p in tmp.iterdir()), list(tmp.iterdir())
     assert not [p for p in (cache / "distill").rglob(".*")]
     assert not [p for p in work.iterdir() if p.name.startswith(".")]
+
+
+def test_fetch_hashes_what_is_cached(project: tuple[Server, Path], tmp_path: Path) -> None:
+    server, work = project
+    cache = tmp_path / "cache"
+    assert run("fetch", "app.yaml", cwd=work, cache=cache).returncode == 0
+    deb = _one(cache / "distill", "debs/*.deb")
+    flip(deb)
+    proc = run("fetch", "app.yaml", cwd=work, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert len(warnings(proc.stderr)) == 1 and "(1 downloaded" in proc.stdout
+    assert hashlib.sha256(deb.read_bytes()).hexdigest() + ".deb" == deb.name
+    flip(deb)
+    server.close()
+    proc = run("fetch", "app.yaml", "--offline", cwd=work, cache=cache)
+    assert_one_line_error(proc, "does not match its SHA256")
+    assert not deb.exists()
