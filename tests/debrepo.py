@@ -230,6 +230,7 @@ class Faults:
         self.ignore_range: set[str] = set()
         self.hits: dict[str, int] = {}
         self.ranges: list[str] = []
+        self.pause_mid_body = 0.0  # seconds to stall halfway through every .deb (overlaps concurrent clients)
 
 
 def _handler(directory: str, faults: Faults) -> type[SimpleHTTPRequestHandler]:
@@ -275,6 +276,11 @@ def _handler(directory: str, faults: Faults) -> type[SimpleHTTPRequestHandler]:
                 time.sleep(0.3)  # let the client take the bytes before the drop
                 self.close_connection = True
                 return
+            if faults.pause_mid_body and path.endswith(".deb"):
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                time.sleep(faults.pause_mid_body)
+                body = body[len(body) // 2 :]
             self.wfile.write(body)
 
     return Handler

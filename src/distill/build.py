@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pathlib import Path
 from distill.app import AppBuild
 from distill.app import Target as AppTarget
 from distill.app import prepare as prepare_app
-from distill.archive.cache import Cache
+from distill.archive.cache import Cache, CorruptEntryError
 from distill.assemble.expand import Expanded, expand, load_expanded
 from distill.assemble.rootfs import LevelInput, assemble
 from distill.assemble.system import BUNDLE, NONROOT_UID
@@ -80,6 +81,13 @@ class BuildResult:
     @property
     def digest(self) -> str:
         return self.top.digest
+
+
+def default_output(name: str, variant: str) -> Path:
+    """``NAME[-VARIANT].oci`` in the working directory: an image name's '/' (and anything
+    else a file name should not hold) becomes '_', so it never names another directory."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "image"
+    return Path(f"{safe}{'' if variant == 'latest' else '-' + variant}.oci")
 
 
 def check_variant(variant: str) -> None:
@@ -246,6 +254,31 @@ def _app_target(
     return AppTarget(packages, arch, cache.root, spec_path, options.offline, options.reporter, skip)
 
 
+# How many damaged cache entries one build repairs before it gives up (each repair is
+# one warning; a cache damaged faster than that is not one distill can build from).
+MAX_REPAIRS = 16
+
+
+def _repairing(options: Options, attempt: Callable[[], BuildResult]) -> BuildResult:
+    """Run a build; when it meets a damaged cache entry (already removed), warn and run it
+    again, which makes the entry anew. With --offline an entry that has to be downloaded
+    again is an error instead."""
+    for tries in range(MAX_REPAIRS + 1):
+        try:
+            return attempt()
+        except CorruptEntryError as exc:
+            if exc.needs_network and options.offline:
+                raise CorruptEntryError(
+                    exc.message,
+                    needs_network=True,
+                    hint="--offline forbids downloading it again; run once without --offline",
+                ) from None
+            if tries == MAX_REPAIRS:
+                raise
+            options.reporter.note(f"warning: {exc.message}; making it again")
+    raise AssertionError("unreachable")
+
+
 def build(
     spec: Spec,
     lock: Lock,
@@ -263,8 +296,39 @@ def build(
 
     ``fetch`` is called with the packages the cache lacks (the caller opens the archive
     only then); without it a cache miss is an error. ``per_arch_tags``: a multi-arch
-    layout also names each platform's image ``TAG-ARCH`` in index.json.
+    layout also names each platform's image ``TAG-ARCH`` in index.json. Every cache entry
+    is checked when it is read; a damaged one is removed and made again (one warning each).
     """
+    return _repairing(
+        options,
+        lambda: _build(
+            spec,
+            lock,
+            options,
+            variant=variant,
+            archs=archs,
+            output=output,
+            tag=tag,
+            fetch=fetch,
+            spec_path=spec_path,
+            per_arch_tags=per_arch_tags,
+        ),
+    )
+
+
+def _build(
+    spec: Spec,
+    lock: Lock,
+    options: Options,
+    *,
+    variant: str,
+    archs: list[str] | None,
+    output: Path | None,
+    tag: str | None,
+    fetch: Callable[[list[LockedPackage]], None] | None,
+    spec_path: Path | None,
+    per_arch_tags: bool,
+) -> BuildResult:
     check_variant(variant)
     archs = archs or list(spec.archs)
     missing_arch = [a for a in archs if a not in lock.packages]
@@ -352,6 +416,32 @@ def build_on_layout(
 ) -> BuildResult:
     """An app on an image from an OCI layout (``from: oci:DIR[:REF]``): its layers are
     reused as they are, the app's are added, its config is kept and amended."""
+    return _repairing(
+        options,
+        lambda: _build_on_layout(
+            spec,
+            options,
+            variant=variant,
+            archs=archs,
+            output=output,
+            tag=tag,
+            spec_path=spec_path,
+            per_arch_tags=per_arch_tags,
+        ),
+    )
+
+
+def _build_on_layout(
+    spec: Spec,
+    options: Options,
+    *,
+    variant: str,
+    archs: list[str] | None,
+    output: Path | None,
+    tag: str | None,
+    spec_path: Path | None,
+    per_arch_tags: bool,
+) -> BuildResult:
     from distill.assemble.rootfs import app_layers
     from distill.oci import read
 

@@ -202,6 +202,19 @@ def build_parser() -> argparse.ArgumentParser:
     _audit_options(p)
     p.add_argument("--format", choices=["terminal", "json", "markdown"], default="terminal")
 
+    p = sub.add_parser("cache", help="check or trim the cache (verify, prune)")
+    csub = p.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=_Parser, required=True)
+    c = csub.add_parser("verify", help="hash every cache entry; remove bad ones (exit 1 if any)")
+    c.add_argument("--cache-dir", type=Path, help="cache directory (default: $XDG_CACHE_HOME/distill)")
+    c = csub.add_parser("prune", help="remove old entries, or the least recently used beyond a size")
+    c.add_argument("--cache-dir", type=Path, help="cache directory (default: $XDG_CACHE_HOME/distill)")
+    c.add_argument("--older-than", type=float, metavar="DAYS", help="remove entries unused for DAYS")
+    c.add_argument(
+        "--max-size", metavar="SIZE", help="then trim to SIZE (e.g. 2G), least recently used first"
+    )
+    c.add_argument("--keep-lock", type=Path, action="append", default=[], metavar="LOCK",
+                   help="never remove what this lockfile needs (repeatable)")  # fmt: skip
+
     p = sub.add_parser("schema", help="print the JSON schema of the spec format")
     p.add_argument("-o", "--output", type=Path, help="write to a file instead of stdout")
     return parser
@@ -561,7 +574,7 @@ def _load_into(engine: str, image: Path, tag: str) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from distill.build import BuildResult, build, build_on_layout, check_variant
+    from distill.build import BuildResult, build, build_on_layout, check_variant, default_output
 
     check_variant(args.variant)
     spec, path = _load(args)
@@ -590,7 +603,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         fetch_debs(packages, a, a.cache, reporter=options.reporter, jobs=options.jobs)
 
     name = spec.levels[-1][0]
-    output = args.output or Path(f"{name}{'' if args.variant == 'latest' else '-' + args.variant}.oci")
+    output = args.output or default_output(name, args.variant)
     tag = args.tag or f"{name}:{args.variant}"
     engine = _engine(args.load) if args.load else None
     scratch = None
@@ -649,6 +662,29 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from distill import cachecmd
+    from distill.archive.cache import default_cache_dir
+
+    root = (args.cache_dir or default_cache_dir()).expanduser()
+    if args.cache_command == "verify":
+        report = cachecmd.verify(root, lambda p, why: print(f"removed {p} ({why})"))
+        print(f"{report.checked} entries checked, {len(report.removed)} files removed")
+        return 1 if report.removed else 0
+    if args.older_than is None and args.max_size is None:
+        raise DistillError("cache prune needs --older-than DAYS and/or --max-size SIZE")
+    size = cachecmd.parse_size(args.max_size) if args.max_size is not None else None
+    report = cachecmd.prune(
+        root,
+        older_than_days=args.older_than,
+        max_size=size,
+        keep=cachecmd.lock_needs(args.keep_lock),
+        on_removed=lambda p, why: print(f"removed {p} ({why})"),
+    )
+    print(f"{len(report.removed)} files removed, {_mib(report.freed)} freed")
+    return 0
+
+
 COMMANDS = {
     "lock": cmd_lock,
     "why": cmd_why,
@@ -657,10 +693,20 @@ COMMANDS = {
     "audit": cmd_audit,
     "compare": cmd_compare,
     "schema": cmd_schema,
+    "cache": cmd_cache,
 }
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM unwinds like an exception, so every temporary file and directory is
+    # removed on the way out (the default action would kill the process where it stands).
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from distill.archive.cache import Cache
+from distill.archive.cache import Cache, damaged_offline, discard, file_lock
 from distill.archive.repo import Archive
 from distill.errors import CacheMissError, DistillError
 from distill.progress import Reporter
@@ -33,6 +33,20 @@ def fetch_debs(
     unique = {p.sha256: p for p in packages}
     paths = {sha: cache.deb_path(sha) for sha in unique}
     missing = [p for sha, p in sorted(unique.items()) if not cache.has_deb(sha)]
+    # What is already cached is read back and hashed: a damaged .deb is removed and
+    # downloaded again (one warning), never reported as verified.
+    cached = [p for sha, p in sorted(unique.items()) if cache.has_deb(sha)]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        intact = list(pool.map(lambda p: cache.deb_is_intact(p.sha256), cached))
+    for p, ok in zip(cached, intact, strict=True):
+        if not ok:
+            discard(cache.deb_path(p.sha256))
+            if archive.offline or archive.transport is None:
+                raise damaged_offline(f"{p.name} {p.version}", cache.deb_path(p.sha256))
+            reporter.note(
+                f"warning: cached {p.name} {p.version} did not match its SHA256; downloading it again"
+            )
+            missing.append(p)
     if not missing:
         return FetchResult(paths, 0, 0)
     if archive.offline or archive.transport is None:
@@ -47,14 +61,21 @@ def fetch_debs(
 
     def one(p: LockedPackage) -> None:
         url = archive.deb_url(p.suite, p.filename)
-        transport.download(
-            url,
-            cache.deb_path(p.sha256),
-            sha256=p.sha256,
-            size=p.size,
-            partial=cache.partial_path(p.sha256),
-            progress=lambda n: reporter.advance(task, n),
-        )
+        # One writer per entry (across processes): the resumable partial file is shared
+        # by name, so it is only ever touched under the entry's lock; a waiter finds the
+        # finished .deb (verified before it was renamed into place) and is done.
+        with file_lock(cache.lock_path(p.sha256)):
+            if cache.has_deb(p.sha256):
+                reporter.advance(task, p.size)
+                return
+            transport.download(
+                url,
+                cache.deb_path(p.sha256),
+                sha256=p.sha256,
+                size=p.size,
+                partial=cache.partial_path(p.sha256),
+                progress=lambda n: reporter.advance(task, n),
+            )
 
     errors: list[DistillError] = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

@@ -13,26 +13,32 @@ import marshal
 import mmap
 from pathlib import Path
 
-from distill.archive.cache import atomic_write
+from distill.archive.cache import atomic_write, read_sealed, seal
 from distill.debian.deb822 import paragraph_at, scan_index
 from distill.debian.packages import Package, package_from_fields
 from distill.debian.version import version_key
 
-_TABLE_FORMAT = 1
+_TABLE_FORMAT = 2  # 2: sealed (checksummed) marshal
 
 
 def build_table(data: bytes, table_path: Path) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
     names, provides = scan_index(data)
-    atomic_write(table_path, marshal.dumps((_TABLE_FORMAT, names, provides)))
+    atomic_write(table_path, seal(marshal.dumps((_TABLE_FORMAT, names, provides))))
     return names, provides
 
 
 def load_table(table_path: Path) -> tuple[dict[str, list[int]], dict[str, list[int]]] | None:
-    try:
-        fmt, names, provides = marshal.loads(table_path.read_bytes())
-    except (OSError, ValueError, EOFError, TypeError):
+    """The table, or None when it is missing or of another format (then it is made again
+    from the index); :class:`CorruptEntryError` when it is damaged. marshal is not safe on arbitrary bytes, so the payload
+    is only unmarshalled after its SHA256 (written with it) matches."""
+    payload = read_sealed(table_path, "index table")  # CorruptEntryError when damaged
+    if payload is None:
         return None
-    if fmt != _TABLE_FORMAT:
+    try:
+        fmt, names, provides = marshal.loads(payload)
+    except (ValueError, EOFError, TypeError):
+        return None
+    if fmt != _TABLE_FORMAT or not isinstance(names, dict) or not isinstance(provides, dict):
         return None
     return names, provides
 

@@ -20,7 +20,14 @@ from pathlib import Path
 
 from isal import igzip, isal_zlib
 
-from distill.archive.cache import Cache, atomic_write
+from distill.archive.cache import (
+    Cache,
+    CorruptEntryError,
+    atomic_write,
+    damaged_offline,
+    discard,
+    sha256_file,
+)
 from distill.archive.index import PackageIndex, Universe, build_table, load_table
 from distill.archive.sources import Source
 from distill.archive.transport import MAX_INRELEASE, Transport
@@ -147,10 +154,22 @@ class Archive:
         path = self.cache.index_path(key)
         table_path = self.cache.index_table_path(key)
         if path.is_file():
-            table = load_table(table_path)
-            if table is None:
-                table = build_table(path.read_bytes(), table_path)
-            return PackageIndex(path, *table, suite=src.suite, component=component)
+            # Hash on read: a damaged index is removed and downloaded again.
+            if plain is not None and sha256_file(path) == key:
+                try:
+                    table = load_table(table_path)
+                except CorruptEntryError as exc:
+                    self.reporter.note(f"warning: {exc.message}; making it again")
+                    table = None
+                if table is None:
+                    table = build_table(path.read_bytes(), table_path)
+                return PackageIndex(path, *table, suite=src.suite, component=component)
+            discard(path, table_path)
+            if self.offline or self.transport is None:
+                raise damaged_offline(f"{src.suite}/{base}", path)
+            self.reporter.note(
+                f"warning: cached {src.suite}/{base} did not match its SHA256; downloading it again"
+            )
         if self.offline or self.transport is None:
             raise CacheMissError(
                 f"--offline, and the cache lacks {src.suite}/{base}",

@@ -6,7 +6,6 @@ This is the single network seam: everything distill downloads goes through a
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from distill import http
+from distill.archive.cache import sha256_file
 from distill.errors import ArchiveError, IntegrityError, NetworkError, NotFoundError
 
 OFFLINE_HINT = "check the mirror URL and the network, or use --offline to work from the cache"
@@ -172,7 +172,7 @@ class Transport:
             return None
 
         self._with_retries(url, attempt)
-        digest = _sha256_file(partial)
+        digest = sha256_file(partial)
         if digest != sha256:
             partial.unlink(missing_ok=True)
             raise IntegrityError(
@@ -200,11 +200,3 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
     return text
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()

@@ -7,26 +7,45 @@ the host. Expanding is the only costly step (xz); warm builds skip it.
 Cache layout (beside ``debs/``)::
 
     expanded/<sha256>.tar    the .deb's data.tar, decompressed
-    expanded/<sha256>.idx    marshal: control text, md5sums, members, ELF sonames
+    expanded/<sha256>.idx    sealed JSON (checksummed): the tar's SHA256, control text,
+                             md5sums, members, ELF sonames
+
+Hash on read: the .deb is hashed before it is expanded, and an expanded tar is hashed
+against the SHA256 its index recorded the first time a process reads any content
+from it (:func:`check_tar`), so a damaged entry never reaches a layer; it is removed
+and made again from the .deb.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
-import marshal
+import json
 import os
 import re
 import tarfile
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from distill.archive.cache import Cache, atomic_write
+from distill.archive.cache import (
+    Cache,
+    CorruptEntryError,
+    atomic_write,
+    check_digest,
+    discard,
+    file_lock,
+    is_digest,
+    read_sealed,
+    seal,
+    sha256_file,
+)
 from distill.debian.deb import DebFormatError, open_deb
 from distill.errors import BuildError
 
-EXPAND_VERSION = 1
+EXPAND_VERSION = 2  # 2: sealed JSON with the tar's SHA256 (1 was marshal)
 
 # Member kinds, as in the tar type flag.
 FILE, HARDLINK, SYMLINK, DIR = "0", "1", "2", "5"
@@ -61,19 +80,89 @@ class Expanded:
 
 def _paths(cache: Cache, sha256: str) -> tuple[Path, Path]:
     d = cache.root / "expanded"
+    check_digest(sha256, "package hash")
     return d / f"{sha256}.tar", d / f"{sha256}.idx"
+
+
+# Expanded tars this process has hashed (path -> identity of the file hashed), and the
+# hash each must have (from its sealed index).
+_expected: dict[str, str] = {}
+_verified: dict[str, tuple[int, int, int]] = {}
+_guard = threading.Lock()
+
+
+def _identity(path: str) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_mtime_ns
+
+
+def check_tar(path: str) -> None:
+    """Hash on read: raise :class:`CorruptEntryError` (after removing the entry) unless the
+    expanded tar at ``path`` matches the SHA256 recorded when it was made. Each file is
+    hashed once per process; a layer cache hit reads nothing and hashes nothing."""
+    with _guard:
+        expected = _expected.get(path)
+        try:
+            ident = _identity(path)
+        except OSError:
+            ident = (0, 0, 0)
+        if expected is None or _verified.get(path) == ident:
+            return
+    got = sha256_file(Path(path)) if ident != (0, 0, 0) else ""
+    if got != expected:
+        tar = Path(path)
+        discard(tar, tar.with_suffix(".idx"))
+        raise CorruptEntryError(f"the expanded package {tar} does not match its SHA256; it was removed")
+    with _guard:
+        _verified[path] = ident
+
+
+def _members(raw: object) -> list[Member] | None:
+    if not isinstance(raw, list):
+        return None
+    out: list[Member] = []
+    for m in raw:
+        if not (isinstance(m, list) and len(m) == 9 and isinstance(m[0], str) and isinstance(m[1], str)):
+            return None
+        out.append(tuple(m))
+    return out
 
 
 def load_expanded(cache: Cache, sha256: str) -> Expanded | None:
     tar, idx = _paths(cache, sha256)
+    payload = read_sealed(idx, "expanded package index")  # CorruptEntryError when damaged
     try:
-        with open(idx, "rb") as f:
-            doc = marshal.load(f)
-    except (OSError, EOFError, ValueError, TypeError):
+        doc = json.loads(payload) if payload is not None else None
+    except ValueError:
         return None
     if not isinstance(doc, dict) or doc.get("v") != EXPAND_VERSION or not tar.is_file():
         return None
-    return Expanded(sha256, tar, doc["control"], doc["md5sums"], doc["members"], doc["sonames"])
+    members = _members(doc.get("members"))
+    tar_sha, sonames = doc.get("tar"), doc.get("sonames")
+    control, md5sums = doc.get("control"), doc.get("md5sums")
+    if (
+        members is None
+        or not is_digest(tar_sha)
+        or not isinstance(sonames, dict)
+        or not isinstance(control, str)
+        or not isinstance(md5sums, str)
+    ):
+        return None
+    with _guard:
+        _expected[str(tar)] = str(tar_sha)
+    return Expanded(sha256, tar, control.encode("latin-1"), md5sums.encode("latin-1"), members, sonames)
+
+
+class _Hashing:
+    """A write-only file that hashes what passes through it."""
+
+    def __init__(self, out: io.BufferedWriter) -> None:
+        self.out = out
+        self.hash = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        return self.out.write(data)
 
 
 def _normalise(name: str) -> str:
@@ -81,19 +170,43 @@ def _normalise(name: str) -> str:
 
 
 def expand(cache: Cache, deb_path: Path, sha256: str) -> Expanded:
-    """The expanded form of a cached .deb, made (atomically) if it is not there yet."""
+    """The expanded form of a cached .deb, made (atomically) if it is not there yet.
+
+    The .deb is hashed first: one that does not match its name is removed and
+    :class:`CorruptEntryError` (``needs_network``) raised, so the caller fetches it again.
+    """
     found = load_expanded(cache, sha256)
     if found is not None:
         return found
+    # One process expands a package; concurrent builds on the same cache wait for it
+    # and take its result instead of doing the same (xz) work again.
+    with file_lock(cache.root / "tmp" / f"{sha256}.expand.lock"):
+        found = load_expanded(cache, sha256)
+        if found is not None:
+            return found
+        return _expand(cache, deb_path, sha256)
+
+
+def _expand(cache: Cache, deb_path: Path, sha256: str) -> Expanded:
     tar_path, idx_path = _paths(cache, sha256)
     tar_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        intact = sha256_file(deb_path) == sha256
+    except OSError:
+        intact = False
+    if not intact:
+        discard(deb_path)
+        raise CorruptEntryError(
+            f"the cached package {deb_path} does not match its SHA256; it was removed", needs_network=True
+        )
     try:
         deb = open_deb(deb_path)
         control = deb.control()
         fd, tmp = tempfile.mkstemp(dir=tar_path.parent, prefix=f".{sha256}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as out:
-                deb.copy_data(out)
+                sink = _Hashing(out)
+                deb.copy_data(sink)  # type: ignore[arg-type]
             members, sonames = _index(Path(tmp))
             os.replace(tmp, tar_path)
         except BaseException:
@@ -103,12 +216,16 @@ def expand(cache: Cache, deb_path: Path, sha256: str) -> Expanded:
         raise BuildError(f"cannot read package {deb_path.name}: {exc}") from None
     doc = {
         "v": EXPAND_VERSION,
-        "control": control.text,
-        "md5sums": control.md5sums,
+        "tar": sink.hash.hexdigest(),
+        "control": control.text.decode("latin-1"),
+        "md5sums": control.md5sums.decode("latin-1"),
         "members": members,
         "sonames": sonames,
     }
-    atomic_write(idx_path, marshal.dumps(doc))
+    atomic_write(idx_path, seal(json.dumps(doc, separators=(",", ":")).encode()))
+    with _guard:
+        _expected[str(tar_path)] = doc["tar"]  # type: ignore[assignment]
+        _verified[str(tar_path)] = _identity(str(tar_path))
     return Expanded(sha256, tar_path, control.text, control.md5sums, members, sonames)
 
 

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from distill.assemble.expand import DIR, FILE, HARDLINK, SYMLINK, Expanded
+from distill.assemble.expand import DIR, FILE, HARDLINK, SYMLINK, Expanded, check_tar
 from distill.errors import UnsafeEntryError
 from distill.spec.model import Trim
 
@@ -50,6 +50,7 @@ class Node:
             return self.data
         if self.src is None or self.size == 0:
             return b""
+        check_tar(self.src[0])  # hash on read, once per expanded package
         fd = os.open(self.src[0], os.O_RDONLY)
         try:
             return os.pread(fd, self.size, self.src[1])

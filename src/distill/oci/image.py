@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from distill.archive.cache import atomic_write
+from distill.archive.cache import CorruptEntryError, atomic_write, check_digest, discard
+from distill.errors import IntegrityError
 
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -75,17 +76,30 @@ class BlobStore:
         self.dir = root / "blobs" / "sha256"
 
     def path(self, digest: str) -> Path:
-        return self.dir / digest.removeprefix("sha256:")
+        """The blob's file; ``digest`` must be ``sha256:<64 hex>`` (it names a path)."""
+        if not digest.startswith("sha256:"):
+            raise IntegrityError(f"blob digest {digest[:80]!r} is not a sha256 digest")
+        return self.dir / check_digest(digest[7:], "blob digest")
 
     def put(self, data: bytes, media_type: str) -> Descriptor:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         path = self.path(digest)
-        if not path.is_file() or path.stat().st_size != len(data):
+        try:
+            current = path.read_bytes() == data  # small documents: compared, never trusted
+        except OSError:
+            current = False
+        if not current:
             atomic_write(path, data)
         return Descriptor(media_type, digest, len(data))
 
     def read_json(self, digest: str) -> Any:
-        return json.loads(self.path(digest).read_bytes())
+        """A JSON blob, hashed on read: a damaged one is removed (:class:`CorruptEntryError`)."""
+        path = self.path(digest)
+        data = path.read_bytes()
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            discard(path)
+            raise CorruptEntryError(f"the cached blob {path} does not match its digest; it was removed")
+        return json.loads(data)
 
 
 @dataclass

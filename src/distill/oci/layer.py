@@ -25,7 +25,8 @@ from typing import BinaryIO
 
 from isal import isal_zlib
 
-from distill.assemble.expand import DIR, FILE, SYMLINK
+from distill.archive.cache import atomic_write, file_lock, is_digest, read_sealed, seal
+from distill.assemble.expand import DIR, FILE, SYMLINK, check_tar
 from distill.assemble.rootfs import LayerPlan
 from distill.assemble.tree import Node
 from distill.oci.image import BlobStore
@@ -124,6 +125,7 @@ class _Reader:
         assert node.src is not None
         fd = self.fds.get(node.src[0])
         if fd is None:
+            check_tar(node.src[0])  # hash on read, once per expanded package
             fd = self.fds[node.src[0]] = os.open(node.src[0], os.O_RDONLY)
         data = os.pread(fd, node.size, node.src[1])
         if len(data) != node.size:
@@ -166,18 +168,33 @@ def write_layer(entries: Iterable[tuple[str, Node | None]], out: BinaryIO) -> La
     )
 
 
+def _valid(blob: LayerBlob) -> bool:
+    return all(
+        isinstance(d, str) and d.startswith("sha256:") and is_digest(d[7:])
+        for d in (blob.digest, blob.diff_id)
+    ) and all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0
+        for n in (blob.size, blob.tar_size, blob.files)
+    )
+
+
 class LayerCache:
     """``layers/<recipe key>.json`` -> a blob in the store (``blobs/sha256/``)."""
 
     def __init__(self, root: Path, store: BlobStore) -> None:
         self.store = store
         self.index = root / "layers"
+        self.locks = root / "tmp"
 
     def get(self, key: str) -> LayerBlob | None:
+        """The cached layer of a recipe, or None. The entry is sealed (checksummed), so a
+        damaged one is a miss; the blob itself is hashed when it is copied to an output."""
+        payload = read_sealed(self.index / f"{key}.json", "layer record")  # CorruptEntryError when damaged
         try:
-            doc = json.loads((self.index / f"{key}.json").read_text())
-            blob = LayerBlob(**doc)
-        except (OSError, ValueError, TypeError):
+            blob = LayerBlob(**json.loads(payload)) if payload is not None else None
+        except (ValueError, TypeError):
+            return None
+        if blob is None or not _valid(blob):
             return None
         path = self.store.path(blob.digest)
         try:
@@ -189,13 +206,19 @@ class LayerCache:
 
     def build(self, plan: LayerPlan) -> tuple[LayerBlob, bool]:
         """The plan's layer blob (from the cache when its recipe is known); True if it was written now."""
-        from distill.archive.cache import atomic_write
-
         entries = ordered_entries(plan)
         key = recipe_key(entries)
         found = self.get(key)
         if found is not None:
             return found, False
+        # Concurrent builds of the same layer: one compresses it, the others reuse it.
+        with file_lock(self.locks / f"{key}.layer.lock"):
+            found = self.get(key)
+            if found is not None:
+                return found, False
+            return self._write(key, entries), True
+
+    def _write(self, key: str, entries: list[tuple[str, Node | None]]) -> LayerBlob:
         self.store.dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.store.dir, prefix=".layer.", suffix=".tmp")
         try:
@@ -205,5 +228,5 @@ class LayerCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        atomic_write(self.index / f"{key}.json", json.dumps(blob.__dict__).encode())
-        return blob, True
+        atomic_write(self.index / f"{key}.json", seal(json.dumps(blob.__dict__).encode()))
+        return blob

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fcntl
+import hashlib
 import io
 import json
 import os
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from distill.archive.cache import CorruptEntryError, discard
 from distill.errors import OutputError
 from distill.oci.image import BlobStore, Descriptor, canonical_json, index_document, reachable
 
@@ -113,11 +116,86 @@ def _check_parent(out: Path) -> None:
         raise OutputError(f"cannot write {out}: {parent} is not writable")
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+_FICLONE = 0x40049409  # ioctl: share the source's extents (btrfs, XFS): a copy without the writes
+
+
+def _corrupt(src: Path, digest: str) -> CorruptEntryError:
+    discard(src)
+    return CorruptEntryError(f"the cached blob {src} does not match its digest {digest}; it was removed")
+
+
+def copy_blob(src: Path, dst: Path, digest: str, size: int) -> None:
+    """Copy a cache blob into an output, hashing it on the way (verify on copy).
+
+    Never a hard link: an output shares no inode with the cache, so damaging one cannot
+    damage the other. A reflink is used where the filesystem has one (the bytes are
+    still read once, to be hashed). A blob that does not hash to its digest is removed
+    from the cache and :class:`CorruptEntryError` raised; the caller makes it again.
+    """
+    h = hashlib.sha256()
+    with open(src, "rb") as fin, open(dst, "w+b") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
+            cloned = True
+        except OSError:
+            cloned = False
+        # A clone is hashed from the output itself: what is checked is what was written.
+        reader = fout if cloned else fin
+        while chunk := reader.read(1 << 20):
+            h.update(chunk)
+            if not cloned:
+                fout.write(chunk)
+    if "sha256:" + h.hexdigest() != digest or dst.stat().st_size != size:
+        dst.unlink(missing_ok=True)
+        raise _corrupt(src, digest)
+
+
+class _HashingReader:
+    """A blob read for an archive, hashed on the way; checked by the caller at the end."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+        self.hash = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.hash.update(data)
+        return data
+
+
+def _refuse_foreign_directory(out: Path) -> None:
+    """An existing directory is replaced only when it is empty or an OCI image layout:
+    ``-o DIR`` never deletes files the user keeps there."""
     try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
+        with os.scandir(out) as it:
+            names = {e.name for e in it}
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror}") from None
+    if not names or ("oci-layout" in names and (out / "oci-layout").is_file()):
+        return
+    raise OutputError(
+        f"refusing to replace {out}: it is a directory that is neither empty nor an OCI image layout",
+        hint="choose another -o, or remove it yourself",
+    )
+
+
+def _refuse_foreign_file(out: Path) -> None:
+    """An existing file is replaced only when it is empty or a tar archive holding an
+    image (an OCI layout or ``docker save`` output): ``-o x.tar`` never overwrites
+    anything else."""
+    try:
+        if out.stat().st_size == 0:
+            return
+        with tarfile.open(out, "r:") as tf:
+            for info in tf:
+                if info.name.lstrip("./") in ("oci-layout", "index.json", "manifest.json"):
+                    return
+    except (OSError, tarfile.TarError):
+        pass
+    raise OutputError(
+        f"refusing to overwrite {out}: it is not an image archive",
+        hint="choose another -o, or remove it yourself",
+    )
 
 
 def layout_is_current(out: Path, index: bytes, blobs: list[Descriptor]) -> bool:
@@ -145,6 +223,8 @@ def write_layout(
         )
     if layout_is_current(out, index, blobs):
         return False
+    if out.is_dir():
+        _refuse_foreign_directory(out)
     _check_parent(out.absolute())
     try:
         tmp = Path(tempfile.mkdtemp(dir=out.absolute().parent, prefix=f".{out.name}.", suffix=".tmp"))
@@ -153,7 +233,7 @@ def write_layout(
     try:
         (tmp / "blobs" / "sha256").mkdir(parents=True)
         for d in blobs:
-            _link_or_copy(store.path(d.digest), tmp / "blobs" / "sha256" / d.digest[7:])
+            copy_blob(store.path(d.digest), tmp / "blobs" / "sha256" / d.digest[7:], d.digest, d.size)
         (tmp / "oci-layout").write_bytes(b'{"imageLayoutVersion":"1.0.0"}')
         (tmp / "index.json").write_bytes(index)
         tmp.chmod(0o755)
@@ -196,6 +276,8 @@ def write_archive(
         raise OutputError(f"cannot write an archive to {out}: it is a directory")
     if out.is_file() and _archive_is_current(out, index, manifest):
         return False
+    if out.exists():
+        _refuse_foreign_file(out)
     _check_parent(out.absolute())
     try:
         fd, tmp = tempfile.mkstemp(dir=out.absolute().parent, prefix=f".{out.name}.", suffix=".tmp")
@@ -206,8 +288,14 @@ def write_archive(
             _add(tf, "blobs/", 0, 0o755)
             _add(tf, "blobs/sha256/", 0, 0o755)
             for d in blobs:
-                with open(store.path(d.digest), "rb") as blob:
-                    _add(tf, f"blobs/sha256/{d.digest[7:]}", d.size, fileobj=blob)
+                src = store.path(d.digest)
+                with open(src, "rb") as blob:
+                    if os.fstat(blob.fileno()).st_size != d.size:
+                        raise _corrupt(src, d.digest)
+                    reader = _HashingReader(blob)
+                    _add(tf, f"blobs/sha256/{d.digest[7:]}", d.size, fileobj=reader)  # type: ignore[arg-type]
+                    if blob.read(1) or "sha256:" + reader.hash.hexdigest() != d.digest:
+                        raise _corrupt(src, d.digest)
             for name, data in (
                 ("index.json", index),
                 ("manifest.json", manifest),

@@ -9,16 +9,28 @@ later build can tell that the spec changed since (``--locked``).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from distill.archive.cache import atomic_write
+from distill.archive.cache import atomic_write, is_digest
 from distill.debian.packages import Package
 from distill.errors import LockError
+from distill.limits import read_json
 from distill.resolve.solver import Resolution
 
 LOCK_VERSION = 2
+
+# Lock fields that become paths or URL pieces. A pool path: relative, segments that
+# start with a letter, digit or '_' (so never '.' or '..'), no space, control
+# character, '?', '#' or backslash; Debian writes an epoch's ':' as '%3a'.
+_POOL_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+~%:@=-]*(/[A-Za-z0-9_][A-Za-z0-9._+~%:@=-]*)*")
+# Suites and components (Debian's charset; '/' as in 'updates/main', never '..').
+_ARCHIVE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]*(/[A-Za-z0-9][A-Za-z0-9._+~-]*)*")
+_ARCH = re.compile(r"[a-z0-9][a-z0-9-]*")
+_INTS = {"size", "installed_size"}
+_OPTIONAL = {"required_by"}
 
 
 @dataclass(frozen=True)
@@ -81,9 +93,33 @@ class Lock:
         return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 
 
+def package_problem(p: LockedPackage) -> str | None:
+    """What makes a locked package unsafe to use (its field and why), or None.
+
+    Its SHA256 names a cache file, its filename and suite a URL and its architecture
+    a section of the lock: each must be what Debian writes, never a path of its own."""
+    for f in fields(LockedPackage):
+        value = getattr(p, f.name)
+        if f.name in _INTS:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                return f"{f.name}: not a size in bytes"
+        elif not isinstance(value, str) and not (value is None and f.name in _OPTIONAL):
+            return f"{f.name}: not a string"
+    if not is_digest(p.sha256):
+        return "sha256: not a SHA256 digest (64 lowercase hex digits)"
+    if not _POOL_PATH.fullmatch(p.filename) or len(p.filename) > 1024:
+        return "filename: not a relative pool path"
+    for name in ("suite", "component"):
+        if not _ARCHIVE_NAME.fullmatch(getattr(p, name)):
+            return f"{name}: not a Debian archive name"
+    if not _ARCH.fullmatch(p.architecture):
+        return "architecture: not a Debian architecture name"
+    return None
+
+
 def locked(p: Package, res: Resolution | None, layer: str) -> LockedPackage:
     reason = res.reasons[p.name] if res is not None else None
-    return LockedPackage(
+    out = LockedPackage(
         name=p.name,
         version=p.version,
         architecture=p.architecture,
@@ -99,6 +135,10 @@ def locked(p: Package, res: Resolution | None, layer: str) -> LockedPackage:
         relation=reason.relation if reason else p.name,
         layer=layer,
     )
+    problem = package_problem(out)
+    if problem is not None:
+        raise LockError(f"the index entry of {p.name} {p.version} ({p.suite}) is unusable: {problem}")
+    return out
 
 
 def lock_from(
@@ -142,12 +182,9 @@ def write_lock(lock: Lock, path: Path) -> None:
 
 
 def read_lock(path: Path) -> Lock:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LockError(f"no lockfile at {path}", hint="run 'distill lock SPEC' first") from None
-    except (OSError, ValueError) as exc:
-        raise LockError(f"cannot read lockfile {path}: {exc}") from None
+    if not path.exists() and not path.is_symlink():
+        raise LockError(f"no lockfile at {path}", hint="run 'distill lock SPEC' first")
+    doc = read_json(path, error=LockError, what="lockfile")
     try:
         if doc.get("lockVersion") != LOCK_VERSION:
             raise LockError(
@@ -158,9 +195,32 @@ def read_lock(path: Path) -> Lock:
         packages = {a: [LockedPackage(**p) for p in v["packages"]] for a, v in doc["archs"].items()}
         pruned = {a: list(v.get("pruned", [])) for a, v in doc["archs"].items()}
         debug = {a: [LockedPackage(**p) for p in v.get("debug", [])] for a, v in doc["archs"].items()}
-        return Lock(doc["spec_sha256"], doc["distro"], suites, packages, pruned, list(doc["layers"]), debug)
+        lock = Lock(doc["spec_sha256"], doc["distro"], suites, packages, pruned, list(doc["layers"]), debug)
     except (KeyError, TypeError, AttributeError) as exc:
         raise LockError(f"{path} is not a distill lockfile ({exc})") from None
+    _check_lock(lock, path)
+    return lock
+
+
+def _check_lock(lock: Lock, path: Path) -> None:
+    """Refuse a lock whose values would name paths or URLs of their own (a tampered lock)."""
+    for arch in lock.packages:
+        if not isinstance(arch, str) or not _ARCH.fullmatch(arch):
+            raise LockError(f"{path}: archs.{str(arch)[:40]!r} is not a Debian architecture name")
+    for kind, table in (("packages", lock.packages), ("debug", lock.debug)):
+        for arch, pkgs in table.items():
+            for i, p in enumerate(pkgs):
+                problem = package_problem(p)
+                if problem is not None:
+                    raise LockError(
+                        f"{path}: archs.{arch}.{kind}[{i}].{problem}",
+                        hint="a lock is written by 'distill lock SPEC'; do not build from an edited one",
+                    )
+    for i, s in enumerate(lock.suites):
+        if not isinstance(s.suite, str) or not _ARCHIVE_NAME.fullmatch(s.suite):
+            raise LockError(f"{path}: suites[{i}].suite: not a Debian archive name")
+        if not is_digest(s.inrelease_sha256):
+            raise LockError(f"{path}: suites[{i}].inrelease_sha256: not a SHA256 digest")
 
 
 def check_current(lock: Lock, spec_sha256: str, path: Path, archs: list[str] | None = None) -> None:

@@ -113,6 +113,9 @@ _PORT = re.compile(r"[0-9]{1,5}(/(tcp|udp|sctp))?", re.ASCII)
 _USER = re.compile(r"[0-9]{1,10}(:[0-9]{1,10})?", re.ASCII)
 _MODE = re.compile(r"(0o)?[0-7]{1,5}", re.ASCII)
 
+_NAME_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_NAME = re.compile(rf"{_NAME_COMPONENT}(?:/{_NAME_COMPONENT})*")
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -347,6 +350,17 @@ class Spec(_Model):
     )
     accounts: Accounts = Field(default_factory=Accounts)
     trim: Trim = Field(default_factory=Trim)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        # An image name (the OCI reference grammar's path components), never a path.
+        if v is not None and (len(v) > 255 or not _IMAGE_NAME.fullmatch(v)):
+            raise ValueError(
+                "must be an image name: lowercase letters and digits, separated by '.', '_', '__' "
+                "or dashes, in '/'-separated components (e.g. 'team/app'), never a path"
+            )
+        return v
 
     @field_validator("user")
     @classmethod

@@ -1,0 +1,244 @@
+"""``distill cache verify`` and ``distill cache prune``: the user's tools for the cache.
+
+:func:`verify` hashes every entry (the same checks a build makes when it reads one) and
+removes the bad ones; :func:`prune` removes entries by age and/or to fit a size, never
+one that a given lock needs (its .debs and their expanded forms). Both leave alone a
+writer's temporary files (names starting with '.') and the resumable downloads in
+``tmp/``. The application caches (``apps/``, ``npm/``) are checked by the app module's
+:func:`distill.app.cachecheck.verify_app_cache`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distill.app.cachecheck import verify_app_cache
+from distill.archive.cache import discard, is_digest, sha256_file, unseal
+from distill.errors import DistillError
+
+# Directory -> what its entries are (for messages).
+_KINDS = {
+    "debs": "package",
+    "indexes": "index",
+    "expanded": "expanded package",
+    "layers": "layer",
+    "blobs": "blob",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One cache entry: the files that stand or fall together."""
+
+    kind: str
+    key: str
+    paths: tuple[Path, ...]
+
+    def size(self) -> int:
+        return sum(_stat(p)[0] for p in self.paths)
+
+    def last_used(self) -> float:
+        return max(_stat(p)[1] for p in self.paths)
+
+
+@dataclass
+class Report:
+    checked: int = 0
+    removed: list[tuple[Path, str]] = field(default_factory=list)  # (path, why)
+    freed: int = 0
+
+
+def _stat(p: Path) -> tuple[int, float]:
+    try:
+        st = p.stat()
+    except OSError:
+        return 0, 0.0
+    return st.st_size, max(st.st_atime, st.st_mtime)
+
+
+def _files(d: Path) -> list[Path]:
+    try:
+        return sorted(p for p in d.iterdir() if not p.name.startswith(".") and p.is_file())
+    except OSError:
+        return []
+
+
+def entries(root: Path) -> Iterator[Entry]:
+    """Every entry of the cache (a name that is not one distill writes is an entry of its
+    own, so verify removes it)."""
+    for p in _files(root / "debs"):
+        yield Entry("debs", p.name.removesuffix(".deb"), (p,))
+    for kind, data_suffix in (("indexes", ""), ("expanded", ".tar")):
+        groups: dict[str, list[Path]] = {}
+        for p in _files(root / kind):
+            stem = (
+                p.name.removesuffix(".idx") if p.name.endswith(".idx") else p.name.removesuffix(data_suffix)
+            )
+            groups.setdefault(stem, []).append(p)
+        for stem, paths in sorted(groups.items()):
+            yield Entry(kind, stem, tuple(paths))
+    for p in _files(root / "layers"):
+        yield Entry("layers", p.name.removesuffix(".json"), (p,))
+    for p in _files(root / "blobs" / "sha256"):
+        yield Entry("blobs", p.name, (p,))
+
+
+def _problem(root: Path, e: Entry) -> str | None:
+    """Why an entry is bad, or None when it is intact."""
+    if e.kind != "layers" and not is_digest(e.key):
+        return "not a name distill writes"
+    by_name = {p.name: p for p in e.paths}
+    if e.kind == "debs":
+        return None if sha256_file(e.paths[0]) == e.key else "does not match its SHA256"
+    if e.kind == "blobs":
+        return None if sha256_file(e.paths[0]) == e.key else "does not match its digest"
+    if e.kind == "indexes":
+        data, table = by_name.get(e.key), by_name.get(f"{e.key}.idx")
+        if data is not None and sha256_file(data) != e.key:
+            return "does not match its SHA256"
+        if table is not None and (data is None or _unsealed(table) is None):
+            return "its look-up table is damaged or has no index"
+        return None
+    if e.kind == "expanded":
+        tar, idx = by_name.get(f"{e.key}.tar"), by_name.get(f"{e.key}.idx")
+        if tar is None or idx is None:
+            return "incomplete (the tar or its index is missing)"
+        payload = _unsealed(idx)
+        try:
+            doc = json.loads(payload) if payload is not None else None
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or not is_digest(doc.get("tar")):
+            return "its index is damaged (or from an older distill)"
+        return None if sha256_file(tar) == doc["tar"] else "does not match its SHA256"
+    # layers: a sealed record of a blob that must still be there
+    payload = _unsealed(e.paths[0])
+    try:
+        doc = json.loads(payload) if payload is not None else None
+    except ValueError:
+        doc = None
+    if not re.fullmatch(r"[0-9a-f]{64}", e.key) or not isinstance(doc, dict):
+        return "damaged (or from an older distill)"
+    digest = doc.get("digest")
+    if not (isinstance(digest, str) and is_digest(digest.removeprefix("sha256:"))):
+        return "damaged"
+    if not (root / "blobs" / "sha256" / digest.removeprefix("sha256:")).is_file():
+        return "its blob is gone"
+    return None
+
+
+def _unsealed(p: Path) -> bytes | None:
+    try:
+        return unseal(p.read_bytes())
+    except OSError:
+        return None
+
+
+def verify(root: Path, on_removed: Callable[[Path, str], None] | None = None) -> Report:
+    """Hash every entry; remove the bad ones (layers after blobs, as they point at them)."""
+    report = Report()
+    order = {"debs": 0, "indexes": 1, "expanded": 2, "blobs": 3, "layers": 4}
+    for e in sorted(entries(root), key=lambda e: order[e.kind]):
+        report.checked += 1
+        try:
+            why = _problem(root, e)
+        except OSError as exc:
+            why = f"unreadable ({exc.strerror})"
+        if why is not None:
+            report.freed += e.size()
+            discard(*e.paths)
+            for p in e.paths:
+                report.removed.append((p, f"{_KINDS[e.kind]} {why}"))
+                if on_removed:
+                    on_removed(p, f"{_KINDS[e.kind]} {why}")
+    for p in verify_app_cache(root):
+        report.removed.append((p, "application dependencies damaged"))
+        if on_removed:
+            on_removed(p, "application dependencies damaged")
+    return report
+
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``500M``, ``2G``, ``1.5GiB``, ``1048576`` -> bytes (binary units)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
+    if not m:
+        raise DistillError(f"--max-size {text!r} is not a size", hint="e.g. 500M, 2G, 10GiB")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def lock_needs(lock_paths: list[Path]) -> set[str]:
+    """The SHA256 of every package (debug extras included) the locks name."""
+    from distill.resolve.lock import read_lock
+
+    keep: set[str] = set()
+    for path in lock_paths:
+        lock = read_lock(path)
+        for table in (lock.packages, lock.debug):
+            keep.update(p.sha256 for pkgs in table.values() for p in pkgs)
+    return keep
+
+
+def prune(
+    root: Path,
+    *,
+    older_than_days: float | None = None,
+    max_size: int | None = None,
+    keep: set[str] | None = None,
+    now: float | None = None,
+    on_removed: Callable[[Path, str], None] | None = None,
+) -> Report:
+    """Remove entries unused for ``older_than_days``, then the least recently used ones
+    until the cache fits ``max_size``; never the .debs (and expanded forms) in ``keep``."""
+    keep = keep or set()
+    now = time.time() if now is None else now
+    report = Report()
+    live: list[tuple[float, int, Entry]] = []
+    for e in entries(root):
+        report.checked += 1
+        if e.kind in ("debs", "expanded") and e.key in keep:
+            continue
+        live.append((e.last_used(), e.size(), e))
+    live.sort(key=lambda t: (t[0], t[2].kind, t[2].key))
+
+    def remove(e: Entry, size: int, why: str) -> None:
+        discard(*e.paths)
+        report.freed += size
+        for p in e.paths:
+            report.removed.append((p, why))
+            if on_removed:
+                on_removed(p, why)
+
+    rest: list[tuple[float, int, Entry]] = []
+    for used, size, e in live:
+        if older_than_days is not None and now - used > older_than_days * 86400:
+            remove(e, size, f"unused for {int((now - used) // 86400)} days")
+        else:
+            rest.append((used, size, e))
+    if max_size is not None:
+        total = _total(root)
+        for _, size, e in rest:
+            if total <= max_size:
+                break
+            remove(e, size, "least recently used")
+            total -= size
+    return report
+
+
+def _total(root: Path) -> int:
+    total = 0
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            total += _stat(Path(dirpath) / n)[0]
+    return total
+
+
+__all__ = ["Entry", "Report", "entries", "lock_needs", "parse_size", "prune", "verify"]
