@@ -17,6 +17,7 @@ import pytest
 
 import test_cli
 from debrepo import Server
+from distill.app import cachecheck
 from distill.archive.cache import Cache, check_digest
 from distill.cachecmd import parse_size, prune, verify
 from distill.errors import IntegrityError, LockError
@@ -276,11 +277,18 @@ def test_cache_verify_removes_bad_entries_and_exits_1(project: tuple[Server, Pat
     flip(deb)
     flip(blob)
     (root / "debs" / "not-a-digest.deb").write_bytes(b"x")
+    # An application dependency tree (as app/python.py leaves one) damaged after it was made.
+    app_entry = root / "apps" / "python" / ("a" * 64)
+    (app_entry / "site" / "pkg").mkdir(parents=True)
+    (app_entry / "site" / "pkg" / "__init__.py").write_text("x = 1\n")
+    cachecheck.write_manifest(app_entry)
+    (app_entry / "site" / "pkg" / "__init__.py").write_text("x = 2\n")
     proc = run("cache", "verify", cwd=work, cache=cache)
     assert proc.returncode == 1, proc.stderr
     removed = [line for line in proc.stdout.splitlines() if line.startswith("removed ")]
-    # The two damaged files, the stray name, and the layer record whose blob went with it.
-    assert len(removed) == 4, proc.stdout
+    # The two damaged files, the stray name, the layer record whose blob went with it, the app tree.
+    assert len(removed) == 5, proc.stdout
+    assert any(str(app_entry) in line for line in removed) and not app_entry.exists()
     assert any(str(deb) in line for line in removed) and any(str(blob) in line for line in removed)
     assert any("layers/" in line and "its blob is gone" in line for line in removed)
     assert not deb.exists() and not blob.exists()
