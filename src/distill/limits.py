@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from io import FileIO
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ MiB = 1 << 20
 MAX_TEXT = 4 * MiB  # specs, requirements, .dockerignore, .npmrc, Dockerfiles, manifests
 MAX_JSON = 64 * MiB  # locks, package-lock.json, OCI index/manifest/config
 MAX_JSON_DEPTH = 64  # nesting of arrays/objects in any JSON document
+MAX_OCI_JSON = 4 * MiB  # one OCI/docker index, manifest or image config (as containers/image)
 
 
 def read_regular(
@@ -130,3 +132,23 @@ def read_json(
     """A JSON file read with :func:`read_regular` and parsed with :func:`load_json`."""
     data = read_regular(path, limit, error=error, what=what)
     return load_json(data, label=f"{what} {path}".strip(), error=error, limit=limit, max_depth=max_depth)
+
+
+def open_regular(path: Path, *, error: type[DistillError] = DistillError, what: str = "") -> FileIO:
+    """A regular file opened for streaming (unbuffered); a FIFO, socket, device or
+    directory is refused at once instead of blocking (see :func:`read_regular`)."""
+    label = f"{what} {path}".strip()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise error(f"{label}: no such file") from None
+    except OSError as exc:
+        raise error(f"{label}: cannot be read ({exc.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise error(f"{label}: not a regular file (a directory, FIFO, socket or device)")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb", buffering=0)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import shutil
 import tarfile
@@ -25,7 +24,9 @@ from isal import igzip
 from distill.assemble.expand import DIR, FILE, SYMLINK, elf_soname
 from distill.assemble.tree import Node, Tree
 from distill.errors import BuildError
+from distill.limits import MAX_OCI_JSON, load_json, open_regular, read_json, read_regular
 from distill.oci.image import INDEX, MANIFEST, BlobStore
+from distill.oci.schema import ImageConfig, Index, Manifest, check
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -52,30 +53,33 @@ def blob_path(layout: Path, digest: str) -> Path:
 
 def _json(layout: Path, digest: str, what: str) -> Any:
     path = blob_path(layout, digest)
-    try:
-        data = path.read_bytes()
-    except OSError:
-        raise BuildError(f"{layout}: the {what} {digest} is missing from blobs/") from None
+    if not path.exists():
+        raise BuildError(f"{layout}: the {what} {digest} is missing from blobs/")
+    label = f"{layout}: the {what} {digest}"
+    data = read_regular(path, MAX_OCI_JSON, error=BuildError, what=f"{layout}: the {what}")
     if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-        raise BuildError(f"{layout}: the {what} {digest} does not match its digest")
-    try:
-        return json.loads(data)
-    except ValueError:
-        raise BuildError(f"{layout}: the {what} {digest} is not JSON") from None
+        raise BuildError(f"{label} does not match its digest")
+    return load_json(data, label=label, error=BuildError, limit=MAX_OCI_JSON)
 
 
 def open_image(layout: Path, ref: str | None, arch: str) -> BaseImage:
-    """The image for ``arch`` in a layout (by ``ref.name`` when given, else the only one)."""
-    try:
-        index = json.loads((layout / "index.json").read_text())
-        if not (layout / "oci-layout").is_file():
-            raise ValueError
-    except (OSError, ValueError):
-        raise BuildError(f"{layout} is not an OCI image layout (no oci-layout / index.json)") from None
-    entries = index.get("manifests") or []
+    """The image for ``arch`` in a layout (by ``ref.name`` when given, else the only one).
+
+    Every document is size-capped and type-checked (:mod:`distill.oci.schema`) before a
+    field of it is used: a base image is input like any other."""
+    if not (layout / "oci-layout").is_file() or not (layout / "index.json").exists():
+        raise BuildError(f"{layout} is not an OCI image layout (no oci-layout / index.json)")
+    where = f"{layout}/index.json"
+    index = check(
+        Index,
+        read_json(layout / "index.json", MAX_OCI_JSON, error=BuildError),
+        label=where,
+        error=BuildError,
+    )
+    entries = index.manifests
     if ref is not None:
         entries = [
-            m for m in entries if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref
+            m for m in entries if (m.annotations or {}).get("org.opencontainers.image.ref.name") == ref
         ]
         if not entries:
             raise BuildError(f"{layout} has no image named {ref!r}")
@@ -83,13 +87,14 @@ def open_image(layout: Path, ref: str | None, arch: str) -> BaseImage:
         raise BuildError(f"{layout} holds no image")
     desc = entries[0]
     for _ in range(4):  # index -> (nested index ->) manifest
-        if desc.get("mediaType") in (INDEX, DOCKER_LIST):
-            doc = _json(layout, desc["digest"], "index")
+        if desc.mediaType in (INDEX, DOCKER_LIST):
+            doc = check(
+                Index, _json(layout, desc.digest, "index"), label=f"{layout}: the index", error=BuildError
+            )
             found = [
                 m
-                for m in doc.get("manifests", [])
-                if m.get("platform", {}).get("architecture") == arch
-                and m.get("platform", {}).get("os") == "linux"
+                for m in doc.manifests
+                if m.platform is not None and m.platform.architecture == arch and m.platform.os == "linux"
             ]
             if not found:
                 raise BuildError(
@@ -97,17 +102,27 @@ def open_image(layout: Path, ref: str | None, arch: str) -> BaseImage:
                 )
             desc = found[0]
             continue
-        if desc.get("mediaType") not in (MANIFEST, DOCKER_MANIFEST):
-            raise BuildError(f"{layout}: unsupported media type {desc.get('mediaType')!r}")
-        manifest = _json(layout, desc["digest"], "manifest")
-        config = _json(layout, manifest["config"]["digest"], "config")
-        if config.get("architecture") != arch:
+        if desc.mediaType not in (MANIFEST, DOCKER_MANIFEST):
+            raise BuildError(f"{layout}: unsupported media type {desc.mediaType!r}")
+        label = f"{layout}: the manifest {desc.digest}"
+        manifest = _json(layout, desc.digest, "manifest")
+        parsed = check(Manifest, manifest, label=label, error=BuildError)
+        for i, layer in enumerate(parsed.layers):
+            if layer.size is None:  # the layers are reused as they are: their descriptors must be whole
+                raise BuildError(f"{label}: layers[{i}].size: Field required")
+        config = _json(layout, parsed.config.digest, "config")
+        image_config = check(
+            ImageConfig, config, label=f"{layout}: the config {parsed.config.digest}", error=BuildError
+        )
+        if image_config.architecture != arch:
             raise BuildError(
-                f"{layout} holds a {config.get('architecture')} image, not {arch}",
-                hint=f"pass --arch {config.get('architecture')}",
+                f"{layout} holds a {image_config.architecture} image, not {arch}",
+                hint=f"pass --arch {image_config.architecture}",
             )
-        if len(config.get("rootfs", {}).get("diff_ids", [])) != len(manifest.get("layers", [])):
+        if len(image_config.rootfs.diff_ids) != len(parsed.layers):
             raise BuildError(f"{layout}: the config's diff_ids do not match the manifest's layers")
+        if config.get("config") is None:
+            config["config"] = {}
         return BaseImage(layout, manifest, config)
     raise BuildError(f"{layout}: indexes nested too deep")
 
@@ -193,10 +208,9 @@ class _HashingReader(io.RawIOBase):
 
     def __init__(self, path: Path, digest: str) -> None:
         super().__init__()
-        try:
-            self.f = path.open("rb", buffering=0)
-        except OSError:
-            raise BuildError(f"layer {digest} is missing from the layout's blobs/") from None
+        if not path.exists():
+            raise BuildError(f"layer {digest} is missing from the layout's blobs/")
+        self.f = open_regular(path, error=BuildError, what=f"layer {digest}")
         self.digest = digest
         self.h = hashlib.sha256()
 
