@@ -152,3 +152,31 @@ def open_regular(path: Path, *, error: type[DistillError] = DistillError, what: 
         os.close(fd)
         raise
     return os.fdopen(fd, "rb", buffering=0)
+
+
+# Archives: a stream may expand to EXPANSION_RATIO times its compressed size, or to
+# EXPANSION_FLOOR, whichever is more (the audit's rule since its first version; .debs
+# and base image layers too). Both can be raised with environment variables.
+EXPANSION_RATIO = 100
+EXPANSION_FLOOR = 512 * MiB
+
+
+def env_limit(name: str, default: int) -> int:
+    """A limit that the environment variable ``DISTILL_<name>`` may set (a positive integer)."""
+    raw = os.environ.get(f"DISTILL_{name}")
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise DistillError(f"DISTILL_{name}={raw!r}: not a positive integer")
+    return value
+
+
+def expansion_limit(compressed: int) -> int:
+    """How many bytes a compressed stream of ``compressed`` bytes may expand to."""
+    ratio = env_limit("MAX_EXPANSION_RATIO", EXPANSION_RATIO)
+    floor = env_limit("MAX_EXPANDED_MIB", EXPANSION_FLOOR // MiB) * MiB
+    return max(floor, ratio * max(compressed, 0))

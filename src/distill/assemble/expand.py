@@ -25,6 +25,8 @@ from typing import BinaryIO
 from distill.archive.cache import Cache, atomic_write
 from distill.debian.deb import DebFormatError, open_deb
 from distill.errors import BuildError
+from distill.tarsafe import BoundedTarInfo, EntryBudget
+from distill.tarsafe import members as tar_members
 
 EXPAND_VERSION = 1
 
@@ -116,8 +118,9 @@ def _index(tar_path: Path) -> tuple[list[Member], dict[str, str]]:
     members: list[Member] = []
     sonames: dict[str, str] = {}
     try:
-        with tarfile.open(tar_path, "r:") as tf, open(tar_path, "rb") as raw:
-            for info in tf:
+        # Bounded headers and entry count (distill.tarsafe), as for every archive read.
+        with tarfile.open(tar_path, "r:", tarinfo=BoundedTarInfo) as tf, open(tar_path, "rb") as raw:
+            for info in tar_members(tf, EntryBudget(tar_path.name, DebFormatError)):
                 path = _normalise(info.name)
                 if not path:
                     continue

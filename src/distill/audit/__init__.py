@@ -10,7 +10,6 @@ manifests).
 from __future__ import annotations
 
 import os
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,11 +42,10 @@ def classify(target: str) -> str:
             return "dockerfile"
         if path.suffix.lower() in _YAML:
             return "kubernetes"
-        try:
-            if tarfile.is_tarfile(path):
-                return "image"
-        except OSError:
-            pass
+        from distill.tarsafe import is_tar
+
+        if is_tar(path):
+            return "image"
         try:
             with path.open("rb") as f:
                 head = f.read(4096).decode("utf-8", "replace")

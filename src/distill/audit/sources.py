@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import lzma
 import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from typing import Any
 from distill.errors import AuditError
 from distill.limits import MAX_OCI_JSON, load_json, open_regular, read_regular
 from distill.oci.schema import Descriptor, DockerEntry, ImageConfig, Index, Top, check, check_list, json_type
+from distill.tarsafe import BoundedTarInfo, EntryBudget, members
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -252,11 +255,14 @@ class ArchiveSource(Source):
         self.ref = ref
         self.name = name
         try:
-            self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 (kept open for random access; closed by close())
+            # kept open for random access (closed by close()); headers bounded, entries counted
+            self.tar = tarfile.open(path, "r:*", tarinfo=BoundedTarInfo)  # noqa: SIM115
             self.members = {
-                os.path.normpath(m.name.lstrip("/")): m for m in self.tar.getmembers() if m.isfile()
+                os.path.normpath(m.name.lstrip("/")): m
+                for m in members(self.tar, EntryBudget(str(path), AuditError))
+                if m.isfile()
             }
-        except (tarfile.TarError, OSError, EOFError) as exc:
+        except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
             raise AuditError(f"{path} is not a readable tar archive ({exc})") from None
         self.docker: list[DockerEntry] | None = None
         self.synthetic: dict[str, bytes] = {}

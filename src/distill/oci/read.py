@@ -15,6 +15,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,10 @@ from isal import igzip
 from distill.assemble.expand import DIR, FILE, SYMLINK, elf_soname
 from distill.assemble.tree import Node, Tree
 from distill.errors import BuildError
-from distill.limits import MAX_OCI_JSON, load_json, open_regular, read_json, read_regular
+from distill.limits import MAX_OCI_JSON, expansion_limit, load_json, open_regular, read_json, read_regular
 from distill.oci.image import INDEX, MANIFEST, BlobStore
 from distill.oci.schema import ImageConfig, Index, Manifest, check
+from distill.tarsafe import Capped, EntryBudget, members, open_stream
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -138,44 +140,92 @@ def _stream(fileobj: Any, media_type: str) -> Any:
     return fileobj
 
 
-def read_tree(image: BaseImage) -> tuple[Tree, int, list[tuple[int, int]]]:
+class _Layers:
+    """Which layer gave each path, and each directory's children: a whiteout removes a
+    subtree of lower layers in time proportional to that subtree (a flood of whiteouts
+    over a large tree must not scan the whole tree each time)."""
+
+    def __init__(self, nodes: dict[str, Node]) -> None:
+        self.nodes = nodes
+        self.layer: dict[str, int] = {}
+        self.kids: dict[str, set[str]] = {}
+
+    def add(self, path: str, node: Node, layer: int) -> None:
+        self.nodes[path] = node
+        self.layer[path] = layer
+        while path:  # link the path (and any implicit parent) under its parent
+            parent = path.rpartition("/")[0]
+            siblings = self.kids.setdefault(parent, set())
+            if path in siblings:
+                break
+            siblings.add(path)
+            path = parent
+
+    def remove(self, path: str, below: int) -> None:
+        """``path`` and what is under it, as far as it comes from layers below ``below``."""
+        stack = [path]
+        while stack:
+            p = stack.pop()
+            if self.layer.get(p, -1) >= below:
+                continue  # this layer's own entry (and what it holds) stays
+            stack.extend(self.kids.pop(p, ()))
+            self.nodes.pop(p, None)
+            self.layer.pop(p, None)
+            self.kids.get(p.rpartition("/")[0], set()).discard(p)
+
+    def opaque(self, directory: str, below: int) -> None:
+        for child in list(self.kids.get(directory, ())):
+            self.remove(child, below)
+
+
+def read_tree(image: BaseImage, max_entries: int | None = None) -> tuple[Tree, int, list[tuple[int, int]]]:
     """The image's filesystem (headers; content only where checks need it), the newest
-    mtime in it and each layer's (tar size, files). Each layer is checked against its digest."""
+    mtime in it and each layer's (tar size, files). Each layer is checked against its digest,
+    and bounded: headers (distill.tarsafe), entries over all layers, and expansion."""
     tree = Tree()
+    index = _Layers(tree.nodes)
     newest = 0
     kept = 0
     stats: list[tuple[int, int]] = []
-    for desc in image.manifest.get("layers", []):
+    budget = EntryBudget(f"{image.layout}", BuildError, max_entries)
+    for idx, desc in enumerate(image.manifest.get("layers", [])):
         files = 0
         path = image.blob(desc["digest"])
         hasher = _HashingReader(path, desc["digest"])
+        what = f"{image.layout}: layer {desc['digest']}"
+        limit = expansion_limit(int(desc.get("size") or 0))
+        opaque: set[str] = set()
         try:
-            with tarfile.open(fileobj=_stream(hasher, desc.get("mediaType", "")), mode="r|") as tf:
-                for m in tf:
+            stream = Capped(_stream(hasher, desc.get("mediaType", "")), limit, what, BuildError)
+            with open_stream(stream) as tf:
+                for m in members(tf, budget):
                     name = os.path.normpath(m.name.lstrip("/"))
                     if name in (".", "") or name == ".." or name.startswith("../"):
                         continue
                     parent, _, base = name.rpartition("/")
                     if base == ".wh..wh..opq":
-                        for p in [p for p in tree.nodes if parent == "" or p.startswith(parent + "/")]:
-                            if p:
-                                tree.nodes.pop(p, None)
+                        if parent not in opaque:  # once per directory and layer
+                            opaque.add(parent)
+                            index.opaque(parent, idx)
                         continue
                     if base.startswith(".wh."):
-                        gone = f"{parent}/{base[4:]}" if parent else base[4:]
-                        for p in [p for p in tree.nodes if p == gone or p.startswith(gone + "/")]:
-                            tree.nodes.pop(p, None)
+                        index.remove(f"{parent}/{base[4:]}" if parent else base[4:], idx)
                         continue
                     newest = max(newest, int(m.mtime))
                     mode = m.mode & 0o7777
+                    old = tree.nodes.get(name)
+                    if old is not None and old.kind == DIR and not m.isdir():
+                        index.remove(name, idx)  # a directory replaced: what it held goes too
                     if m.isdir():
-                        tree.nodes[name] = Node(DIR, mode, m.uid, m.gid, int(m.mtime))
+                        index.add(name, Node(DIR, mode, m.uid, m.gid, int(m.mtime)), idx)
                     elif m.issym():
-                        tree.nodes[name] = Node(SYMLINK, 0o777, m.uid, m.gid, int(m.mtime), link=m.linkname)
+                        index.add(
+                            name, Node(SYMLINK, 0o777, m.uid, m.gid, int(m.mtime), link=m.linkname), idx
+                        )
                     elif m.islnk():
                         target = tree.nodes.get(os.path.normpath(m.linkname.lstrip("/")))
                         if target is not None:
-                            tree.nodes[name] = target
+                            index.add(name, target, idx)
                     elif m.isfile():
                         files += 1
                         data = None
@@ -189,16 +239,16 @@ def read_tree(image: BaseImage) -> tuple[Tree, int, list[tuple[int, int]]]:
                             if name.startswith(_KEEP_CONTENT):
                                 data = raw
                                 kept += len(raw)
-                        tree.nodes[name] = Node(
-                            FILE, mode, m.uid, m.gid, int(m.mtime), m.size, data=data, soname=soname
+                        index.add(
+                            name,
+                            Node(FILE, mode, m.uid, m.gid, int(m.mtime), m.size, data=data, soname=soname),
+                            idx,
                         )
                 tar_size = tf.offset
             hasher.finish()
             stats.append((tar_size, files))
-        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
-            raise BuildError(
-                f"{image.layout}: layer {desc['digest']} is not a readable tar ({exc})"
-            ) from None
+        except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error) as exc:
+            raise BuildError(f"{what} is not a readable tar ({exc})") from None
     tree.take_changes()
     return tree, newest, stats
 
