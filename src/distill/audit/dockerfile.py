@@ -74,6 +74,9 @@ def parse(path: Path, text: str | None = None) -> list[Any]:
         cmds = list(dockerfile.parse_string(text))
     except dockerfile.GoParseError as exc:
         raise AuditError(f"{path}: unparsable Dockerfile ({' '.join(str(exc).split())})") from None
+    for c in cmds:  # the parser gives no instruction for a line it cannot name (control characters)
+        if not isinstance(c.cmd, str) or not c.cmd:
+            raise AuditError(f"{path}:{c.start_line}: unparsable Dockerfile (no instruction)")
     if not any(c.cmd.upper() == "FROM" for c in cmds):
         raise AuditError(f"{path}: unparsable Dockerfile (no FROM instruction)")
     known = {

@@ -22,6 +22,7 @@ from typing import IO
 import zstandard
 
 from distill.debian.deb822 import parse_paragraph_bytes
+from distill.errors import DistillError
 from distill.limits import expansion_limit
 from distill.tarsafe import Capped, EntryBudget, members, open_stream
 
@@ -32,7 +33,7 @@ _HEADER = 60
 MAX_CONTROL_MEMBER = 64 << 20  # control, md5sums or conffiles (md5sums of the largest packages: a few MB)
 
 
-class DebFormatError(ValueError):
+class DebFormatError(DistillError, ValueError):
     """The file is not a well-formed .deb."""
 
 

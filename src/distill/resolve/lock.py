@@ -16,6 +16,7 @@ from typing import Any
 from distill.archive.cache import atomic_write
 from distill.debian.packages import Package
 from distill.errors import LockError
+from distill.limits import read_json
 from distill.resolve.solver import Resolution
 
 LOCK_VERSION = 2
@@ -142,12 +143,10 @@ def write_lock(lock: Lock, path: Path) -> None:
 
 
 def read_lock(path: Path) -> Lock:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LockError(f"no lockfile at {path}", hint="run 'distill lock SPEC' first") from None
-    except (OSError, ValueError) as exc:
-        raise LockError(f"cannot read lockfile {path}: {exc}") from None
+    if not path.exists():
+        raise LockError(f"no lockfile at {path}", hint="run 'distill lock SPEC' first")
+    # bounded: size, nesting, a regular file (a lock may come from someone else's repository)
+    doc = read_json(path, error=LockError, what="lockfile")
     try:
         if doc.get("lockVersion") != LOCK_VERSION:
             raise LockError(
