@@ -37,21 +37,8 @@ def read_regular(
     instead of blocking, and a file swapped after the check is still the one read.
     """
     label = f"{what} {path}".strip()
+    fd, st = _open_regular(path, error, label)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise error(f"{label}: no such file") from None
-    except IsADirectoryError:
-        raise error(f"{label}: is a directory, not a file") from None
-    except OSError as exc:
-        raise error(f"{label}: cannot be read ({exc.strerror})") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = (
-                "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (FIFO, socket or device)"
-            )
-            raise error(f"{label}: {kind}")
         if st.st_size > limit:
             raise error(f"{label}: {st.st_size} bytes, larger than the limit of {limit} bytes")
         chunks: list[bytes] = []
@@ -134,23 +121,35 @@ def read_json(
     return load_json(data, label=f"{what} {path}".strip(), error=error, limit=limit, max_depth=max_depth)
 
 
-def open_regular(path: Path, *, error: type[DistillError] = DistillError, what: str = "") -> FileIO:
-    """A regular file opened for streaming (unbuffered); a FIFO, socket, device or
-    directory is refused at once instead of blocking (see :func:`read_regular`)."""
-    label = f"{what} {path}".strip()
+def _open_regular(path: Path, error: type[DistillError], label: str) -> tuple[int, os.stat_result]:
+    """A descriptor of a regular file (``O_NONBLOCK``: a FIFO does not block the open),
+    and its ``fstat``; anything else is refused with ``error``."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise error(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{label}: is a directory, not a file") from None
     except OSError as exc:
         raise error(f"{label}: cannot be read ({exc.strerror})") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise error(f"{label}: not a regular file (a directory, FIFO, socket or device)")
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = (
+                "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (FIFO, socket or device)"
+            )
+            raise error(f"{label}: {kind}")
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
+    return fd, st
+
+
+def open_regular(path: Path, *, error: type[DistillError] = DistillError, what: str = "") -> FileIO:
+    """A regular file opened for streaming (unbuffered); a FIFO, socket, device or
+    directory is refused at once instead of blocking (see :func:`read_regular`)."""
+    fd, _ = _open_regular(path, error, f"{what} {path}".strip())
     return os.fdopen(fd, "rb", buffering=0)
 
 
