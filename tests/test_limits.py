@@ -348,6 +348,14 @@ def test_pax_header_bomb_is_refused_before_it_is_read(tmp_path: Path, python_app
     _audit_and_build(root, python_app, tmp_path, "extended header of 1073741824 bytes")
 
 
+def test_pax_header_bomb_as_an_image_archive(tmp_path: Path) -> None:
+    """`distill audit ARCHIVE` looks at the file's first tar header to tell an archive
+    from a Dockerfile: tarfile.is_tarfile read a 1 GiB PAX header whole to do so."""
+    bomb = tmp_path / "image.tar.gz"
+    bomb.write_bytes(_gz(_pax_bomb()))
+    one_line_exit_2(probe("audit", str(bomb), "-q"), "image.tar.gz", "extended header of 1073741824 bytes")
+
+
 def test_chained_extended_headers_are_refused(tmp_path: Path, python_app: Path) -> None:
     """PAX headers one after another: each one a recursion in tarfile."""
     root = tmp_path / "chain"
