@@ -260,14 +260,14 @@ def test_malformed_layout_json_is_one_line(tmp_path: Path, python_app: Path, cas
     breaker, needle = MALFORMED[case]
     root = tmp_path / "img"
     breaker(root, _layout(root))
-    one_line_exit_2(probe("audit", str(root), "-q"), needle)
+    one_line_exit_2(probe("audit", str(root), "-q"), needle, seconds=3)
     spec = python_app / f"{case}.yaml"
     spec.write_text(
         f"name: x\nfrom: oci:{root}\narchs: [amd64]\napp: {{kind: python, entrypoint: [-m, myapp]}}\n"
     )
     out = tmp_path / "out"
     run = probe("build", str(spec), "-o", str(out), "--cache-dir", str(tmp_path / "cache"), cwd=python_app)
-    one_line_exit_2(run, needle)
+    one_line_exit_2(run, needle, seconds=3)
     assert not out.exists()
 
 
@@ -330,7 +330,7 @@ def _audit_and_build(
     tmp: Path,
     *needles: str,
     env: dict[str, str] | None = None,
-    seconds: float = 1.0,
+    seconds: float = 3.0,
     mib: float = 100,
 ) -> None:
     one_line_exit_2(probe("audit", str(root), "-q", env=env), *needles, seconds=seconds, mib=mib)
