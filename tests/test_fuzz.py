@@ -3,7 +3,7 @@ error (DistillError, which the command line prints as one line and exit 2), neve
 another exception, and within a deadline.
 
 Inputs are the seed corpus in tests/fuzz_corpus/<parser>/ (valid and tricky files, each
-run once as it is), those seeds mutated by hypothesis (bytes overwritten, inserted,
+run once as it is; the audit's corpus in tests/audit_corpus/ too), those seeds mutated by hypothesis (bytes overwritten, inserted,
 cut), and, for the JSON and YAML documents, values hypothesis builds itself.
 derandomize=True: the same examples on every run, so CI is reproducible
 (DISTILL_FUZZ_SCALE=N runs N times as many).
@@ -36,8 +36,23 @@ CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
 SCALE = int(os.environ.get("DISTILL_FUZZ_SCALE", "1"))
 
 
+# The audit's own corpus of Dockerfiles and manifests seeds those two parsers as well.
+AUDIT_CORPUS = Path(__file__).resolve().parent / "audit_corpus"
+_EXTRA = {
+    "dockerfile": lambda p: p.suffix != ".yaml",
+    "kube": lambda p: p.suffix == ".yaml",
+}
+
+
+def seed_files(kind: str) -> list[Path]:
+    files = sorted(p for p in (CORPUS / kind).iterdir() if p.is_file())
+    if kind in _EXTRA:
+        files += sorted(p for p in AUDIT_CORPUS.rglob("*") if p.is_file() and _EXTRA[kind](p))
+    return files
+
+
 def seeds(kind: str) -> list[bytes]:
-    return [p.read_bytes() for p in sorted((CORPUS / kind).iterdir()) if p.is_file()]
+    return [p.read_bytes() for p in seed_files(kind)]
 
 
 def fuzz(examples: int, seconds: float = 2.0) -> Callable[[Any], Any]:
@@ -112,8 +127,8 @@ def scratch() -> Iterator[Path]:
         yield Path(d)
 
 
-def _kinds(*kinds: str) -> list[tuple[str, str]]:
-    return [(k, p.name) for k in kinds for p in sorted((CORPUS / k).iterdir())]
+def _kinds(*kinds: str) -> list[tuple[str, Path]]:
+    return [(k, p) for k in kinds for p in seed_files(k)]
 
 
 # -- the parsers, each from bytes ---------------------------------------------------------
@@ -237,9 +252,9 @@ PARSERS: dict[str, Callable[[bytes], None]] = {
 }
 
 
-@pytest.mark.parametrize("kind, name", _kinds(*PARSERS))
-def test_every_seed(kind: str, name: str) -> None:
-    PARSERS[kind]((CORPUS / kind / name).read_bytes())
+@pytest.mark.parametrize("kind, path", _kinds(*PARSERS), ids=lambda v: v.name if isinstance(v, Path) else v)
+def test_every_seed(kind: str, path: Path) -> None:
+    PARSERS[kind](path.read_bytes())
 
 
 def _oci_seed(name: str) -> bytes:

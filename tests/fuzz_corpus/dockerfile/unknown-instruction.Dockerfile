@@ -1,2 +1,0 @@
-FROM debian
-FROOM x

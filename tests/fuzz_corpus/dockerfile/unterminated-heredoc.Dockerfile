@@ -1,3 +1,0 @@
-FROM debian
-RUN <<EOF
-echo never closed
