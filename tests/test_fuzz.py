@@ -196,33 +196,65 @@ def parse_layer(data: bytes) -> None:
     with scratch() as d:
         write_layout(d / "img", [data], gz=False)
         source = LayoutSource(d / "img", None, "img")
-        accepts(lambda: audit_image(source, "amd64"))
+        accepts(lambda: audit_image(source, None))
         accepts(lambda: read.read_tree(read.open_image(d / "img", None, "amd64")))
+
+
+def oci_layout(root: Path, index: bytes, manifest: bytes, config: bytes) -> Path:
+    """A layout of the three documents; the seeds' placeholder digest "e"*64 names the next one down."""
+    import hashlib
+
+    (root / "blobs" / "sha256").mkdir(parents=True)
+    (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+
+    def blob(data: bytes) -> bytes:
+        digest = hashlib.sha256(data).hexdigest()
+        (root / "blobs" / "sha256" / digest).write_bytes(data)
+        return digest.encode()
+
+    man = blob(manifest.replace(b"e" * 64, blob(config)))
+    (root / "index.json").write_bytes(index.replace(b"e" * 64, man))
+    return root
 
 
 def parse_oci(index: bytes, manifest: bytes, config: bytes) -> None:
     """index.json, a manifest and a config, through the build's and the audit's layout readers."""
-    import hashlib
-
     from distill.audit.sources import LayoutSource
     from distill.oci import read
 
     with scratch() as d:
-        root = d / "img"
-        (root / "blobs" / "sha256").mkdir(parents=True)
-        (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-
-        def blob(data: bytes) -> str:
-            digest = hashlib.sha256(data).hexdigest()
-            (root / "blobs" / "sha256" / digest).write_bytes(data)
-            return f"sha256:{digest}"
-
-        # the seeds' placeholder digest "e"*64 names the next document down
-        cfg = blob(config)
-        man = blob(manifest.replace(b"e" * 64, cfg.encode()[7:]))
-        (root / "index.json").write_bytes(index.replace(b"e" * 64, man.encode()[7:]))
+        root = oci_layout(d / "img", index, manifest, config)
         accepts(lambda: read.open_image(root, None, "amd64"))
-        accepts(lambda: LayoutSource(root, None, "img").image("amd64"))
+        accepts(lambda: LayoutSource(root, None, "img").image(None))
+
+
+def parse_docker_archive(manifest: bytes) -> None:
+    """A docker-save archive's manifest.json, through the audit's archive reader and scan."""
+    import io
+    import tarfile
+
+    from distill.audit.image import audit_image
+    from distill.audit.sources import ArchiveSource
+
+    with scratch() as d:
+        with tarfile.open(d / "image.tar", "w") as tf:
+            for name, data in (
+                ("manifest.json", manifest),
+                ("cfg.json", (CORPUS / "oci" / "docker-config.json").read_bytes()),
+                ("layer.tar", (CORPUS / "tar" / "layer.tar").read_bytes()),
+            ):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+
+        def run() -> None:
+            source = ArchiveSource(d / "image.tar", None, "image.tar")
+            try:
+                audit_image(source, "amd64")
+            finally:
+                source.close()
+
+        accepts(run)
 
 
 def parse_dockerfile(data: bytes) -> None:
@@ -262,8 +294,15 @@ def _oci_seed(name: str) -> bytes:
 
 
 def test_oci_seeds() -> None:
+    """The seeds are valid: the fuzzing starts from documents both readers accept."""
+    from distill.audit.sources import LayoutSource
+    from distill.oci import read
+
     index, manifest, config = (_oci_seed(n) for n in ("index.json", "manifest.json", "config.json"))
-    parse_oci(index, manifest, config)
+    with scratch() as d:
+        root = oci_layout(d / "img", index, manifest, config)
+        assert read.open_image(root, None, "amd64").config["config"]["User"] == "65532"
+        assert LayoutSource(root, None, "img").image(None).config["architecture"] == "amd64"
     parse_oci(_oci_seed("docker-list.json"), manifest, config)
 
 
@@ -275,13 +314,13 @@ def _yaml_doc(value: Any) -> bytes:
     return yaml.safe_dump(value, default_flow_style=flow).encode()
 
 
-@fuzz(150)
+@fuzz(300)
 @given(st.one_of(inputs("spec"), JSON.map(_yaml_doc)))
 def test_fuzz_spec(data: bytes) -> None:
     parse_spec(data)
 
 
-@fuzz(150)
+@fuzz(300)
 @given(
     st.one_of(
         inputs("lock"),
@@ -294,19 +333,19 @@ def test_fuzz_lock(data: bytes) -> None:
     parse_lock(data)
 
 
-@fuzz(300)
+@fuzz(500)
 @given(inputs("deb822"))
 def test_fuzz_deb822(data: bytes) -> None:
     parse_deb822(data)
 
 
-@fuzz(150)
+@fuzz(300)
 @given(inputs("deb"))
 def test_fuzz_deb(data: bytes) -> None:
     parse_deb(data)
 
 
-@fuzz(100, seconds=3)
+@fuzz(200, seconds=3)
 @given(inputs("tar"))
 def test_fuzz_layer_tar(data: bytes) -> None:
     parse_layer(data)
@@ -331,19 +370,37 @@ def oci_documents(draw: st.DrawFn) -> tuple[bytes, bytes, bytes]:
     return docs[0], docs[1], docs[2]
 
 
-@fuzz(200)
+@fuzz(400)
 @given(oci_documents())
 def test_fuzz_oci_json(docs: tuple[bytes, bytes, bytes]) -> None:
     parse_oci(*docs)
 
 
-@fuzz(150)
+_DOCKER_MANIFEST = (CORPUS / "oci" / "docker-manifest.json").read_bytes()
+
+
+def test_docker_archive_seed() -> None:
+    parse_docker_archive(_DOCKER_MANIFEST)
+
+
+@fuzz(200)
+@given(
+    st.one_of(
+        json_edit(json.loads(_DOCKER_MANIFEST)).map(lambda v: json.dumps(v).encode()),
+        mutated([_DOCKER_MANIFEST]),
+    )
+)
+def test_fuzz_docker_archive(manifest: bytes) -> None:
+    parse_docker_archive(manifest)
+
+
+@fuzz(300)
 @given(inputs("dockerfile"))
 def test_fuzz_dockerfile(data: bytes) -> None:
     parse_dockerfile(data)
 
 
-@fuzz(150)
+@fuzz(300)
 @given(st.one_of(inputs("kube"), JSON.map(_yaml_doc)))
 def test_fuzz_kube(data: bytes) -> None:
     parse_kube(data)
