@@ -500,3 +500,16 @@ def test_hostile_debs_are_refused_with_bounded_memory(
     run = probe_code(_EXPAND, str(tmp_path / "cache"), str(deb), env=env)
     one_line_exit_2(run, needle, "evil.deb", seconds=5)
     assert not list((tmp_path / "cache" / "expanded").glob("*.tar")), "nothing half-written"
+
+
+def test_a_fifo_in_an_audited_directory_does_not_block(tmp_path: Path) -> None:
+    """`distill audit DIR` opened every .yaml file of the tree to see whether it holds
+    Kubernetes objects: a FIFO named like one blocked it forever."""
+    (tmp_path / "deploy.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nspec: {containers: [{image: a@sha256:" + "0" * 64 + "}]}\n"
+    )
+    os.mkfifo(tmp_path / "pipe.yaml")
+    os.mkfifo(tmp_path / "Dockerfile")
+    run = probe("audit", str(tmp_path), "-q", "--format", "json", timeout=30)
+    assert run.code in (0, 1), run.stderr
+    assert [Path(r["target"]).name for r in json.loads(run.stdout)["reports"]] == ["deploy.yaml"]

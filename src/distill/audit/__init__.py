@@ -90,6 +90,8 @@ def expand_targets(targets: list[str]) -> list[tuple[str, str]]:
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "node_modules")
             for f in sorted(files):
                 p = Path(root) / f
+                if not p.is_file():  # a FIFO or socket in the tree: opening it would block
+                    continue
                 if _is_dockerfile(p):
                     found.append((str(p), "dockerfile"))
                 elif p.suffix.lower() in _YAML and _looks_like_manifest(p):
