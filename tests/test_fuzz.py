@@ -134,20 +134,23 @@ def _kinds(*kinds: str) -> list[tuple[str, Path]]:
 # -- the parsers, each from bytes ---------------------------------------------------------
 
 
+def from_file(name: str, data: bytes, read: Callable[[Path], object]) -> None:
+    """``read`` of a file ``name`` holding ``data`` (the parsers that take a path)."""
+    with scratch() as d:
+        (d / name).write_bytes(data)
+        accepts(lambda: read(d / name))
+
+
 def parse_spec(data: bytes) -> None:
     from distill.spec.load import load_spec
 
-    with scratch() as d:
-        (d / "spec.yaml").write_bytes(data)
-        accepts(lambda: load_spec(d / "spec.yaml"))
+    from_file("spec.yaml", data, load_spec)
 
 
 def parse_lock(data: bytes) -> None:
     from distill.resolve.lock import read_lock
 
-    with scratch() as d:
-        (d / "x.lock.json").write_bytes(data)
-        accepts(lambda: read_lock(d / "x.lock.json"))
+    from_file("x.lock.json", data, read_lock)
 
 
 def parse_deb822(data: bytes) -> None:
@@ -260,17 +263,13 @@ def parse_docker_archive(manifest: bytes) -> None:
 def parse_dockerfile(data: bytes) -> None:
     from distill.audit.dockerfile import audit_dockerfile
 
-    with scratch() as d:
-        (d / "Dockerfile").write_bytes(data)
-        accepts(lambda: audit_dockerfile(d / "Dockerfile"))
+    from_file("Dockerfile", data, audit_dockerfile)
 
 
 def parse_kube(data: bytes) -> None:
     from distill.audit.kube import audit_manifest
 
-    with scratch() as d:
-        (d / "m.yaml").write_bytes(data)
-        accepts(lambda: audit_manifest(d / "m.yaml"))
+    from_file("m.yaml", data, audit_manifest)
 
 
 PARSERS: dict[str, Callable[[bytes], None]] = {
