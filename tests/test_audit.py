@@ -144,7 +144,7 @@ def test_dockerfile_rewrite_and_spec(tmp_path: Path) -> None:
     [
         ("unterminated-heredoc.Dockerfile", "unparsable Dockerfile (unterminated heredoc)"),
         ("unknown-instruction.Dockerfile", ":2: unparsable Dockerfile (unknown instruction 'FROOM')"),
-        ("broken.yaml", ":9: unparsable YAML"),
+        ("broken.yaml", "broken.yaml:9:1: invalid YAML"),
     ],
 )
 def test_unparsable_files_are_one_line_and_exit_2(name: str, message: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from io import FileIO
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ MiB = 1 << 20
 MAX_TEXT = 4 * MiB  # specs, requirements, .dockerignore, .npmrc, Dockerfiles, manifests
 MAX_JSON = 64 * MiB  # locks, package-lock.json, OCI index/manifest/config
 MAX_JSON_DEPTH = 64  # nesting of arrays/objects in any JSON document
+MAX_OCI_JSON = 4 * MiB  # one OCI/docker index, manifest or image config (as containers/image)
 
 
 def read_regular(
@@ -35,21 +37,8 @@ def read_regular(
     instead of blocking, and a file swapped after the check is still the one read.
     """
     label = f"{what} {path}".strip()
+    fd, st = _open_regular(path, error, label)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise error(f"{label}: no such file") from None
-    except IsADirectoryError:
-        raise error(f"{label}: is a directory, not a file") from None
-    except OSError as exc:
-        raise error(f"{label}: cannot be read ({exc.strerror})") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = (
-                "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (FIFO, socket or device)"
-            )
-            raise error(f"{label}: {kind}")
         if st.st_size > limit:
             raise error(f"{label}: {st.st_size} bytes, larger than the limit of {limit} bytes")
         chunks: list[bytes] = []
@@ -130,3 +119,63 @@ def read_json(
     """A JSON file read with :func:`read_regular` and parsed with :func:`load_json`."""
     data = read_regular(path, limit, error=error, what=what)
     return load_json(data, label=f"{what} {path}".strip(), error=error, limit=limit, max_depth=max_depth)
+
+
+def _open_regular(path: Path, error: type[DistillError], label: str) -> tuple[int, os.stat_result]:
+    """A descriptor of a regular file (``O_NONBLOCK``: a FIFO does not block the open),
+    and its ``fstat``; anything else is refused with ``error``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise error(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{label}: is a directory, not a file") from None
+    except OSError as exc:
+        raise error(f"{label}: cannot be read ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = (
+                "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (FIFO, socket or device)"
+            )
+            raise error(f"{label}: {kind}")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def open_regular(path: Path, *, error: type[DistillError] = DistillError, what: str = "") -> FileIO:
+    """A regular file opened for streaming (unbuffered); a FIFO, socket, device or
+    directory is refused at once instead of blocking (see :func:`read_regular`)."""
+    fd, _ = _open_regular(path, error, f"{what} {path}".strip())
+    return os.fdopen(fd, "rb", buffering=0)
+
+
+# Archives: a stream may expand to EXPANSION_RATIO times its compressed size, or to
+# EXPANSION_FLOOR, whichever is more (the audit's rule since its first version; .debs
+# and base image layers too). Both can be raised with environment variables.
+EXPANSION_RATIO = 100
+EXPANSION_FLOOR = 512 * MiB
+
+
+def env_limit(name: str, default: int) -> int:
+    """A limit that the environment variable ``DISTILL_<name>`` may set (a positive integer)."""
+    raw = os.environ.get(f"DISTILL_{name}")
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise DistillError(f"DISTILL_{name}={raw!r}: not a positive integer")
+    return value
+
+
+def expansion_limit(compressed: int) -> int:
+    """How many bytes a compressed stream of ``compressed`` bytes may expand to."""
+    ratio = env_limit("MAX_EXPANSION_RATIO", EXPANSION_RATIO)
+    floor = env_limit("MAX_EXPANDED_MIB", EXPANSION_FLOOR // MiB) * MiB
+    return max(floor, ratio * max(compressed, 0))

@@ -41,12 +41,12 @@ _QUOTED = re.compile(r"'([^'\n]*)'|\"([^\"\n]*)\"")
 def tool_message(text: str) -> str:
     """A parser's own message with what it quotes of the input hidden.
 
-    Quoted spans that are a single character (``','``, ``'\\t'``) or a plain identifier
-    stay; anything else becomes ``'…'``."""
+    Quoted spans of one character or an escape (``','``, ``'\\t'``) stay; anything
+    else becomes ``'…'``: an anchor, alias or tag name is the file's content too."""
 
     def keep(m: re.Match[str]) -> str:
         inner = m.group(1) if m.group(1) is not None else m.group(2)
-        return m.group(0) if len(inner) <= 2 or plain(inner) else "'…'"
+        return m.group(0) if len(inner) <= 2 else "'…'"
 
     return _QUOTED.sub(keep, text)
 

@@ -44,6 +44,8 @@ from distill.archive.cache import (
 )
 from distill.debian.deb import DebFormatError, open_deb
 from distill.errors import BuildError
+from distill.tarsafe import BoundedTarInfo, EntryBudget
+from distill.tarsafe import members as tar_members
 
 EXPAND_VERSION = 2  # 2: sealed JSON with the tar's SHA256 (1 was marshal)
 
@@ -233,8 +235,9 @@ def _index(tar_path: Path) -> tuple[list[Member], dict[str, str]]:
     members: list[Member] = []
     sonames: dict[str, str] = {}
     try:
-        with tarfile.open(tar_path, "r:") as tf, open(tar_path, "rb") as raw:
-            for info in tf:
+        # Bounded headers and entry count (distill.tarsafe), as for every archive read.
+        with tarfile.open(tar_path, "r:", tarinfo=BoundedTarInfo) as tf, open(tar_path, "rb") as raw:
+            for info in tar_members(tf, EntryBudget(tar_path.name, DebFormatError)):
                 path = _normalise(info.name)
                 if not path:
                     continue

@@ -10,7 +10,6 @@ manifests).
 from __future__ import annotations
 
 import os
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,11 +42,10 @@ def classify(target: str) -> str:
             return "dockerfile"
         if path.suffix.lower() in _YAML:
             return "kubernetes"
-        try:
-            if tarfile.is_tarfile(path):
-                return "image"
-        except OSError:
-            pass
+        from distill.tarsafe import is_tar
+
+        if is_tar(path):
+            return "image"
         try:
             with path.open("rb") as f:
                 head = f.read(4096).decode("utf-8", "replace")
@@ -92,6 +90,8 @@ def expand_targets(targets: list[str]) -> list[tuple[str, str]]:
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "node_modules")
             for f in sorted(files):
                 p = Path(root) / f
+                if not p.is_file():  # a FIFO or socket in the tree: opening it would block
+                    continue
                 if _is_dockerfile(p):
                     found.append((str(p), "dockerfile"))
                 elif p.suffix.lower() in _YAML and _looks_like_manifest(p):

@@ -15,6 +15,7 @@ import dockerfile
 from distill.audit.model import Finding, Report
 from distill.audit.recommend import recommend
 from distill.errors import AuditError
+from distill.limits import read_text
 
 MAX_FILE = 4 << 20
 _VAR = re.compile(r"\$\{?(\w+)(?::?-([^}]*))?\}?")
@@ -59,13 +60,9 @@ def _expand(text: str, args: dict[str, str]) -> str:
 
 
 def read_bounded(path: Path, limit: int) -> str:
-    """A UTF-8 text file of at most ``limit`` bytes (else one-line errors)."""
-    try:
-        if path.stat().st_size > limit:
-            raise AuditError(f"{path}: larger than {limit >> 20} MiB")
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise AuditError(f"{path}: not UTF-8 text") from None
+    """A UTF-8 text file of at most ``limit`` bytes (else one-line errors); a FIFO or
+    device is refused without blocking (see distill.limits.read_regular)."""
+    return read_text(path, limit, error=AuditError)
 
 
 def parse(path: Path, text: str | None = None) -> list[Any]:
@@ -77,6 +74,9 @@ def parse(path: Path, text: str | None = None) -> list[Any]:
         cmds = list(dockerfile.parse_string(text))
     except dockerfile.GoParseError as exc:
         raise AuditError(f"{path}: unparsable Dockerfile ({' '.join(str(exc).split())})") from None
+    for c in cmds:  # the parser gives no instruction for a line it cannot name (control characters)
+        if not isinstance(c.cmd, str) or not c.cmd:
+            raise AuditError(f"{path}:{c.start_line}: unparsable Dockerfile (no instruction)")
     if not any(c.cmd.upper() == "FROM" for c in cmds):
         raise AuditError(f"{path}: unparsable Dockerfile (no FROM instruction)")
     known = {

@@ -24,11 +24,12 @@ from distill.audit.model import Finding, Report
 from distill.audit.sources import Image, Source, Verified
 from distill.debian.deb822 import parse_file
 from distill.errors import AuditError
+from distill.limits import expansion_limit
+from distill.tarsafe import Capped, EntryBudget, members, open_stream
 
 MAX_KEPT = 96 << 20  # file content kept for the checks, at most
-MAX_ENTRIES = 2_000_000  # tar entries over all layers
-BOMB_RATIO = 100  # a layer may expand to 100x its compressed size …
-BOMB_FLOOR = 512 << 20  # … or 512 MiB, whichever is more
+# Tar entries over all layers, and how far a layer may expand: distill.tarsafe and
+# distill.limits.expansion_limit (max(512 MiB, 100x compressed)), shared with the builds.
 MAX_ELF = 64 << 20
 _SMALL = 64 << 10
 
@@ -192,29 +193,6 @@ class FileTable:
         return cur
 
 
-class _Counter(io.RawIOBase):
-    """Counts decompressed bytes and stops a decompression bomb."""
-
-    def __init__(self, raw: Any, limit: int, what: str) -> None:
-        super().__init__()
-        self.raw, self.limit, self.what, self.count = raw, limit, what, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.raw.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        self.count += n
-        if self.count > self.limit:
-            raise AuditError(
-                f"{self.what} expands beyond {self.limit >> 20} MiB ({BOMB_RATIO}x its compressed size): "
-                "refusing a likely decompression bomb"
-            )
-        return n
-
-
 def _decompressed(raw: Any) -> Any:
     buffered = io.BufferedReader(raw, 1 << 16)
     magic = buffered.peek(4)[:4]
@@ -261,12 +239,12 @@ def entry_argv(config: dict[str, Any]) -> list[str]:
     return [str(x) for x in (c.get("Entrypoint") or []) + (c.get("Cmd") or [])]
 
 
-def scan(source: Source, image: Image, progress: Any = None) -> Scan:
+def scan(source: Source, image: Image, progress: Any = None, max_entries: int | None = None) -> Scan:
     table = FileTable()
+    budget = EntryBudget(image.name, AuditError, max_entries)
     keep_names = _keep_names(image.config)
     eff: dict[str, list[int]] = {}  # path -> [occurrences, cumulative size, smallest]
     kept = 0
-    n_entries = 0
     stats: list[dict[str, Any]] = []
     total = 0
     diff_ids = image.config.get("rootfs", {}).get("diff_ids", [])
@@ -282,29 +260,32 @@ def scan(source: Source, image: Image, progress: Any = None) -> Scan:
 
     for idx, desc in enumerate(image.layers):
         what = f"{image.name}: layer {idx + 1} ({desc['digest'][:19]})"
-        limit = max(BOMB_FLOOR, BOMB_RATIO * int(desc.get("size") or 0))
+        limit = expansion_limit(int(desc.get("size") or 0))
         files = 0
+        opaque: set[str] = set()  # directories made opaque in this layer already
         with source.open_blob(desc["digest"], desc.get("size")) as blob:
-            stream: Any = _Counter(_decompressed(blob), limit, what)
+            stream: Any = Capped(_decompressed(blob), limit, what, AuditError)
             inner: Verified | None = None
             if source.diff_ids:
                 inner = Verified(stream, diff_ids[idx], what)
                 stream = inner
             try:
-                with tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 16) as tf:
-                    for m in tf:
-                        n_entries += 1
-                        if n_entries > MAX_ENTRIES:
-                            raise AuditError(f"{what}: more than {MAX_ENTRIES} entries; refusing")
+                with open_stream(stream) as tf:
+                    for m in members(tf, budget):
                         name = posixpath.normpath(m.name.lstrip("/"))
                         if name in (".", "", "..") or name.startswith("../"):
                             continue
                         parent, base = posixpath.split(name)
                         if base == ".wh..wh..opq":
-                            freed = 0
-                            for c in list(table.children.get(parent, ())):
-                                freed += table.remove(c, idx)
-                            note(parent or "/", freed)
+                            # Once per directory and layer: what a lower layer had there is
+                            # gone after the first marker, and this layer's entries stay (a
+                            # flood of markers would otherwise walk the directory each time).
+                            if parent not in opaque:
+                                opaque.add(parent)
+                                freed = 0
+                                for c in list(table.children.get(parent, ())):
+                                    freed += table.remove(c, idx)
+                                note(parent or "/", freed)
                             continue
                         if base.startswith(".wh."):
                             gone = posixpath.join(parent, base[4:])

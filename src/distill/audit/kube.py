@@ -13,6 +13,7 @@ import yaml
 from distill.audit.dockerfile import is_distroless, read_bounded, split_image_ref
 from distill.audit.model import Finding, Report
 from distill.errors import AuditError
+from distill.yamlsafe import BoundedLoader, load_yaml_all
 
 MAX_FILE = 16 << 20
 MAX_DOCS = 10_000
@@ -26,8 +27,8 @@ class _Map(dict[str, Any]):
     line = 0
 
 
-class _Loader(yaml.SafeLoader):
-    """safe_load that remembers each mapping's line."""
+class _Loader(BoundedLoader):
+    """The bounded safe loader (distill.yamlsafe), remembering each mapping's line."""
 
 
 def _construct(loader: _Loader, node: yaml.MappingNode) -> _Map:
@@ -36,20 +37,34 @@ def _construct(loader: _Loader, node: yaml.MappingNode) -> _Map:
     return m
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct)  # type: ignore[type-var]
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A mapping field, or an empty one when the manifest has something else there
+    (a manifest is input: any field may hold any YAML value)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dig(doc: Any, *keys: str) -> dict[str, Any] | None:
+    """``doc[k1][k2]…`` when that is a mapping, else None."""
+    for key in keys:
+        doc = _dict(doc).get(key)
+    return doc if isinstance(doc, dict) else None
 
 
 def _pod_spec(doc: dict[str, Any]) -> dict[str, Any] | None:
     kind = doc.get("kind")
-    spec = doc.get("spec") or {}
-    if not isinstance(spec, dict):
-        return None
     if kind == "Pod":
-        return spec
+        return _dig(doc, "spec")
     if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job"):
-        return (spec.get("template") or {}).get("spec")
+        return _dig(doc, "spec", "template", "spec")
     if kind == "CronJob":
-        return (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec")
+        return _dig(doc, "spec", "jobTemplate", "spec", "template", "spec")
     return None
 
 
@@ -60,24 +75,14 @@ def _line(obj: Any, fallback: int) -> int:
 def audit_manifest(path: Path, name: str | None = None) -> Report:
     where = name or str(path)
     text = read_bounded(path, MAX_FILE)
-    try:
-        docs = []
-        for d in yaml.load_all(text, Loader=_Loader):
-            docs.append(d)
-            if len(docs) > MAX_DOCS:
-                raise AuditError(f"{path}: more than {MAX_DOCS} documents")
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise AuditError(f"{path}{at}: unparsable YAML ({problem})") from None
-    except RecursionError:
-        raise AuditError(f"{path}: YAML nested too deep") from None
+    docs = load_yaml_all(text, label=str(path), error=AuditError, loader=_Loader, max_docs=MAX_DOCS)
     report = Report(where, "kubernetes")
     workloads = 0
     for doc in docs:
         items = (
-            doc.get("items", []) if isinstance(doc, dict) and doc.get("kind", "").endswith("List") else [doc]
+            _list(doc.get("items"))
+            if isinstance(doc, dict) and str(doc.get("kind", "")).endswith("List")
+            else [doc]
         )
         for item in items:
             if not isinstance(item, dict):
@@ -92,11 +97,11 @@ def audit_manifest(path: Path, name: str | None = None) -> Report:
 
 
 def _check_pod(doc: dict[str, Any], pod: dict[str, Any], where: str, out: list[Finding]) -> None:
-    meta = doc.get("metadata") or {}
+    meta = _dict(doc.get("metadata"))
     owner = f"{doc.get('kind')}/{meta.get('name', '?')}"
-    pod_sc = pod.get("securityContext") or {}
+    pod_sc = _dict(pod.get("securityContext"))
     for group in ("initContainers", "containers"):
-        for c in pod.get(group) or []:
+        for c in _list(pod.get(group)):
             if not isinstance(c, dict):
                 continue
             cname = f"{owner} container {c.get('name', '?')}"
@@ -139,7 +144,7 @@ def _check_pod(doc: dict[str, Any], pod: dict[str, Any], where: str, out: list[F
             for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
                 p = c.get(probe)
                 if isinstance(p, dict) and isinstance(p.get("exec"), dict):
-                    cmd = [str(x) for x in p["exec"].get("command") or []]
+                    cmd = [str(x) for x in _list(p["exec"].get("command"))]
                     text = " ".join(cmd)
                     if cmd and (_SHELL.search(cmd[0]) or _TOOLS.search(text)):
                         sev = "high" if distroless else "medium"
@@ -159,7 +164,7 @@ def _check_pod(doc: dict[str, Any], pod: dict[str, Any], where: str, out: list[F
                             _line(p, line),
                         )
             for field, label in (("command", "command"), ("args", "args")):
-                argv = [str(x) for x in c.get(field) or []]
+                argv = [str(x) for x in _list(c.get(field))]
                 if argv and (
                     _SHELL.search(argv[0])
                     or (field == "args" and not c.get("command") and argv[:1] == ["-c"])
@@ -191,9 +196,9 @@ def _check_pod(doc: dict[str, Any], pod: dict[str, Any], where: str, out: list[F
                         "Expose what is needed over an HTTP endpoint, or use `kubectl debug` with an ephemeral container.",
                     )
             for hook in ("postStart", "preStop"):
-                h = (c.get("lifecycle") or {}).get(hook)
+                h = _dict(c.get("lifecycle")).get(hook)
                 if isinstance(h, dict) and isinstance(h.get("exec"), dict):
-                    cmd = [str(x) for x in h["exec"].get("command") or []]
+                    cmd = [str(x) for x in _list(h["exec"].get("command"))]
                     if cmd and (_SHELL.search(cmd[0]) or _TOOLS.search(" ".join(cmd))) and distroless:
                         add(
                             "K8S-EXEC-HOOK",
@@ -211,7 +216,7 @@ def _check_pod(doc: dict[str, Any], pod: dict[str, Any], where: str, out: list[F
                     "An interactive container is a sign of exec-based operation, which distroless does not support.",
                     "Drop stdin/tty; use `kubectl debug` for interactive troubleshooting.",
                 )
-            sc = c.get("securityContext") or {}
+            sc = _dict(c.get("securityContext"))
             if sc.get("privileged"):
                 add(
                     "K8S-PRIVILEGED",

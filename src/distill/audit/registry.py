@@ -17,7 +17,6 @@ import base64
 import hashlib
 import io
 import ipaddress
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -29,13 +28,15 @@ import httpx
 
 from distill import __version__, http
 from distill.audit.sources import INDEXES, MANIFESTS, MAX_DOCUMENT, Source, Verified, check_digest
-from distill.errors import AuditError
+from distill.errors import AuditError, DistillError
+from distill.limits import MiB, load_json, read_json
 
 _REF = re.compile(
     r"^(?P<host>[^/]+)/(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*)(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
 )
+MAX_AUTH_FILE = MiB  # podman's or docker's auth file
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
-MAX_TOKEN = 1 << 20  # a token service's JSON answer (a few KiB)
+MAX_TOKEN = MiB  # a token service's JSON answer (a few KiB; as containers/image)
 
 
 def _loopback(host: str) -> bool:
@@ -60,13 +61,17 @@ def stored_credentials(host: str) -> tuple[str, str] | None:
     for f in files:
         if not f:
             continue
+        if not Path(f).is_file():
+            continue
         try:
-            auths = json.loads(Path(f).read_text()).get("auths", {})
-            token = auths.get(host, {}).get("auth")
-            if token:
+            doc = read_json(Path(f), MAX_AUTH_FILE)
+            auths = doc.get("auths") if isinstance(doc, dict) else None
+            entry = auths.get(host) if isinstance(auths, dict) else None
+            token = entry.get("auth") if isinstance(entry, dict) else None
+            if isinstance(token, str) and token:
                 u, _, p = base64.b64decode(token).decode().partition(":")
                 return u, p
-        except (OSError, ValueError, AttributeError):
+        except (DistillError, ValueError):  # unreadable or malformed: as if absent
             continue
     return None
 
@@ -187,10 +192,12 @@ class RegistrySource(Source):
             )
         token: str | None = None
         try:
-            body = json.loads(answer)
-            token = body.get("token") or body.get("access_token")
-        except (ValueError, AttributeError):
-            pass
+            body = load_json(answer, label="token", error=AuditError, limit=MAX_TOKEN)
+        except AuditError:
+            body = None
+        if isinstance(body, dict):
+            found = body.get("token") or body.get("access_token")
+            token = found if isinstance(found, str) else None
         if r.status_code != 200 or not token:
             raise AuditError(f"{self.name}: the token service answered {r.status_code} without a token")
         self.authorization = f"Bearer {token}"

@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import lzma
 import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import AuditError
+from distill.limits import MAX_OCI_JSON, load_json, open_regular, read_regular
+from distill.oci.schema import Descriptor, DockerEntry, ImageConfig, Index, Top, check, check_list, json_type
+from distill.tarsafe import BoundedTarInfo, EntryBudget, members
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -31,7 +36,7 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 INDEXES = (OCI_INDEX, DOCKER_LIST)
 MANIFESTS = (OCI_MANIFEST, DOCKER_MANIFEST)
-MAX_DOCUMENT = 4 << 20  # manifests, indexes and configs: a few KiB in practice
+MAX_DOCUMENT = MAX_OCI_JSON  # manifests, indexes and configs: a few KiB in practice
 
 
 @dataclass
@@ -47,7 +52,7 @@ class Image:
 
     @property
     def compressed_size(self) -> int:
-        return sum(int(d.get("size", 0)) for d in self.layers)
+        return sum(int(d.get("size") or 0) for d in self.layers)
 
 
 class Verified(io.RawIOBase):
@@ -96,14 +101,20 @@ def check_digest(digest: Any) -> str:
     return digest
 
 
-def parse_json(data: bytes, what: str) -> Any:
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        raise AuditError(f"{what} is not JSON") from None
+def parse_json(data: bytes, what: str) -> dict[str, Any]:
+    """A JSON object of an image (size and depth capped; see distill.limits)."""
+    doc = load_json(data, label=what, error=AuditError, limit=MAX_DOCUMENT)
     if not isinstance(doc, dict):
-        raise AuditError(f"{what} is not a JSON object")
+        raise AuditError(f"{what}: should be a JSON object, not {json_type(doc)}")
     return doc
+
+
+def _os(m: Descriptor) -> str:
+    return (m.platform.os if m.platform is not None else "") or "linux"
+
+
+def _arch(m: Descriptor) -> str | None:
+    return m.platform.architecture if m.platform is not None else None
 
 
 class Source:
@@ -143,55 +154,47 @@ class Source:
 
         media, data, digest = self.top()
         for _ in range(4):
-            doc = parse_json(data, f"{self.name}: the {'index' if media in INDEXES else 'manifest'}")
-            media = doc.get("mediaType") or media
-            if media in INDEXES or "manifests" in doc:
+            what = f"{self.name}: the {'index' if media in INDEXES else 'manifest'}"
+            doc = parse_json(data, what)
+            top = check(Top, doc, label=what, error=AuditError)
+            media = top.mediaType or media
+            if media in INDEXES or top.manifests is not None:
                 entries = [
                     m
-                    for m in doc.get("manifests") or []
-                    if isinstance(m, dict)
-                    and m.get("platform", {}).get("os", "linux") == "linux"
-                    and m.get("mediaType") in (*INDEXES, *MANIFESTS)
+                    for m in top.manifests or []
+                    if _os(m) == "linux" and m.mediaType in (*INDEXES, *MANIFESTS)
                 ]
                 if not entries:
                     raise AuditError(f"{self.name}: the index lists no linux image")
                 want = arch or host_arch()
-                match = [m for m in entries if m.get("platform", {}).get("architecture") == want]
+                match = [m for m in entries if _arch(m) == want]
                 if not match:  # an index with no platform of its own (a layout's one entry): inside it
-                    match = [m for m in entries if m.get("mediaType") in INDEXES and "platform" not in m]
+                    match = [m for m in entries if m.mediaType in INDEXES and m.platform is None]
                 if not match:
                     if arch is not None:
-                        have = sorted({str(m.get("platform", {}).get("architecture")) for m in entries})
+                        have = sorted({str(_arch(m)) for m in entries})
                         raise AuditError(
                             f"{self.name} has no linux/{arch} image", hint=f"it has {', '.join(have)}"
                         )
                     match = entries
                 desc = match[0]
-                media = desc["mediaType"]
-                digest = check_digest(desc.get("digest"))
-                data = self.read_blob(str(digest), desc.get("size"), "manifest")
+                media = desc.mediaType
+                digest = desc.digest
+                data = self.read_blob(digest, desc.size, "manifest")
                 continue
-            if media not in MANIFESTS and "layers" not in doc:
+            if media not in MANIFESTS and top.layers is None:
                 raise AuditError(f"{self.name}: unsupported media type {media!r}")
-            layers = doc.get("layers")
-            cfg = doc.get("config")
-            if not isinstance(layers, list) or not isinstance(cfg, dict):
+            if top.layers is None or top.config is None:
                 raise AuditError(f"{self.name}: the manifest has no config or layers")
-            for d in layers:
-                if not isinstance(d, dict):
-                    raise AuditError(f"{self.name}: malformed layer descriptor {d!r}")
-                check_digest(d.get("digest"))
-            config = parse_json(
-                self.read_blob(check_digest(cfg.get("digest")), cfg.get("size"), "config"),
-                f"{self.name}: the config",
-            )
-            got = config.get("architecture")
+            cfg = top.config
+            config = parse_json(self.read_blob(cfg.digest, cfg.size, "config"), f"{self.name}: the config")
+            parsed = check(ImageConfig, config, label=f"{self.name}: the config", error=AuditError)
+            got = parsed.architecture
             if arch is not None and got != arch:
                 raise AuditError(f"{self.name} is a {got} image, not {arch}")
-            diff_ids = config.get("rootfs", {}).get("diff_ids", [])
-            if len(diff_ids) != len(layers):
+            if len(parsed.rootfs.diff_ids) != len(top.layers):
                 raise AuditError(f"{self.name}: the config's diff_ids do not match the manifest's layers")
-            return Image(self.name, digest, doc, config, self.ref, layers)
+            return Image(self.name, digest, doc, config, self.ref, doc["layers"])
         raise AuditError(f"{self.name}: indexes nested too deep")
 
 
@@ -204,39 +207,35 @@ class LayoutSource(Source):
         self.name = name
 
     def top(self) -> tuple[str, bytes, str | None]:
-        try:
-            index = parse_json((self.path / "index.json").read_bytes(), f"{self.name}: index.json")
-            if not (self.path / "oci-layout").is_file():
-                raise OSError
-        except OSError:
-            raise AuditError(f"{self.path} is not an OCI image layout (no oci-layout / index.json)") from None
-        return _pick_ref(index, self.ref, self.name)
+        if not (self.path / "oci-layout").is_file() or not (self.path / "index.json").exists():
+            raise AuditError(f"{self.path} is not an OCI image layout (no oci-layout / index.json)")
+        data = read_regular(self.path / "index.json", MAX_DOCUMENT, error=AuditError)
+        return _pick_ref(parse_json(data, f"{self.name}: index.json"), self.ref, self.name)
 
     @contextmanager
     def open_blob(self, digest: str, size: int | None) -> Iterator[Verified]:
         path = self.path / "blobs" / "sha256" / check_digest(digest).partition(":")[2]
-        try:
-            f = path.open("rb")
-        except OSError:
-            raise AuditError(f"{self.name}: blob {digest} is missing from blobs/") from None
-        with f:
+        if not path.exists():
+            raise AuditError(f"{self.name}: blob {digest} is missing from blobs/")
+        with open_regular(path, error=AuditError, what=f"{self.name}: blob") as f:
             yield Verified(f, digest, f"{self.name}: blob {digest}", size)
 
 
 def _pick_ref(index: dict[str, Any], ref: str | None, name: str) -> tuple[str, bytes, str | None]:
     """The index itself, narrowed to the entries named ``ref`` (org.opencontainers.image.ref.name)."""
-    entries = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
+    check(Index, index, label=f"{name}: index.json", error=AuditError)
+    entries: list[dict[str, Any]] = index.get("manifests") or []
     if ref is not None:
         named = [
             m
             for m in entries
-            if m.get("annotations", {}).get("org.opencontainers.image.ref.name")
+            if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name")
             in (ref, ref.rpartition(":")[2])
-            or ref in (m.get("annotations", {}).get("io.containerd.image.name"),)
+            or ref in ((m.get("annotations") or {}).get("io.containerd.image.name"),)
         ]
         if not named:
             have = sorted(
-                str(m.get("annotations", {}).get("org.opencontainers.image.ref.name"))
+                str(m["annotations"].get("org.opencontainers.image.ref.name"))
                 for m in entries
                 if m.get("annotations")
             )
@@ -258,13 +257,16 @@ class ArchiveSource(Source):
         self.ref = ref
         self.name = name
         try:
-            self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 (kept open for random access; closed by close())
+            # kept open for random access (closed by close()); headers bounded, entries counted
+            self.tar = tarfile.open(path, "r:*", tarinfo=BoundedTarInfo)  # noqa: SIM115
             self.members = {
-                os.path.normpath(m.name.lstrip("/")): m for m in self.tar.getmembers() if m.isfile()
+                os.path.normpath(m.name.lstrip("/")): m
+                for m in members(self.tar, EntryBudget(str(path), AuditError))
+                if m.isfile()
             }
-        except (tarfile.TarError, OSError, EOFError) as exc:
+        except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
             raise AuditError(f"{path} is not a readable tar archive ({exc})") from None
-        self.docker: list[dict[str, Any]] | None = None
+        self.docker: list[DockerEntry] | None = None
         self.synthetic: dict[str, bytes] = {}
         self.diff_layer: dict[str, str] = {}  # docker archives: digest -> member
         if "index.json" in self.members and "oci-layout" in self.members:
@@ -289,31 +291,36 @@ class ArchiveSource(Source):
     def _docker_manifest(self) -> None:
         """docker save's manifest.json -> an OCI-shaped manifest whose layers are named
         by their diff_id (each is verified against it as it is read, decompressed)."""
-        try:
-            entries = json.loads(self._member("manifest.json"))
-            if not isinstance(entries, list) or not entries:
-                raise ValueError
-        except ValueError:
-            raise AuditError(f"{self.name}: manifest.json is not a docker archive manifest") from None
+        label = f"{self.name}: manifest.json"
+        entries = check_list(
+            DockerEntry,
+            load_json(self._member("manifest.json"), label=label, error=AuditError, limit=MAX_DOCUMENT),
+            label=label,
+            error=AuditError,
+        )
+        if not entries:
+            raise AuditError(f"{label} lists no image")
         if self.ref is not None:
-            entries = [e for e in entries if self.ref in (e.get("RepoTags") or [])] or entries[:0]
+            entries = [e for e in entries if self.ref in (e.RepoTags or [])]
             if not entries:
                 raise AuditError(f"{self.name} has no image tagged {self.ref!r}")
         entry = entries[0]
-        config_bytes = self._member(str(entry.get("Config", "")))
+        config_bytes = self._member(entry.Config)
         config = parse_json(config_bytes, f"{self.name}: the config")
-        diff_ids = config.get("rootfs", {}).get("diff_ids", [])
-        layer_names = entry.get("Layers") or []
+        diff_ids = check(
+            ImageConfig, config, label=f"{self.name}: the config", error=AuditError
+        ).rootfs.diff_ids
+        layer_names = entry.Layers
         if len(diff_ids) != len(layer_names):
             raise AuditError(f"{self.name}: the config's diff_ids do not match manifest.json's layers")
         cdigest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
         self.synthetic[cdigest] = config_bytes
         layers = []
         for diff_id, lname in zip(diff_ids, layer_names, strict=True):
-            m = self.members.get(os.path.normpath(str(lname)))
+            m = self.members.get(os.path.normpath(lname))
             if m is None:
                 raise AuditError(f"{self.name}: layer {lname} is missing from the archive")
-            self.diff_layer[check_digest(diff_id)] = os.path.normpath(str(lname))
+            self.diff_layer[diff_id] = os.path.normpath(lname)
             layers.append(
                 {
                     "mediaType": "application/vnd.docker.image.rootfs.diff.tar",

@@ -13,6 +13,7 @@ import gzip
 import io
 import lzma
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +22,18 @@ from typing import IO
 import zstandard
 
 from distill.debian.deb822 import parse_paragraph_bytes
+from distill.errors import DistillError
+from distill.limits import expansion_limit
+from distill.tarsafe import Capped, EntryBudget, members, open_stream
 
 _AR_MAGIC = b"!<arch>\n"
 # What a damaged member raises while it is decompressed and read as tar.
-_READ_ERRORS = (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zstandard.ZstdError)
+_READ_ERRORS = (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zstandard.ZstdError, zlib.error)
 _HEADER = 60
+MAX_CONTROL_MEMBER = 64 << 20  # control, md5sums or conffiles (md5sums of the largest packages: a few MB)
 
 
-class DebFormatError(ValueError):
+class DebFormatError(DistillError, ValueError):
     """The file is not a well-formed .deb."""
 
 
@@ -80,13 +85,19 @@ class Deb:
             raise DebFormatError(f"{self.path.name}: member {m.name} is truncated")
         return data
 
+    def _stream(self, m: Member) -> IO[bytes]:
+        """The member decompressed, and stopped if it expands beyond the limits
+        (distill.limits.expansion_limit: a .deb may be a decompression bomb like any archive)."""
+        raw = _decompressor(m.name, io.BytesIO(self._read(m)))
+        what = f"{self.path.name}: {m.name}"
+        return io.BufferedReader(Capped(raw, expansion_limit(m.size), what, DebFormatError), 1 << 16)
+
     def _tar(self, prefix: str) -> tarfile.TarFile:
         # The compressed member is held in memory; it is decompressed and read as
         # tar incrementally, so no extracted file ever exists.
         m = self._member(prefix)
-        stream = _decompressor(m.name, io.BytesIO(self._read(m)))
         try:
-            return tarfile.open(fileobj=stream, mode="r|")
+            return open_stream(self._stream(m))
         except _READ_ERRORS as exc:
             raise DebFormatError(f"{self.path.name}: {m.name}: {exc}") from None
 
@@ -97,10 +108,15 @@ class Deb:
         conffiles: list[str] = []
         try:
             with self._tar("control.tar") as tf:
-                for info in tf:
+                for info in members(tf, EntryBudget(f"{self.path.name}: control.tar", DebFormatError)):
                     name = info.name.removeprefix("./")
                     if not info.isfile() or name not in ("control", "md5sums", "conffiles"):
                         continue
+                    if info.size > MAX_CONTROL_MEMBER:
+                        raise DebFormatError(
+                            f"{self.path.name}: control.tar: {name} is {info.size} bytes, "
+                            f"more than {MAX_CONTROL_MEMBER}"
+                        )
                     f = tf.extractfile(info)
                     data = f.read() if f else b""
                     if name == "control":
@@ -119,7 +135,7 @@ class Deb:
     def copy_data(self, out: IO[bytes], chunk: int = 1 << 20) -> int:
         """Write the decompressed data tar to ``out``; returns its size."""
         m = self._member("data.tar")
-        stream = _decompressor(m.name, io.BytesIO(self._read(m)))
+        stream = self._stream(m)
         total = 0
         try:
             while block := stream.read(chunk):
@@ -133,7 +149,7 @@ class Deb:
         """Each data member with its contents (None for non-regular files), in archive order."""
         try:
             with self._tar("data.tar") as tf:
-                for info in tf:
+                for info in members(tf, EntryBudget(f"{self.path.name}: data.tar", DebFormatError)):
                     content = None
                     if info.isfile():
                         f = tf.extractfile(info)

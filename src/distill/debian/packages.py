@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from distill.debian.relation import Clause, Relation, parse_relations
+from distill.errors import DistillError
 
 PRIORITY_RANK = {"required": 0, "important": 1, "standard": 2, "optional": 3, "extra": 4}
 
@@ -45,7 +46,7 @@ class Package:
         return [r.version for r in self.provides if r.name == name]
 
 
-class PackageFormatError(ValueError):
+class PackageFormatError(DistillError, ValueError):
     """A Packages paragraph lacks a required field."""
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from distill.debian.version import satisfies
+from distill.errors import DistillError
 
 _REL = re.compile(
     r"""^\s*
@@ -61,7 +62,7 @@ class Relation:
 Clause = tuple[Relation, ...]
 
 
-class RelationSyntaxError(ValueError):
+class RelationSyntaxError(DistillError, ValueError):
     """A relation field that does not follow Debian policy's grammar."""
 
 

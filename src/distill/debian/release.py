@@ -7,9 +7,10 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 from distill.debian.deb822 import parse_paragraph
+from distill.errors import DistillError
 
 
-class ReleaseFormatError(ValueError):
+class ReleaseFormatError(DistillError, ValueError):
     """The Release text lacks a required field or has a malformed one."""
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,10 @@ from isal import igzip
 from distill.assemble.expand import DIR, FILE, SYMLINK, elf_soname
 from distill.assemble.tree import Node, Tree
 from distill.errors import BuildError
+from distill.limits import MAX_OCI_JSON, expansion_limit, load_json, open_regular, read_json, read_regular
 from distill.oci.image import INDEX, MANIFEST, BlobStore
+from distill.oci.schema import ImageConfig, Index, Manifest, check
+from distill.tarsafe import Capped, EntryBudget, members, open_stream
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -52,30 +55,33 @@ def blob_path(layout: Path, digest: str) -> Path:
 
 def _json(layout: Path, digest: str, what: str) -> Any:
     path = blob_path(layout, digest)
-    try:
-        data = path.read_bytes()
-    except OSError:
-        raise BuildError(f"{layout}: the {what} {digest} is missing from blobs/") from None
+    if not path.exists():
+        raise BuildError(f"{layout}: the {what} {digest} is missing from blobs/")
+    label = f"{layout}: the {what} {digest}"
+    data = read_regular(path, MAX_OCI_JSON, error=BuildError, what=f"{layout}: the {what}")
     if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-        raise BuildError(f"{layout}: the {what} {digest} does not match its digest")
-    try:
-        return json.loads(data)
-    except ValueError:
-        raise BuildError(f"{layout}: the {what} {digest} is not JSON") from None
+        raise BuildError(f"{label} does not match its digest")
+    return load_json(data, label=label, error=BuildError, limit=MAX_OCI_JSON)
 
 
 def open_image(layout: Path, ref: str | None, arch: str) -> BaseImage:
-    """The image for ``arch`` in a layout (by ``ref.name`` when given, else the only one)."""
-    try:
-        index = json.loads((layout / "index.json").read_text())
-        if not (layout / "oci-layout").is_file():
-            raise ValueError
-    except (OSError, ValueError):
-        raise BuildError(f"{layout} is not an OCI image layout (no oci-layout / index.json)") from None
-    entries = index.get("manifests") or []
+    """The image for ``arch`` in a layout (by ``ref.name`` when given, else the only one).
+
+    Every document is size-capped and type-checked (:mod:`distill.oci.schema`) before a
+    field of it is used: a base image is input like any other."""
+    if not (layout / "oci-layout").is_file() or not (layout / "index.json").exists():
+        raise BuildError(f"{layout} is not an OCI image layout (no oci-layout / index.json)")
+    where = f"{layout}/index.json"
+    index = check(
+        Index,
+        read_json(layout / "index.json", MAX_OCI_JSON, error=BuildError),
+        label=where,
+        error=BuildError,
+    )
+    entries = index.manifests
     if ref is not None:
         entries = [
-            m for m in entries if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref
+            m for m in entries if (m.annotations or {}).get("org.opencontainers.image.ref.name") == ref
         ]
         if not entries:
             raise BuildError(f"{layout} has no image named {ref!r}")
@@ -83,13 +89,14 @@ def open_image(layout: Path, ref: str | None, arch: str) -> BaseImage:
         raise BuildError(f"{layout} holds no image")
     desc = entries[0]
     for _ in range(4):  # index -> (nested index ->) manifest
-        if desc.get("mediaType") in (INDEX, DOCKER_LIST):
-            doc = _json(layout, desc["digest"], "index")
+        if desc.mediaType in (INDEX, DOCKER_LIST):
+            doc = check(
+                Index, _json(layout, desc.digest, "index"), label=f"{layout}: the index", error=BuildError
+            )
             found = [
                 m
-                for m in doc.get("manifests", [])
-                if m.get("platform", {}).get("architecture") == arch
-                and m.get("platform", {}).get("os") == "linux"
+                for m in doc.manifests
+                if m.platform is not None and m.platform.architecture == arch and m.platform.os == "linux"
             ]
             if not found:
                 raise BuildError(
@@ -97,17 +104,27 @@ def open_image(layout: Path, ref: str | None, arch: str) -> BaseImage:
                 )
             desc = found[0]
             continue
-        if desc.get("mediaType") not in (MANIFEST, DOCKER_MANIFEST):
-            raise BuildError(f"{layout}: unsupported media type {desc.get('mediaType')!r}")
-        manifest = _json(layout, desc["digest"], "manifest")
-        config = _json(layout, manifest["config"]["digest"], "config")
-        if config.get("architecture") != arch:
+        if desc.mediaType not in (MANIFEST, DOCKER_MANIFEST):
+            raise BuildError(f"{layout}: unsupported media type {desc.mediaType!r}")
+        label = f"{layout}: the manifest {desc.digest}"
+        manifest = _json(layout, desc.digest, "manifest")
+        parsed = check(Manifest, manifest, label=label, error=BuildError)
+        for i, layer in enumerate(parsed.layers):
+            if layer.size is None:  # the layers are reused as they are: their descriptors must be whole
+                raise BuildError(f"{label}: layers[{i}].size: Field required")
+        config = _json(layout, parsed.config.digest, "config")
+        image_config = check(
+            ImageConfig, config, label=f"{layout}: the config {parsed.config.digest}", error=BuildError
+        )
+        if image_config.architecture != arch:
             raise BuildError(
-                f"{layout} holds a {config.get('architecture')} image, not {arch}",
-                hint=f"pass --arch {config.get('architecture')}",
+                f"{layout} holds a {image_config.architecture} image, not {arch}",
+                hint=f"pass --arch {image_config.architecture}",
             )
-        if len(config.get("rootfs", {}).get("diff_ids", [])) != len(manifest.get("layers", [])):
+        if len(image_config.rootfs.diff_ids) != len(parsed.layers):
             raise BuildError(f"{layout}: the config's diff_ids do not match the manifest's layers")
+        if config.get("config") is None:
+            config["config"] = {}
         return BaseImage(layout, manifest, config)
     raise BuildError(f"{layout}: indexes nested too deep")
 
@@ -123,44 +140,92 @@ def _stream(fileobj: Any, media_type: str) -> Any:
     return fileobj
 
 
-def read_tree(image: BaseImage) -> tuple[Tree, int, list[tuple[int, int]]]:
+class _Layers:
+    """Which layer gave each path, and each directory's children: a whiteout removes a
+    subtree of lower layers in time proportional to that subtree (a flood of whiteouts
+    over a large tree must not scan the whole tree each time)."""
+
+    def __init__(self, nodes: dict[str, Node]) -> None:
+        self.nodes = nodes
+        self.layer: dict[str, int] = {}
+        self.kids: dict[str, set[str]] = {}
+
+    def add(self, path: str, node: Node, layer: int) -> None:
+        self.nodes[path] = node
+        self.layer[path] = layer
+        while path:  # link the path (and any implicit parent) under its parent
+            parent = path.rpartition("/")[0]
+            siblings = self.kids.setdefault(parent, set())
+            if path in siblings:
+                break
+            siblings.add(path)
+            path = parent
+
+    def remove(self, path: str, below: int) -> None:
+        """``path`` and what is under it, as far as it comes from layers below ``below``."""
+        stack = [path]
+        while stack:
+            p = stack.pop()
+            if self.layer.get(p, -1) >= below:
+                continue  # this layer's own entry (and what it holds) stays
+            stack.extend(self.kids.pop(p, ()))
+            self.nodes.pop(p, None)
+            self.layer.pop(p, None)
+            self.kids.get(p.rpartition("/")[0], set()).discard(p)
+
+    def opaque(self, directory: str, below: int) -> None:
+        for child in list(self.kids.get(directory, ())):
+            self.remove(child, below)
+
+
+def read_tree(image: BaseImage, max_entries: int | None = None) -> tuple[Tree, int, list[tuple[int, int]]]:
     """The image's filesystem (headers; content only where checks need it), the newest
-    mtime in it and each layer's (tar size, files). Each layer is checked against its digest."""
+    mtime in it and each layer's (tar size, files). Each layer is checked against its digest,
+    and bounded: headers (distill.tarsafe), entries over all layers, and expansion."""
     tree = Tree()
+    index = _Layers(tree.nodes)
     newest = 0
     kept = 0
     stats: list[tuple[int, int]] = []
-    for desc in image.manifest.get("layers", []):
+    budget = EntryBudget(f"{image.layout}", BuildError, max_entries)
+    for idx, desc in enumerate(image.manifest.get("layers", [])):
         files = 0
         path = image.blob(desc["digest"])
         hasher = _HashingReader(path, desc["digest"])
+        what = f"{image.layout}: layer {desc['digest']}"
+        limit = expansion_limit(int(desc.get("size") or 0))
+        opaque: set[str] = set()
         try:
-            with tarfile.open(fileobj=_stream(hasher, desc.get("mediaType", "")), mode="r|") as tf:
-                for m in tf:
+            stream = Capped(_stream(hasher, desc.get("mediaType", "")), limit, what, BuildError)
+            with open_stream(stream) as tf:
+                for m in members(tf, budget):
                     name = os.path.normpath(m.name.lstrip("/"))
                     if name in (".", "") or name == ".." or name.startswith("../"):
                         continue
                     parent, _, base = name.rpartition("/")
                     if base == ".wh..wh..opq":
-                        for p in [p for p in tree.nodes if parent == "" or p.startswith(parent + "/")]:
-                            if p:
-                                tree.nodes.pop(p, None)
+                        if parent not in opaque:  # once per directory and layer
+                            opaque.add(parent)
+                            index.opaque(parent, idx)
                         continue
                     if base.startswith(".wh."):
-                        gone = f"{parent}/{base[4:]}" if parent else base[4:]
-                        for p in [p for p in tree.nodes if p == gone or p.startswith(gone + "/")]:
-                            tree.nodes.pop(p, None)
+                        index.remove(f"{parent}/{base[4:]}" if parent else base[4:], idx)
                         continue
                     newest = max(newest, int(m.mtime))
                     mode = m.mode & 0o7777
+                    old = tree.nodes.get(name)
+                    if old is not None and old.kind == DIR and not m.isdir():
+                        index.remove(name, idx)  # a directory replaced: what it held goes too
                     if m.isdir():
-                        tree.nodes[name] = Node(DIR, mode, m.uid, m.gid, int(m.mtime))
+                        index.add(name, Node(DIR, mode, m.uid, m.gid, int(m.mtime)), idx)
                     elif m.issym():
-                        tree.nodes[name] = Node(SYMLINK, 0o777, m.uid, m.gid, int(m.mtime), link=m.linkname)
+                        index.add(
+                            name, Node(SYMLINK, 0o777, m.uid, m.gid, int(m.mtime), link=m.linkname), idx
+                        )
                     elif m.islnk():
                         target = tree.nodes.get(os.path.normpath(m.linkname.lstrip("/")))
                         if target is not None:
-                            tree.nodes[name] = target
+                            index.add(name, target, idx)
                     elif m.isfile():
                         files += 1
                         data = None
@@ -174,16 +239,16 @@ def read_tree(image: BaseImage) -> tuple[Tree, int, list[tuple[int, int]]]:
                             if name.startswith(_KEEP_CONTENT):
                                 data = raw
                                 kept += len(raw)
-                        tree.nodes[name] = Node(
-                            FILE, mode, m.uid, m.gid, int(m.mtime), m.size, data=data, soname=soname
+                        index.add(
+                            name,
+                            Node(FILE, mode, m.uid, m.gid, int(m.mtime), m.size, data=data, soname=soname),
+                            idx,
                         )
                 tar_size = tf.offset
             hasher.finish()
             stats.append((tar_size, files))
-        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
-            raise BuildError(
-                f"{image.layout}: layer {desc['digest']} is not a readable tar ({exc})"
-            ) from None
+        except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error) as exc:
+            raise BuildError(f"{what} is not a readable tar ({exc})") from None
     tree.take_changes()
     return tree, newest, stats
 
@@ -193,10 +258,9 @@ class _HashingReader(io.RawIOBase):
 
     def __init__(self, path: Path, digest: str) -> None:
         super().__init__()
-        try:
-            self.f = path.open("rb", buffering=0)
-        except OSError:
-            raise BuildError(f"layer {digest} is missing from the layout's blobs/") from None
+        if not path.exists():
+            raise BuildError(f"layer {digest} is missing from the layout's blobs/")
+        self.f = open_regular(path, error=BuildError, what=f"layer {digest}")
         self.digest = digest
         self.h = hashlib.sha256()
 

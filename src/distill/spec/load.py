@@ -13,11 +13,10 @@ from pydantic import ValidationError
 
 from distill.distros import ARCHS
 from distill.errors import SpecError
-from distill.redact import field_path, key_label, plain, tool_message
+from distill.limits import read_text
+from distill.redact import field_path, key_label, plain
 from distill.spec.model import Spec
-
-# libyaml's parser when PyYAML has it (same results, several times faster).
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from distill.yamlsafe import compose_yaml
 
 
 def builtin_dir() -> Path:
@@ -74,19 +73,10 @@ def _positions(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...]
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], Pos]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read spec {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise SpecError(f"{where}: invalid YAML: {tool_message(str(exc.problem or exc.context))}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: invalid YAML: {exc}") from None
+    # Bounded: a size cap before parsing, depth and alias expansion counted while composing
+    # (see distill.yamlsafe), so a YAML bomb is one error line, not minutes and gigabytes.
+    text = read_text(path, error=SpecError, what="spec")
+    data, node = compose_yaml(text, label=str(path), error=SpecError)
     if data is None:
         data = {}
     if not isinstance(data, dict):
