@@ -12,15 +12,19 @@ from distill.archive.index import PackageIndex, Universe, build_table
 
 
 @pytest.fixture(scope="session")
-def key(tmp_path_factory: pytest.TempPathFactory) -> Key:
+def key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Key]:
     if shutil.which("gpg") is None:
         pytest.fail("gpg is needed to sign the test repositories (apt-get install gpg)")
-    return Key(tmp_path_factory.mktemp("gnupg"))
+    k = Key(tmp_path_factory.mktemp("gnupg"))
+    yield k
+    k.close()
 
 
 @pytest.fixture(scope="session")
-def other_key(tmp_path_factory: pytest.TempPathFactory) -> Key:
-    return Key(tmp_path_factory.mktemp("gnupg-other"), uid="someone else <other@example.invalid>")
+def other_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Key]:
+    k = Key(tmp_path_factory.mktemp("gnupg-other"), uid="someone else <other@example.invalid>")
+    yield k
+    k.close()
 
 
 BASIC = [

@@ -148,6 +148,12 @@ class Key:
     def clearsign(self, text: bytes) -> bytes:
         return self._gpg("--clearsign", "--digest-algo", "SHA256", data=text)
 
+    def close(self) -> None:
+        """Stop the gpg-agent that signing started in this home (it outlives the tests otherwise)."""
+        subprocess.run(
+            ["gpgconf", "--homedir", str(self.home), "--kill", "all"], capture_output=True, check=False
+        )
+
 
 def _release_text(
     suite: str, archs: list[str], files: dict[str, bytes], valid_until: datetime | None
