@@ -254,11 +254,25 @@ def status_d(tree: Tree, pkg: str, control_text: bytes, md5sums: bytes, mtime: i
         tree.memory.setdefault("md5sums", {})[pkg] = md5sums
 
 
-def _is_file(tree: Tree, path: str) -> bool:
-    try:
-        node = tree.get(tree.resolve(path))
-    except UnsafeEntryError:
+def _is_file(tree: Tree, path: str, dirs: dict[str, str | None]) -> bool:
+    """Whether ``path`` names a regular file in the tree, symlinks followed. Its
+    directory is resolved once per directory (``dirs`` remembers them): a package's
+    md5sums list thousands of files in a few hundred directories."""
+    directory, _, name = path.strip("/").rpartition("/")
+    if directory not in dirs:
+        try:
+            dirs[directory] = tree.resolve(directory)
+        except UnsafeEntryError:
+            dirs[directory] = None
+    where = dirs[directory]
+    if where is None:
         return False
+    node = tree.get(f"{where}/{name}" if where else name)
+    if node is not None and node.kind == SYMLINK:
+        try:
+            node = tree.get(tree.resolve(path))
+        except UnsafeEntryError:
+            return False
     return node is not None and node.kind == FILE
 
 
@@ -267,11 +281,12 @@ def md5sums(tree: Tree, mtime: int) -> None:
     the files the tree holds now: whatever trimming, a generator (the CA bundle takes the
     certificates it merged) or anything else removed is not claimed, as debsums and
     scanners' file ownership read these lists against the image."""
+    dirs: dict[str, str | None] = {}
     for pkg, raw in tree.memory.get("md5sums", {}).items():
         kept = [
             line
             for line in raw.splitlines(keepends=True)
-            if _is_file(tree, line[34:].strip().decode("utf-8", "surrogateescape"))
+            if _is_file(tree, line[34:].strip().decode("utf-8", "surrogateescape"), dirs)
         ]
         path = f"{STATUS_D}/{pkg}.md5sums"
         if kept:
