@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import IO
 
 from distill.archive.cache import CorruptEntryError, discard
-from distill.errors import OutputError
+from distill.errors import DistillError, OutputError
+from distill.limits import open_regular
 from distill.oci.image import BlobStore, Descriptor, canonical_json, index_document, reachable
 
 _RENAME_EXCHANGE = 2
@@ -198,12 +199,27 @@ def _refuse_foreign_file(out: Path) -> None:
     )
 
 
+def _hashes_to(f: IO[bytes], d: Descriptor) -> bool:
+    h = hashlib.sha256()
+    n = 0
+    while chunk := f.read(1 << 20):
+        h.update(chunk)
+        n += len(chunk)
+    return n == d.size and "sha256:" + h.hexdigest() == d.digest
+
+
 def layout_is_current(out: Path, index: bytes, blobs: list[Descriptor]) -> bool:
+    """Whether ``out`` already holds exactly this image: its index.json, and every blob
+    hashed (a damaged blob of the right size is not "up to date"; it is written again)."""
     try:
         if (out / "index.json").read_bytes() != index:
             return False
-        return all((out / "blobs" / "sha256" / d.digest[7:]).stat().st_size == d.size for d in blobs)
-    except OSError:
+        for d in blobs:
+            with open_regular(out / "blobs" / "sha256" / d.digest[7:]) as f:
+                if not _hashes_to(f, d):
+                    return False
+        return True
+    except (OSError, DistillError):
         return False
 
 
@@ -274,7 +290,7 @@ def write_archive(
     blobs = reachable(store, top)
     if out.is_dir():
         raise OutputError(f"cannot write an archive to {out}: it is a directory")
-    if out.is_file() and _archive_is_current(out, index, manifest):
+    if out.is_file() and _archive_is_current(out, index, manifest, blobs):
         return False
     if out.exists():
         _refuse_foreign_file(out)
@@ -313,14 +329,27 @@ def write_archive(
     return True
 
 
-def _archive_is_current(out: Path, index: bytes, manifest: bytes) -> bool:
+def _archive_is_current(out: Path, index: bytes, manifest: bytes, blobs: list[Descriptor]) -> bool:
+    """Whether the archive ``out`` already holds exactly this image: its index.json and
+    manifest.json, and every blob once, hashed (as :func:`layout_is_current`)."""
+    expected = {"index.json": index, "manifest.json": manifest}
+    wanted = {f"blobs/sha256/{d.digest[7:]}": d for d in blobs}
+    seen: set[str] = set()
     try:
         with tarfile.open(out, "r:") as tf:
-            found = {}
             for info in tf:
-                if info.name in ("index.json", "manifest.json"):
-                    f = tf.extractfile(info)
-                    found[info.name] = f.read() if f else b""
-            return found.get("index.json") == index and found.get("manifest.json") == manifest
+                name = info.name
+                if name not in expected and name not in wanted:
+                    continue
+                f = tf.extractfile(info) if info.isfile() else None
+                if f is None or name in seen:
+                    return False
+                seen.add(name)
+                if name in expected:
+                    if info.size != len(expected[name]) or f.read() != expected[name]:
+                        return False
+                elif not _hashes_to(f, wanted[name]):
+                    return False
+        return seen == {*expected, *wanted}
     except (OSError, tarfile.TarError):
         return False

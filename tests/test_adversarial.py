@@ -1,0 +1,155 @@
+"""Found by an adversarial pass over the fixes of issues 11 and 17: a damaged output
+reported "up to date", a base layout whose diff_ids or sizes lie reused as it is, a
+corrupt gzip layer ending in a traceback."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import test_cli
+from debrepo import Server
+from ocitools import F, layer_tar, write_layout
+from test_cli import assert_one_line_error, run
+
+project = test_cli.project  # a signed repository on 127.0.0.1 and app.yaml
+
+
+def _blobs_match(layout: Path) -> bool:
+    return all(
+        hashlib.sha256(b.read_bytes()).hexdigest() == b.name for b in (layout / "blobs" / "sha256").iterdir()
+    )
+
+
+def _flip_middle(path: Path, offset: int, size: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset + size // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_output_is_written_again_not_up_to_date(
+    project: tuple[Server, Path], tmp_path: Path
+) -> None:
+    """The check that skips rewriting an identical output compared index.json and the
+    blobs' sizes (a layout) or index.json and manifest.json only (an archive): a flipped
+    byte in a blob stayed, with "up to date" and exit 0."""
+    _, work = project
+    cache = tmp_path / "cache"
+    for args in (("-o", "out"), ("-o", "out"), ("-o", "img.tar"), ("-o", "img.tar")):
+        assert run("build", "app.yaml", *args, cwd=work, cache=cache).returncode == 0
+    layer = max((work / "out" / "blobs" / "sha256").iterdir(), key=lambda p: p.stat().st_size)
+    _flip_middle(layer, 0, layer.stat().st_size)
+    proc = run("build", "app.yaml", "-o", "out", cwd=work, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote OCI layout out" in proc.stdout and _blobs_match(work / "out")
+
+    with tarfile.open(work / "img.tar") as tf:
+        blob = max((m for m in tf if m.name.startswith("blobs/sha256/") and m.isfile()), key=lambda m: m.size)
+    _flip_middle(work / "img.tar", blob.offset_data, blob.size)
+    proc = run("build", "app.yaml", "-o", "img.tar", cwd=work, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote archive img.tar" in proc.stdout
+    with tarfile.open(work / "img.tar") as tf:
+        for m in tf:
+            if m.name.startswith("blobs/sha256/") and m.isfile():
+                f = tf.extractfile(m)
+                assert f is not None and hashlib.sha256(f.read()).hexdigest() == m.name.rpartition("/")[2]
+
+
+def _put(root: Path, doc: dict[str, Any]) -> dict[str, Any]:
+    data = json.dumps(doc).encode()
+    digest = hashlib.sha256(data).hexdigest()
+    (root / "blobs" / "sha256" / digest).write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def _relink(root: Path, manifest: dict[str, Any], config: dict[str, Any]) -> None:
+    """Store ``config`` and ``manifest`` (pointing at it) and make index.json name them."""
+    manifest["config"].update(_put(root, config))
+    index = json.loads((root / "index.json").read_text())
+    index["manifests"][0].update(_put(root, manifest))
+    (root / "index.json").write_text(json.dumps(index))
+
+
+def _config(root: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = json.loads(
+        (root / "blobs" / "sha256" / manifest["config"]["digest"][7:]).read_text()
+    )
+    return config
+
+
+def _app_on(root: Path, tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    (src / "myapp").mkdir(parents=True)
+    (src / "myapp" / "__main__.py").write_text("print('hi')\n")
+    (src / "app.yaml").write_text(
+        f"name: x\nfrom: oci:{root}\narchs: [amd64]\napp: {{kind: python, entrypoint: [-m, myapp]}}\n"
+    )
+    return src
+
+
+@pytest.mark.parametrize("lie", ["diff_id", "size"])
+def test_a_base_layout_whose_descriptors_lie_is_refused(tmp_path: Path, lie: str) -> None:
+    """A base layout's layers are reused as they are, under its config's diff_ids and its
+    manifest's sizes: only the compressed digest was checked, so a wrong diff_id gave an
+    image umoci and podman refuse (exit 0), and a wrong size was blamed on the cache
+    (whose good blob was deleted)."""
+    root = tmp_path / "base"
+    manifest = write_layout(root, [layer_tar([F("usr/bin/python3", b"\x7fELF"), F("etc/hostname", b"x\n")])])
+    config = _config(root, manifest)
+    if lie == "diff_id":
+        config["rootfs"]["diff_ids"] = ["sha256:" + "1" * 64]
+        needle = "does not decompress to the config's diff_id sha256:1111"
+    else:
+        manifest["layers"][0]["size"] += 1
+        needle = "but the manifest says"
+    _relink(root, manifest, config)
+    src = _app_on(root, tmp_path)
+    proc = run("build", "app.yaml", "-o", "out", cwd=src, cache=tmp_path / "cache")
+    assert_one_line_error(proc, needle)
+    assert not (src / "out").exists()
+    blobs = tmp_path / "cache" / "distill" / "blobs" / "sha256"
+    assert not blobs.exists() or not list(blobs.iterdir())
+
+
+def test_a_corrupt_gzip_layer_is_one_line(tmp_path: Path) -> None:
+    """A flipped byte inside a gzip layer: ISA-L raises its own IsalError (not zlib.error),
+    a traceback for `distill audit`, `compare` and a build `from: oci:`."""
+    root = tmp_path / "base"
+    tar = layer_tar([F(f"usr/share/f{i}", bytes(range(256)) * 40) for i in range(8)])
+    blob = bytearray(gzip.compress(tar, mtime=0))
+    blob[len(blob) // 3] ^= 0x55  # inside the deflate stream: an invalid code, not a CRC error
+    write_layout(root, [], raw_layers=[bytes(blob)])
+    write_layout(tmp_path / "good", [tar])
+    for args in (("audit", str(root)), ("compare", str(root), str(tmp_path / "good"))):
+        assert_one_line_error(run(*args, cwd=tmp_path, cache=tmp_path / "cache"), "is not a readable tar")
+    src = _app_on(root, tmp_path)
+    proc = run("build", "app.yaml", "-o", "out", cwd=src, cache=tmp_path / "cache")
+    assert_one_line_error(proc, "is not a readable tar")
+
+
+def test_cache_commands_refuse_a_directory_that_is_not_a_cache(tmp_path: Path) -> None:
+    """`cache prune --cache-dir IMAGE.oci --max-size 0` deleted every blob of the user's
+    layout, and `cache verify --cache-dir PROJECT` any file under its debs/ whose name is
+    not a digest: a mistyped --cache-dir must remove nothing."""
+    layout = tmp_path / "image.oci"
+    write_layout(layout, [layer_tar([F("etc/hostname", b"x\n")])])
+    project = tmp_path / "project"
+    (project / "debs").mkdir(parents=True)
+    (project / "debs" / "mine.deb").write_bytes(b"!<arch>\n")
+    (project / "README").write_text("x\n")
+    before = {p: p.read_bytes() for d in (layout, project) for p in d.rglob("*") if p.is_file()}
+    for args in (
+        ("cache", "prune", "--cache-dir", str(layout), "--max-size", "0"),
+        ("cache", "verify", "--cache-dir", str(layout)),
+        ("cache", "prune", "--cache-dir", str(project), "--older-than", "0"),
+        ("cache", "verify", "--cache-dir", str(project)),
+    ):
+        assert_one_line_error(run(*args, cwd=tmp_path, cache=tmp_path / "cache"), "is not a distill cache")
+    assert {p: p.read_bytes() for d in (layout, project) for p in d.rglob("*") if p.is_file()} == before
