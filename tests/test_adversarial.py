@@ -7,6 +7,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -153,3 +157,44 @@ def test_cache_commands_refuse_a_directory_that_is_not_a_cache(tmp_path: Path) -
     ):
         assert_one_line_error(run(*args, cwd=tmp_path, cache=tmp_path / "cache"), "is not a distill cache")
     assert {p: p.read_bytes() for d in (layout, project) for p in d.rglob("*") if p.is_file()} == before
+
+
+def _fifo_in_place_of(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+@pytest.mark.parametrize("entry", ["layers/*.json", "expanded/*.idx", "blobs/sha256/*", "debs/*.deb"])
+def test_a_fifo_in_the_cache_is_an_entry_made_again_not_a_hang(
+    project: tuple[Server, Path], tmp_path: Path, entry: str
+) -> None:
+    """A FIFO where a cache entry belongs (a layer record, an expanded package's index, a
+    blob, a .deb) blocked the build forever in open(); one in a worker thread made it
+    ignore SIGTERM too. Now it is a damaged entry: removed and made again. `cache
+    verify` skipped such files (exit 0): it removes them (exit 1)."""
+    _, work = project
+    cache = tmp_path / "cache"
+    first = run("build", "app.yaml", "-o", "out", cwd=work, cache=cache)
+    assert first.returncode == 0, first.stderr
+    root = cache / "distill"
+    if entry == "debs/*.deb":  # the .debs are read when nothing derived from them is left
+        for d in ("layers", "expanded", "blobs"):
+            shutil.rmtree(root / d)
+    for p in root.glob(entry):
+        _fifo_in_place_of(p)
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    env.pop("DISTILL_MIRROR", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "distill", "build", "app.yaml", "-o", "again"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == first.stdout.splitlines()[-1]
+    assert _blobs_match(work / "again")
+    os.mkfifo(root / "blobs" / "sha256" / ("a" * 64))
+    proc = subprocess.run(
+        [sys.executable, "-m", "distill", "cache", "verify", "--cache-dir", str(root)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "not a regular file" in proc.stdout, proc.stdout + proc.stderr
+    assert not (root / "blobs" / "sha256" / ("a" * 64)).exists()

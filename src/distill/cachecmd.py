@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distill.app.cachecheck import verify_app_cache
-from distill.archive.cache import discard, is_digest, sha256_file, unseal
+from distill.archive.cache import discard, is_digest, read_entry, sha256_file, unseal
 from distill.errors import DistillError
 
 # Directory -> what its entries are (for messages).
@@ -88,7 +88,9 @@ def _stat(p: Path) -> tuple[int, float]:
 
 def _files(d: Path) -> list[Path]:
     try:
-        return sorted(p for p in d.iterdir() if not p.name.startswith(".") and p.is_file())
+        # Anything but a directory: a FIFO or device in an entry's place is a bad entry
+        # (verify removes it; a build would otherwise find it there).
+        return sorted(p for p in d.iterdir() if not p.name.startswith(".") and not p.is_dir())
     except OSError:
         return []
 
@@ -159,7 +161,7 @@ def _problem(root: Path, e: Entry) -> str | None:
 
 def _unsealed(p: Path) -> bytes | None:
     try:
-        return unseal(p.read_bytes())
+        return unseal(read_entry(p))
     except OSError:
         return None
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from distill.archive.cache import CorruptEntryError, discard
+from distill.archive.cache import CorruptEntryError, discard, open_entry
 from distill.errors import DistillError, OutputError
 from distill.limits import open_regular
 from distill.oci.image import BlobStore, Descriptor, canonical_json, index_document, reachable
@@ -134,7 +134,13 @@ def copy_blob(src: Path, dst: Path, digest: str, size: int) -> None:
     from the cache and :class:`CorruptEntryError` raised; the caller makes it again.
     """
     h = hashlib.sha256()
-    with open(src, "rb") as fin, open(dst, "w+b") as fout:
+    try:
+        fin = open_entry(src)
+    except FileNotFoundError:
+        raise
+    except OSError:  # a FIFO or device in its place: never waited on
+        raise _corrupt(src, digest) from None
+    with fin, open(dst, "w+b") as fout:
         try:
             fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
             cloned = True
@@ -305,7 +311,13 @@ def write_archive(
             _add(tf, "blobs/sha256/", 0, 0o755)
             for d in blobs:
                 src = store.path(d.digest)
-                with open(src, "rb") as blob:
+                try:
+                    blob = open_entry(src)
+                except FileNotFoundError:
+                    raise
+                except OSError:  # a FIFO or device in its place: never waited on
+                    raise _corrupt(src, d.digest) from None
+                with blob:
                     if os.fstat(blob.fileno()).st_size != d.size:
                         raise _corrupt(src, d.digest)
                     reader = _HashingReader(blob)
