@@ -198,3 +198,23 @@ def test_a_fifo_in_the_cache_is_an_entry_made_again_not_a_hang(
     )  # fmt: skip
     assert proc.returncode == 1 and "not a regular file" in proc.stdout, proc.stdout + proc.stderr
     assert not (root / "blobs" / "sha256" / ("a" * 64)).exists()
+
+
+@pytest.mark.parametrize(("field", "value"), [("name", "libc6"), ("version", "9.9"), ("architecture", "all")])
+def test_a_lock_entry_must_name_the_deb_it_pins(
+    project: tuple[Server, Path], tmp_path: Path, field: str, value: str
+) -> None:
+    """The lock's name becomes the package's status.d file while the .deb comes from its
+    hash: an edited lock that called gcc-base 'libc6' built an image whose package list
+    lacked gcc-base (its files installed, its record overwriting libc6's), exit 0."""
+    _, work = project
+    cache = tmp_path / "cache"
+    assert run("lock", "app.yaml", cwd=work, cache=cache).returncode == 0
+    lock_path = work / "app.lock.json"
+    doc = json.loads(lock_path.read_text())
+    entry = next(p for p in doc["archs"]["amd64"]["packages"] if p["name"] == "gcc-base")
+    entry[field] = value
+    lock_path.write_text(json.dumps(doc))
+    proc = run("build", "app.yaml", "-o", "out", cwd=work, cache=cache)
+    assert_one_line_error(proc, "which is 'gcc-base' '14.2-1' ('amd64')")
+    assert not (work / "out").exists()
