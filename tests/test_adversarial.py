@@ -218,3 +218,20 @@ def test_a_lock_entry_must_name_the_deb_it_pins(
     proc = run("build", "app.yaml", "-o", "out", cwd=work, cache=cache)
     assert_one_line_error(proc, "which is 'gcc-base' '14.2-1' ('amd64')")
     assert not (work / "out").exists()
+
+
+@pytest.mark.parametrize("tag", ["a\nb:1", "a:b:c", "../x", "App:1", "x:" + "t" * 129])
+def test_a_tag_that_is_not_an_image_reference_is_refused(
+    project: tuple[Server, Path], tmp_path: Path, tag: str
+) -> None:
+    """--tag went unchecked into ref.name and RepoTags: an archive podman and docker
+    refuse to load ("invalid reference format"), written with exit 0."""
+    _, work = project
+    cache = tmp_path / "cache"
+    for out in ("out", "img.tar"):
+        proc = run("build", "app.yaml", "-o", out, "--tag", tag, cwd=work, cache=cache)
+        assert_one_line_error(proc, "is not an image reference")
+        assert not (work / out).exists()
+    for good in ("team/app:1.0", "localhost:5000/team/app:v1", "registry.example/x/y"):
+        proc = run("build", "app.yaml", "-o", "img.tar", "--tag", good, cwd=work, cache=cache)
+        assert proc.returncode == 0, proc.stderr

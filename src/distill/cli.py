@@ -575,6 +575,7 @@ def _load_into(engine: str, image: Path, tag: str) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from distill.build import BuildResult, build, build_on_layout, check_variant, default_output
+    from distill.oci.sink import check_tag
 
     check_variant(args.variant)
     spec, path = _load(args)
@@ -604,7 +605,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     name = spec.levels[-1][0]
     output = args.output or default_output(name, args.variant)
-    tag = args.tag or f"{name}:{args.variant}"
+    tag = check_tag(args.tag) if args.tag else f"{name}:{args.variant}"
     engine = _engine(args.load) if args.load else None
     scratch = None
     # podman's storage takes an OCI layout through skopeo, copying only new layers;

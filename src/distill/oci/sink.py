@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -40,6 +41,27 @@ class DockerEntry:
     config: str  # digest
     layers: list[str]  # digests
     tags: list[str]
+
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REFERENCE = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?/)?"  # a registry host[:port]
+    rf"{_COMPONENT}(?:/{_COMPONENT})*"  # the repository path
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?",  # the tag
+    re.ASCII,
+)
+
+
+def check_tag(tag: str) -> str:
+    """``tag`` if it is an image reference (the OCI/docker grammar: [HOST[:PORT]/]NAME[:TAG]).
+    It is written as the layout's ref.name and an archive's RepoTags: a newline or a
+    second ':' there gave an image that podman and docker refuse to load, with exit 0."""
+    if len(tag) > 255 or not _REFERENCE.fullmatch(tag):
+        raise OutputError(
+            f"--tag {tag[:80]!r} is not an image reference",
+            hint="NAME[:TAG] with a lowercase NAME (e.g. team/app:1.0), optionally after HOST[:PORT]/",
+        )
+    return tag
 
 
 def split_tag(tag: str) -> tuple[str, str]:
