@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +236,54 @@ def test_a_tag_that_is_not_an_image_reference_is_refused(
     for good in ("team/app:1.0", "localhost:5000/team/app:v1", "registry.example/x/y"):
         proc = run("build", "app.yaml", "-o", "img.tar", "--tag", good, cwd=work, cache=cache)
         assert proc.returncode == 0, proc.stderr
+
+
+def _python_base(root: Path) -> None:
+    """A layout whose dpkg status says python3.13 and glibc 2.41: enough for a python app."""
+    status = b"".join(
+        f"Package: {n}\nVersion: {v}\nArchitecture: amd64\nStatus: install ok installed\n\n".encode()
+        for n, v in (("libc6", "2.41-1"), ("python3.13-minimal", "3.13.5-1"))
+    )
+    write_layout(
+        root,
+        [
+            layer_tar(
+                [
+                    F("var/lib/dpkg/status", status),
+                    F("usr/bin/python3.13", b"\x7fELF"),
+                    F("usr/bin/python3", kind="symlink", target="python3.13"),
+                ]
+            )
+        ],
+    )
+
+
+def test_a_huge_dockerignore_is_refused_not_matched_for_an_hour(tmp_path: Path) -> None:
+    """Every file was matched against every .dockerignore pattern with fnmatch, whose
+    cache holds 32768 compiled patterns: 100k patterns (1 MiB, within the 4 MiB text
+    limit) took ~4 s per file, an hour for a small project. Now at most 4096 patterns
+    (one error line), each compiled once."""
+    _python_base(tmp_path / "base")
+    src = _app_on(tmp_path / "base", tmp_path)
+    (src / ".dockerignore").write_text("".join(f"p{i}x*y\n" for i in range(100_000)))
+    t = time.monotonic()
+    proc = run("build", "app.yaml", "-o", "out", cwd=src, cache=tmp_path / "cache")
+    assert_one_line_error(
+        proc, "more than 4096 exclude patterns (.dockerignore, app.exclude and the built-in ones together)"
+    )
+    assert time.monotonic() - t < 20
+    # Under the limit, patterns still apply (and quickly).
+    (src / "secret.txt").write_text("x\n")
+    (src / ".dockerignore").write_text("".join(f"p{i}x*y\n" for i in range(4000)) + "secret*\n")
+    t = time.monotonic()
+    proc = run("build", "app.yaml", "-o", "out", cwd=src, cache=tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - t < 30
+    index = json.loads((src / "out" / "index.json").read_text())
+    manifest = json.loads(
+        (src / "out" / "blobs" / "sha256" / index["manifests"][0]["digest"][7:]).read_text()
+    )
+    top = src / "out" / "blobs" / "sha256" / manifest["layers"][-1]["digest"][7:]
+    with tarfile.open(top) as tf:
+        names = tf.getnames()
+    assert "app/myapp/__main__.py" in names and not any("secret" in n for n in names), names
