@@ -287,3 +287,17 @@ def test_a_huge_dockerignore_is_refused_not_matched_for_an_hour(tmp_path: Path) 
     with tarfile.open(top) as tf:
         names = tf.getnames()
     assert "app/myapp/__main__.py" in names and not any("secret" in n for n in names), names
+
+
+def test_a_dockerfile_error_never_quotes_a_line_of_the_file(tmp_path: Path) -> None:
+    """`distill audit FILE` quoted the first word of an unknown instruction whatever it
+    was: a file with a FROM line and a shadow-like line had that line in the error.
+    Only a plain identifier (a typo like FROOM) is quoted now (distill.redact)."""
+    f = tmp_path / "Dockerfile"
+    f.write_text("FROM scratch\nroot:$6$saltSECRET:19000:0:99999:7:::\n")
+    proc = run("audit", str(f), cwd=tmp_path, cache=tmp_path / "cache")
+    assert_one_line_error(proc, "Dockerfile:2: unparsable Dockerfile (unknown instruction <key>)")
+    assert "SECRET" not in proc.stderr + proc.stdout
+    f.write_text("FROM scratch\nFROOM x\n")
+    proc = run("audit", str(f), cwd=tmp_path, cache=tmp_path / "cache")
+    assert_one_line_error(proc, "(unknown instruction 'FROOM')")
