@@ -301,3 +301,16 @@ def test_a_dockerfile_error_never_quotes_a_line_of_the_file(tmp_path: Path) -> N
     f.write_text("FROM scratch\nFROOM x\n")
     proc = run("audit", str(f), cwd=tmp_path, cache=tmp_path / "cache")
     assert_one_line_error(proc, "(unknown instruction 'FROOM')")
+
+
+def test_a_base_layout_shares_no_inode_with_the_cache(tmp_path: Path) -> None:
+    """The base layout's layers were hard-linked into the cache: a base that is itself an
+    output of distill then shared inodes with the cache (damaging it in place damaged
+    the cache). They are copied, hashed on the way."""
+    _python_base(tmp_path / "base")
+    src = _app_on(tmp_path / "base", tmp_path)
+    proc = run("build", "app.yaml", "-o", "out", cwd=src, cache=tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr
+    base = {p.stat().st_ino for p in (tmp_path / "base" / "blobs" / "sha256").iterdir()}
+    cached = {p.stat().st_ino for p in (tmp_path / "cache" / "distill" / "blobs" / "sha256").iterdir()}
+    assert len(cached) >= 2 and not base & cached

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -336,21 +335,25 @@ def packages(tree: Tree) -> list[tuple[str, str]]:
 
 
 def adopt(store: BlobStore, layout: Path, digest: str) -> None:
-    """A blob of the layout into the store (hard link, else copy; verified by the tree read)."""
+    """A blob of the layout into the store: copied and hashed on the way, never hard
+    linked (the base layout is often an output of distill, and an output shares no
+    inode with the cache: damaging one must not damage the other)."""
     target = store.path(digest)
     if target.is_file():
         return
     source = blob_path(layout, digest)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".adopt.")
-    os.close(fd)
-    os.unlink(tmp)
-    try:
+    with open_regular(source, error=BuildError, what=f"{layout}: layer") as fin:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".adopt.")
         try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            h = hashlib.sha256()
+            with os.fdopen(fd, "wb") as fout:
+                while chunk := fin.read(1 << 20):
+                    h.update(chunk)
+                    fout.write(chunk)
+            if "sha256:" + h.hexdigest() != digest:
+                raise BuildError(f"{layout}: layer {digest} changed while it was read")
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
