@@ -314,3 +314,19 @@ def test_a_base_layout_shares_no_inode_with_the_cache(tmp_path: Path) -> None:
     base = {p.stat().st_ino for p in (tmp_path / "base" / "blobs" / "sha256").iterdir()}
     cached = {p.stat().st_ino for p in (tmp_path / "cache" / "distill" / "blobs" / "sha256").iterdir()}
     assert len(cached) >= 2 and not base & cached
+
+
+def test_a_long_extends_chain_is_one_clear_line(tmp_path: Path) -> None:
+    """Each extends level was a recursion with a YAML parse in it: a chain of ~1000 specs
+    ended in Python's recursion limit, reported as 'e982.yaml: invalid YAML: nested too
+    deep' about a one-line file. The chain is capped (32) with its own message."""
+    for i in range(1, 41):
+        (tmp_path / f"e{i}.yaml").write_text(f"extends: e{i + 1}.yaml\n")
+    (tmp_path / "e41.yaml").write_text("extends: static\n")
+    proc = run("lock", "e1.yaml", "--offline", cwd=tmp_path, cache=tmp_path / "cache")
+    assert_one_line_error(proc, "e1.yaml: an extends chain of more than 32 specs")
+    for i in range(1, 1201):
+        (tmp_path / f"e{i}.yaml").write_text(f"extends: e{i + 1}.yaml\n")
+    (tmp_path / "e1201.yaml").write_text("extends: static\n")
+    proc = run("lock", "e1.yaml", "--offline", cwd=tmp_path, cache=tmp_path / "cache")
+    assert_one_line_error(proc, "e1.yaml: an extends chain of more than 32 specs")
