@@ -330,3 +330,19 @@ def test_a_long_extends_chain_is_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "e1201.yaml").write_text("extends: static\n")
     proc = run("lock", "e1.yaml", "--offline", cwd=tmp_path, cache=tmp_path / "cache")
     assert_one_line_error(proc, "e1.yaml: an extends chain of more than 32 specs")
+
+
+def test_replacing_a_symlinked_output_leaves_no_temporary_name(
+    project: tuple[Server, Path], tmp_path: Path
+) -> None:
+    """-o LINK where LINK is a symlink to a layout: the exchange put the symlink at the
+    temporary name, rmtree refused it (ignore_errors), and '.LINK.xxx.tmp' stayed."""
+    _, work = project
+    cache = tmp_path / "cache"
+    assert run("build", "app.yaml", "-o", "real.oci", cwd=work, cache=cache).returncode == 0
+    (work / "link").symlink_to("real.oci")
+    proc = run("build", "app.yaml", "-o", "link", "--tag", "other:1", cwd=work, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in work.iterdir() if p.name.startswith(".")) == []
+    assert (work / "link").is_dir() and not (work / "link").is_symlink() and _blobs_match(work / "link")
+    assert (work / "real.oci" / "index.json").is_file()  # the link's target is left alone

@@ -287,7 +287,7 @@ def write_layout(
                 os.rename(out, old)
                 os.rename(tmp, out)
                 tmp = old
-            shutil.rmtree(tmp, ignore_errors=True)
+            _remove_old(tmp)
         else:
             os.rename(tmp, out)
     except OSError as exc:
@@ -297,6 +297,15 @@ def write_layout(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return True
+
+
+def _remove_old(old: Path) -> None:
+    """What an exchange left at the temporary name: the old layout, or the symlink ``-o``
+    named (rmtree refuses a symlink, and ignore_errors left it behind)."""
+    if old.is_symlink() or not old.is_dir():
+        old.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _add(
