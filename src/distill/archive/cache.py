@@ -74,14 +74,21 @@ def check_digest(value: object, what: str = "digest") -> str:
     return value
 
 
+class NotRegularError(OSError):
+    """A FIFO, socket, device or directory where a cache entry (a regular file) belongs."""
+
+
 def open_entry(path: Path) -> BinaryIO:
     """A cache entry opened for reading. The open does not wait (``O_NONBLOCK``) and the
     descriptor must be a regular file: a FIFO, socket or device in an entry's place is an
     :class:`OSError` (a damaged entry, made again), never a build that hangs."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except IsADirectoryError:
+        raise NotRegularError(errno.EISDIR, "not a regular file", str(path)) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
+            raise NotRegularError(errno.EINVAL, "not a regular file", str(path))
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -132,12 +139,12 @@ def read_sealed(path: Path, what: str) -> bytes | None:
     :class:`CorruptEntryError` raised (the caller warns and makes it again)."""
     try:
         data = read_entry(path)
-    except FileNotFoundError:
-        return None
-    except OSError:  # a directory, FIFO or device in its place: made again
+    except NotRegularError:  # a FIFO or device in its place: made again
         with contextlib.suppress(OSError):
             path.unlink()
         raise CorruptEntryError(f"the cached {what} {path} is not a regular file; it was removed") from None
+    except OSError:
+        return None
     if not data.startswith(SEAL_MAGIC):
         return None
     payload = unseal(data)

@@ -15,7 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from distill.archive.cache import CorruptEntryError, atomic_write, check_digest, discard, read_entry
+from distill.archive.cache import (
+    CorruptEntryError,
+    NotRegularError,
+    atomic_write,
+    check_digest,
+    discard,
+    read_entry,
+)
 from distill.errors import IntegrityError
 
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -97,9 +104,7 @@ class BlobStore:
         path = self.path(digest)
         try:
             data = read_entry(path)
-        except FileNotFoundError:
-            raise
-        except OSError:  # a FIFO or device in its place
+        except NotRegularError:  # a FIFO or device in its place
             data = b""
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             discard(path)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from distill.archive.cache import CorruptEntryError, discard, open_entry
+from distill.archive.cache import CorruptEntryError, NotRegularError, discard, open_entry
 from distill.errors import DistillError, OutputError
 from distill.limits import open_regular
 from distill.oci.image import BlobStore, Descriptor, canonical_json, index_document, reachable
@@ -158,9 +158,7 @@ def copy_blob(src: Path, dst: Path, digest: str, size: int) -> None:
     h = hashlib.sha256()
     try:
         fin = open_entry(src)
-    except FileNotFoundError:
-        raise
-    except OSError:  # a FIFO or device in its place: never waited on
+    except NotRegularError:  # a FIFO or device in its place: never waited on
         raise _corrupt(src, digest) from None
     with fin, open(dst, "w+b") as fout:
         try:
@@ -344,9 +342,7 @@ def write_archive(
                 src = store.path(d.digest)
                 try:
                     blob = open_entry(src)
-                except FileNotFoundError:
-                    raise
-                except OSError:  # a FIFO or device in its place: never waited on
+                except NotRegularError:  # a FIFO or device in its place: never waited on
                     raise _corrupt(src, d.digest) from None
                 with blob:
                     if os.fstat(blob.fileno()).st_size != d.size:
