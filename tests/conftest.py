@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,16 +12,27 @@ from debrepo import Key, Pkg, Server, write_suite
 from distill.archive.index import PackageIndex, Universe, build_table
 
 
+def _stop_agent(home: Path) -> None:
+    # gpg starts an agent per home to sign; it would outlive the session (one daemon per run).
+    subprocess.run(
+        ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, check=False
+    )
+
+
 @pytest.fixture(scope="session")
-def key(tmp_path_factory: pytest.TempPathFactory) -> Key:
+def key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Key]:
     if shutil.which("gpg") is None:
         pytest.fail("gpg is needed to sign the test repositories (apt-get install gpg)")
-    return Key(tmp_path_factory.mktemp("gnupg"))
+    k = Key(tmp_path_factory.mktemp("gnupg"))
+    yield k
+    _stop_agent(k.home)
 
 
 @pytest.fixture(scope="session")
-def other_key(tmp_path_factory: pytest.TempPathFactory) -> Key:
-    return Key(tmp_path_factory.mktemp("gnupg-other"), uid="someone else <other@example.invalid>")
+def other_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Key]:
+    k = Key(tmp_path_factory.mktemp("gnupg-other"), uid="someone else <other@example.invalid>")
+    yield k
+    _stop_agent(k.home)
 
 
 BASIC = [
