@@ -346,3 +346,20 @@ def test_replacing_a_symlinked_output_leaves_no_temporary_name(
     assert sorted(p.name for p in work.iterdir() if p.name.startswith(".")) == []
     assert (work / "link").is_dir() and not (work / "link").is_symlink() and _blobs_match(work / "link")
     assert (work / "real.oci" / "index.json").is_file()  # the link's target is left alone
+
+
+@pytest.mark.parametrize("epoch", ["\u00b2", "99999999999999", "\u0661\u0660\u0660"])
+def test_source_date_epoch_is_ascii_seconds_with_a_date(
+    project: tuple[Server, Path], tmp_path: Path, epoch: str
+) -> None:
+    """str.isdigit() took '²' (then int() raised: a traceback) and Arabic-Indic digits;
+    a time past the year 9999 was a ValueError traceback when the config was dated."""
+    _, work = project
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "SOURCE_DATE_EPOCH": epoch}
+    env.pop("DISTILL_MIRROR", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "distill", "build", "app.yaml", "-o", "out"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert_one_line_error(proc, "is not a number of seconds up to 253402300799")
+    assert not (work / "out").exists()

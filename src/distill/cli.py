@@ -521,9 +521,14 @@ def _source_date_epoch() -> int | None:
     raw = os.environ.get("SOURCE_DATE_EPOCH")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
-        raise SpecError(f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds")
+    # ASCII digits only (str.isdigit takes '²', which int() refuses: a traceback), and a
+    # time that has a date (9999-12-31 at most: later ones were a ValueError traceback).
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > _MAX_EPOCH:
+        raise SpecError(f"SOURCE_DATE_EPOCH={raw[:40]!r} is not a number of seconds up to {_MAX_EPOCH}")
     return int(raw)
+
+
+_MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
 
 
 def _engine(choice: str) -> str:
