@@ -363,3 +363,17 @@ def test_source_date_epoch_is_ascii_seconds_with_a_date(
     )  # fmt: skip
     assert_one_line_error(proc, "is not a number of seconds up to 253402300799")
     assert not (work / "out").exists()
+
+
+def test_a_url_httpx_cannot_parse_is_one_line(tmp_path: Path) -> None:
+    """httpx.InvalidURL is not an httpx.HTTPError: a mirror or registry address with a bad
+    port or a control character was a traceback (also a token realm a registry sends)."""
+    (tmp_path / "m.yaml").write_text("packages: [x]\n")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "DISTILL_MIRROR": "http://[::1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "distill", "lock", "m.yaml"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert_one_line_error(proc, "not a valid URL (Invalid port")
+    proc = run("audit", "docker://[::1/x:1", cwd=tmp_path, cache=tmp_path / "cache")
+    assert_one_line_error(proc, "InvalidURL: Invalid port")
