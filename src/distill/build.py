@@ -22,7 +22,7 @@ from distill.assemble.expand import Expanded, expand, load_expanded
 from distill.assemble.rootfs import LevelInput, assemble
 from distill.assemble.system import BUNDLE, NONROOT_UID
 from distill.distros import get_distro
-from distill.errors import BuildError, LockError, OutputError, SpecError
+from distill.errors import BuildError, DistillError, LockError, OutputError, SpecError
 from distill.oci.image import (
     CONFIG,
     INDEX,
@@ -166,6 +166,25 @@ def _expand_all(
     return out
 
 
+def _check_control(p: LockedPackage, exp: Expanded) -> None:
+    """The .deb a lock entry pins must be the package the entry names: the name becomes
+    its status.d file (an edited lock naming gcc-base 'libc6' dropped gcc-base from the
+    image's package list, and overwrote libc6's record, with exit 0)."""
+    from distill.debian.deb822 import parse_paragraph_bytes
+
+    try:
+        control = parse_paragraph_bytes(exp.control_text)
+    except DistillError:
+        control = {}
+    got = (control.get("Package", ""), control.get("Version", ""), control.get("Architecture", ""))
+    if got != (p.name, p.version, p.architecture):
+        raise LockError(
+            f"the lock's entry {p.name!r} {p.version!r} ({p.architecture}) pins the .deb {p.sha256[:12]}, "
+            f"which is {got[0]!r} {got[1]!r} ({got[2]!r})",
+            hint="the lockfile was edited or damaged: run 'distill lock SPEC'",
+        )
+
+
 def _levels(spec: Spec, lock: Lock, arch: str, expanded: dict[str, Expanded]) -> list[LevelInput]:
     if len(lock.layers) != len(spec.levels):
         raise LockError(
@@ -177,7 +196,9 @@ def _levels(spec: Spec, lock: Lock, arch: str, expanded: dict[str, Expanded]) ->
             raise LockError(
                 f"the lockfile puts {p.name} in an unknown layer {p.layer!r}", hint="run 'distill lock SPEC'"
             )
-        by_layer[p.layer].append((p.name, expanded[p.sha256]))
+        exp = expanded[p.sha256]
+        _check_control(p, exp)
+        by_layer[p.layer].append((p.name, exp))
     return [
         LevelInput(lock_name, level_spec, by_layer[lock_name])
         for lock_name, (_, level_spec) in zip(lock.layers, spec.levels, strict=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distill.app.cachecheck import verify_app_cache
-from distill.archive.cache import discard, is_digest, sha256_file, unseal
+from distill.archive.cache import discard, is_digest, read_entry, sha256_file, unseal
 from distill.errors import DistillError
 
 # Directory -> what its entries are (for messages).
@@ -54,6 +54,30 @@ class Report:
     freed: int = 0
 
 
+# Every name distill writes at the top of a cache (archive/cache.py, assemble/expand.py,
+# oci/, app/): verify and prune remove files under some of them, so they refuse a
+# directory holding anything else (a mistyped --cache-dir: a project, an OCI layout).
+_CACHE_NAMES = {"blobs", "debs", "expanded", "indexes", "layers", "lists", "tmp", "apps", "npm", "pip"}
+
+
+def check_root(root: Path) -> None:
+    """Refuse a directory that is not a distill cache: a layout's ``blobs/`` or a
+    project's ``debs/`` would otherwise be "pruned" or "verified" away."""
+    try:
+        names = sorted(n for n in os.listdir(root) if not n.startswith("."))
+    except FileNotFoundError:
+        return  # nothing to check, nothing to remove
+    except OSError as exc:
+        raise DistillError(f"cannot read the cache {root}: {exc.strerror}") from None
+    foreign = [n for n in names if n not in _CACHE_NAMES]
+    if foreign:
+        raise DistillError(
+            f"{root} is not a distill cache (it holds {foreign[0]!r}, which distill never writes there); "
+            "refusing to remove anything from it",
+            hint="--cache-dir names the cache itself (default: $XDG_CACHE_HOME/distill, ~/.cache/distill)",
+        )
+
+
 def _stat(p: Path) -> tuple[int, float]:
     try:
         st = p.stat()
@@ -64,7 +88,9 @@ def _stat(p: Path) -> tuple[int, float]:
 
 def _files(d: Path) -> list[Path]:
     try:
-        return sorted(p for p in d.iterdir() if not p.name.startswith(".") and p.is_file())
+        # Anything but a directory: a FIFO or device in an entry's place is a bad entry
+        # (verify removes it; a build would otherwise find it there).
+        return sorted(p for p in d.iterdir() if not p.name.startswith(".") and not p.is_dir())
     except OSError:
         return []
 
@@ -135,13 +161,14 @@ def _problem(root: Path, e: Entry) -> str | None:
 
 def _unsealed(p: Path) -> bytes | None:
     try:
-        return unseal(p.read_bytes())
+        return unseal(read_entry(p))
     except OSError:
         return None
 
 
 def verify(root: Path, on_removed: Callable[[Path, str], None] | None = None) -> Report:
     """Hash every entry; remove the bad ones (layers after blobs, as they point at them)."""
+    check_root(root)
     report = Report()
     order = {"debs": 0, "indexes": 1, "expanded": 2, "blobs": 3, "layers": 4}
     for e in sorted(entries(root), key=lambda e: order[e.kind]):
@@ -198,6 +225,7 @@ def prune(
 ) -> Report:
     """Remove entries unused for ``older_than_days``, then the least recently used ones
     until the cache fits ``max_size``; never the .debs (and expanded forms) in ``keep``."""
+    check_root(root)
     keep = keep or set()
     now = time.time() if now is None else now
     report = Report()

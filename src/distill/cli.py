@@ -521,9 +521,14 @@ def _source_date_epoch() -> int | None:
     raw = os.environ.get("SOURCE_DATE_EPOCH")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
-        raise SpecError(f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds")
+    # ASCII digits only (str.isdigit takes '²', which int() refuses: a traceback), and a
+    # time that has a date (9999-12-31 at most: later ones were a ValueError traceback).
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > _MAX_EPOCH:
+        raise SpecError(f"SOURCE_DATE_EPOCH={raw[:40]!r} is not a number of seconds up to {_MAX_EPOCH}")
     return int(raw)
+
+
+_MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
 
 
 def _engine(choice: str) -> str:
@@ -575,6 +580,7 @@ def _load_into(engine: str, image: Path, tag: str) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from distill.build import BuildResult, build, build_on_layout, check_variant, default_output
+    from distill.oci.sink import check_tag
 
     check_variant(args.variant)
     spec, path = _load(args)
@@ -604,7 +610,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     name = spec.levels[-1][0]
     output = args.output or default_output(name, args.variant)
-    tag = args.tag or f"{name}:{args.variant}"
+    tag = check_tag(args.tag) if args.tag else f"{name}:{args.variant}"
     engine = _engine(args.load) if args.load else None
     scratch = None
     # podman's storage takes an OCI layout through skopeo, copying only new layers;

@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import io
 import lzma
+import sys
 import tarfile
 import zlib
 from collections.abc import Iterator
 from typing import Any
+
+from isal import isal_zlib
 
 from distill.limits import MiB, env_limit
 
@@ -41,6 +44,26 @@ _SPECIAL = {
     tarfile.GNUTYPE_LONGNAME,
     tarfile.GNUTYPE_LONGLINK,
 }
+
+
+_ISAL_ERROR: type[BaseException] = isal_zlib.error  # type: ignore[assignment]  # typed as an instance
+
+
+def read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a damaged (compressed) tar stream raises: tarfile's errors and each
+    decompressor's own. ISA-L's gzip and zstandard raise neither ``zlib.error`` nor
+    ``OSError`` (a flipped bit in a gzip layer was an ``IsalError`` traceback)."""
+    errors: tuple[type[BaseException], ...] = (
+        tarfile.TarError,
+        OSError,
+        EOFError,
+        ValueError,
+        zlib.error,
+        lzma.LZMAError,
+        _ISAL_ERROR,
+    )
+    zstd = sys.modules.get("zstandard")  # imported only where a zstd stream is read
+    return (*errors, zstd.ZstdError) if zstd is not None else errors
 
 
 class TarLimitError(tarfile.TarError):

@@ -9,8 +9,11 @@ tree they belong to.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
+import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from distill.assemble.expand import DIR, FILE, SYMLINK
@@ -26,6 +29,26 @@ ALWAYS_EXCLUDED = [
 ]  # fmt: skip
 
 
+# Exclude patterns (.dockerignore and app.exclude together) per app: every file is
+# matched against each, so a .dockerignore of a repository one did not write must not
+# hold hundreds of thousands (within the 4 MiB text limit: an hour for a small project).
+MAX_EXCLUDE_PATTERNS = 4096
+
+
+@functools.lru_cache(maxsize=2 * MAX_EXCLUDE_PATTERNS)
+def _matcher(pattern: str) -> Callable[[str], object]:
+    # fnmatch's own cache holds 32768 patterns: beyond, each match compiled again.
+    return re.compile(fnmatch.translate(pattern)).match
+
+
+def check_patterns(patterns: list[str], what: str) -> None:
+    if len(patterns) > MAX_EXCLUDE_PATTERNS:
+        raise SpecError(
+            f"{what}: more than {MAX_EXCLUDE_PATTERNS} exclude patterns (.dockerignore, app.exclude "
+            "and the built-in ones together)"
+        )
+
+
 def excluded(rel: str, patterns: list[str]) -> bool:
     """A pattern without '/' matches any path component; one with a '/' (or starting
     with one) the path relative to the source, or a directory above it."""
@@ -37,9 +60,9 @@ def excluded(rel: str, patterns: list[str]) -> bool:
             continue
         if pattern.startswith("/") or "/" in p:
             forms = [p, p[3:]] if p.startswith("**/") else [p]
-            if any(fnmatch.fnmatchcase(x, f) for x in prefixes for f in forms):
+            if any(_matcher(f)(x) for x in prefixes for f in forms):
                 return True
-        elif any(fnmatch.fnmatchcase(x, p) for x in parts):
+        elif any(_matcher(p)(x) for x in parts):
             return True
     return False
 
@@ -82,6 +105,7 @@ def collect(
     base = dest.strip("/")
     out: list[tuple[str, Node]] = []
     patterns = exclude or []
+    check_patterns(patterns, f"{what}: {root}")
     for directory, dirs, files in os.walk(root):
         rel_dir = os.path.relpath(directory, root)
         rel_dir = "" if rel_dir == "." else rel_dir

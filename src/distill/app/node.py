@@ -230,8 +230,8 @@ def _download(url: str, client: httpx.Client, project: Path, what: str) -> bytes
                     raise BuildError(f"{what}: {url} is larger than {MAX_TARBALL >> 20} MiB")
                 chunks.append(chunk)
             return b"".join(chunks)
-    except httpx.HTTPError as exc:
-        raise BuildError(f"{what}: cannot download {url} ({exc.__class__.__name__}: {exc})") from None
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL: not an error httpx.HTTPError covers
+        raise BuildError(f"{what}: cannot download {url[:200]!r} ({exc.__class__.__name__}: {exc})") from None
 
 
 def package_json(project: Path) -> dict[str, object]:

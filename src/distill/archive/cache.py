@@ -25,13 +25,16 @@ and the network is off, reported as one error line.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from distill.errors import IntegrityError
 
@@ -71,9 +74,37 @@ def check_digest(value: object, what: str = "digest") -> str:
     return value
 
 
+class NotRegularError(OSError):
+    """A FIFO, socket, device or directory where a cache entry (a regular file) belongs."""
+
+
+def open_entry(path: Path) -> BinaryIO:
+    """A cache entry opened for reading. The open does not wait (``O_NONBLOCK``) and the
+    descriptor must be a regular file: a FIFO, socket or device in an entry's place is an
+    :class:`OSError` (a damaged entry, made again), never a build that hangs."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except IsADirectoryError:
+        raise NotRegularError(errno.EISDIR, "not a regular file", str(path)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularError(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_entry(path: Path) -> bytes:
+    """The bytes of a cache entry (see :func:`open_entry`)."""
+    with open_entry(path) as f:
+        return f.read()
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_entry(path) as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
@@ -107,7 +138,11 @@ def read_sealed(path: Path, what: str) -> bytes | None:
     distill (made again silently); a damaged one is removed and
     :class:`CorruptEntryError` raised (the caller warns and makes it again)."""
     try:
-        data = path.read_bytes()
+        data = read_entry(path)
+    except NotRegularError:  # a FIFO or device in its place: made again
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise CorruptEntryError(f"the cached {what} {path} is not a regular file; it was removed") from None
     except OSError:
         return None
     if not data.startswith(SEAL_MAGIC):

@@ -77,6 +77,11 @@ class Transport:
                     last = exc.cause
                 except (httpx.TransportError, httpx.StreamError) as exc:
                     last = _describe(exc)
+                except httpx.InvalidURL as exc:  # a mirror URL httpx cannot parse: no retry helps
+                    raise NetworkError(
+                        f"cannot fetch {url[:200]!r}: not a valid URL ({exc})",
+                        hint="check the mirror URL (--mirror, DISTILL_MIRROR or the spec's sources)",
+                    ) from None
                 if http.expired():
                     raise NetworkError(
                         f"cannot fetch {url}: no complete answer within {self.total:g} s ({last})",

@@ -16,6 +16,7 @@ from distill.audit.model import Finding, Report
 from distill.audit.recommend import recommend
 from distill.errors import AuditError
 from distill.limits import read_text
+from distill.redact import key_label
 
 MAX_FILE = 4 << 20
 _VAR = re.compile(r"\$\{?(\w+)(?::?-([^}]*))?\}?")
@@ -101,7 +102,11 @@ def parse(path: Path, text: str | None = None) -> list[Any]:
     }
     for c in cmds:
         if c.cmd.upper() not in known:
-            raise AuditError(f"{path}:{c.start_line}: unparsable Dockerfile (unknown instruction {c.cmd!r})")
+            # The word is quoted only when it is a plain identifier (distill.redact): a file
+            # that is not a Dockerfile (a secret's) must not be echoed into the error.
+            raise AuditError(
+                f"{path}:{c.start_line}: unparsable Dockerfile (unknown instruction {key_label(c.cmd)})"
+            )
         if not c.value and not c.heredocs and c.cmd.upper() not in ("CMD", "ENTRYPOINT", "MAINTAINER"):
             raise AuditError(
                 f"{path}:{c.start_line}: unparsable Dockerfile ({c.cmd.upper()} requires arguments)"

@@ -14,7 +14,6 @@ import os
 import posixpath
 import re
 import sqlite3
-import tarfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +24,7 @@ from distill.audit.sources import Image, Source, Verified
 from distill.debian.deb822 import parse_file
 from distill.errors import AuditError
 from distill.limits import expansion_limit
-from distill.tarsafe import Capped, EntryBudget, members, open_stream
+from distill.tarsafe import Capped, EntryBudget, members, open_stream, read_errors
 
 MAX_KEPT = 96 << 20  # file content kept for the checks, at most
 # Tar entries over all layers, and how far a layer may expand: distill.tarsafe and
@@ -347,12 +346,12 @@ def scan(source: Source, image: Image, progress: Any = None, max_entries: int | 
                         table.add(name, entry)
                         note(name, entry.size)
                     tar_size = tf.offset
-            except (tarfile.TarError, EOFError, OSError, ValueError, zlib_errors()) as exc:
+            except read_errors() as exc:
                 raise AuditError(f"{what} is not a readable tar ({type(exc).__name__}: {exc})") from None
             try:
                 while stream.read(1 << 20):  # the tar's padding and any trailing bytes
                     pass
-            except (OSError, EOFError, ValueError, zlib_errors()) as exc:
+            except read_errors() as exc:
                 raise AuditError(f"{what} is corrupt ({type(exc).__name__}: {exc})") from None
             if inner is not None:
                 inner.finish()
@@ -380,12 +379,6 @@ def scan(source: Source, image: Image, progress: Any = None, max_entries: int | 
     top.sort(key=lambda t: -t[2])
     efficiency = 1.0 if cumulative == 0 else minimum / cumulative
     return Scan(table, stats, total, wasted, efficiency, top[:10])
-
-
-def zlib_errors() -> type[Exception]:
-    import zlib
-
-    return zlib.error
 
 
 # -- facts ---------------------------------------------------------------------------

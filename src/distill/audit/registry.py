@@ -76,7 +76,7 @@ def stored_credentials(host: str) -> tuple[str, str] | None:
     return None
 
 
-def _describe(exc: httpx.HTTPError) -> str:
+def _describe(exc: Exception) -> str:
     if http.expired():
         return f"no complete answer within the total deadline ({http.ENV_TIMEOUT})"
     return f"{type(exc).__name__}: {exc}"
@@ -181,7 +181,7 @@ class RegistrySource(Source):
             raise AuditError(
                 f"{self.name}: the token service's answer is larger than {MAX_TOKEN} bytes"
             ) from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL: a realm or host httpx cannot parse
             raise AuditError(
                 f"{self.name}: cannot reach the token service {params['realm']} ({_describe(exc)})"
             ) from None
@@ -236,7 +236,10 @@ class RegistrySource(Source):
                         raise AuditError(f"{self.name}: the registry answered {r.status_code} for {url}")
                     yield r
                     return
-            except httpx.HTTPError as exc:
+            except (
+                httpx.HTTPError,
+                httpx.InvalidURL,
+            ) as exc:  # InvalidURL: a realm or host httpx cannot parse
                 raise AuditError(
                     f"{self.name}: cannot reach {self.host} ({_describe(exc)})",
                     hint="--plain-http for a registry without TLS" if "SSL" in str(exc) else None,

@@ -15,7 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from distill.archive.cache import CorruptEntryError, atomic_write, check_digest, discard
+from distill.archive.cache import (
+    CorruptEntryError,
+    NotRegularError,
+    atomic_write,
+    check_digest,
+    discard,
+    read_entry,
+)
 from distill.errors import IntegrityError
 
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -85,7 +92,7 @@ class BlobStore:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         path = self.path(digest)
         try:
-            current = path.read_bytes() == data  # small documents: compared, never trusted
+            current = read_entry(path) == data  # small documents: compared, never trusted
         except OSError:
             current = False
         if not current:
@@ -95,7 +102,10 @@ class BlobStore:
     def read_json(self, digest: str) -> Any:
         """A JSON blob, hashed on read: a damaged one is removed (:class:`CorruptEntryError`)."""
         path = self.path(digest)
-        data = path.read_bytes()
+        try:
+            data = read_entry(path)
+        except NotRegularError:  # a FIFO or device in its place
+            data = b""
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             discard(path)
             raise CorruptEntryError(f"the cached blob {path} does not match its digest; it was removed")

@@ -12,10 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
-import tarfile
 import tempfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +25,7 @@ from distill.errors import BuildError
 from distill.limits import MAX_OCI_JSON, expansion_limit, load_json, open_regular, read_json, read_regular
 from distill.oci.image import INDEX, MANIFEST, BlobStore
 from distill.oci.schema import ImageConfig, Index, Manifest, check
-from distill.tarsafe import Capped, EntryBudget, members, open_stream
+from distill.tarsafe import Capped, EntryBudget, members, open_stream, read_errors
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -188,15 +185,20 @@ def read_tree(image: BaseImage, max_entries: int | None = None) -> tuple[Tree, i
     kept = 0
     stats: list[tuple[int, int]] = []
     budget = EntryBudget(f"{image.layout}", BuildError, max_entries)
+    diff_ids = (image.config.get("rootfs") or {}).get("diff_ids") or []
     for idx, desc in enumerate(image.manifest.get("layers", [])):
         files = 0
         path = image.blob(desc["digest"])
-        hasher = _HashingReader(path, desc["digest"])
+        hasher = _HashingReader(path, desc["digest"], int(desc.get("size") or 0))
         what = f"{image.layout}: layer {desc['digest']}"
         limit = expansion_limit(int(desc.get("size") or 0))
         opaque: set[str] = set()
         try:
-            stream = Capped(_stream(hasher, desc.get("mediaType", "")), limit, what, BuildError)
+            # The uncompressed tar is hashed too: the layer is reused as it is, under the
+            # config's diff_id, which must therefore be the one it has.
+            stream = _DiffIdReader(
+                Capped(_stream(hasher, desc.get("mediaType", "")), limit, what, BuildError)
+            )
             with open_stream(stream) as tf:
                 for m in members(tf, budget):
                     name = os.path.normpath(m.name.lstrip("/"))
@@ -245,23 +247,53 @@ def read_tree(image: BaseImage, max_entries: int | None = None) -> tuple[Tree, i
                             idx,
                         )
                 tar_size = tf.offset
+            while stream.read(1 << 20):  # the tar's end blocks and padding are in the diff_id too
+                pass
             hasher.finish()
+            if idx < len(diff_ids) and stream.digest() != diff_ids[idx]:
+                raise BuildError(
+                    f"{what} does not decompress to the config's diff_id {diff_ids[idx]}",
+                    hint="the layout is damaged or was written wrongly; copy the image again",
+                )
             stats.append((tar_size, files))
-        except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error) as exc:
+        except read_errors() as exc:
             raise BuildError(f"{what} is not a readable tar ({exc})") from None
     tree.take_changes()
     return tree, newest, stats
 
 
-class _HashingReader(io.RawIOBase):
-    """A file read through once, hashed on the way; :meth:`finish` checks the digest."""
+class _DiffIdReader(io.RawIOBase):
+    """A layer's uncompressed tar, hashed as it is read (its diff_id)."""
 
-    def __init__(self, path: Path, digest: str) -> None:
+    def __init__(self, raw: Any) -> None:
+        super().__init__()
+        self.raw = raw
+        self.h = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self.raw.readinto(buffer) or 0
+        self.h.update(memoryview(buffer)[:n])
+        return n
+
+    def digest(self) -> str:
+        return "sha256:" + self.h.hexdigest()
+
+
+class _HashingReader(io.RawIOBase):
+    """A file read through once, hashed on the way; :meth:`finish` checks the digest
+    and the descriptor's size (both are reused as they are in the new manifest)."""
+
+    def __init__(self, path: Path, digest: str, size: int) -> None:
         super().__init__()
         if not path.exists():
             raise BuildError(f"layer {digest} is missing from the layout's blobs/")
         self.f = open_regular(path, error=BuildError, what=f"layer {digest}")
         self.digest = digest
+        self.size = size
+        self.count = 0
         self.h = hashlib.sha256()
 
     def readable(self) -> bool:
@@ -270,6 +302,7 @@ class _HashingReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         n = self.f.readinto(buffer) or 0
         self.h.update(memoryview(buffer)[:n])
+        self.count += n
         return n
 
     def finish(self) -> None:
@@ -278,6 +311,11 @@ class _HashingReader(io.RawIOBase):
         self.f.close()
         if "sha256:" + self.h.hexdigest() != self.digest:
             raise BuildError(f"layer {self.digest} does not match its digest (corrupt or truncated)")
+        if self.count != self.size:
+            raise BuildError(
+                f"layer {self.digest} is {self.count} bytes, but the manifest says {self.size}",
+                hint="the layout is damaged or was written wrongly; copy the image again",
+            )
 
 
 def packages(tree: Tree) -> list[tuple[str, str]]:
@@ -297,21 +335,25 @@ def packages(tree: Tree) -> list[tuple[str, str]]:
 
 
 def adopt(store: BlobStore, layout: Path, digest: str) -> None:
-    """A blob of the layout into the store (hard link, else copy; verified by the tree read)."""
+    """A blob of the layout into the store: copied and hashed on the way, never hard
+    linked (the base layout is often an output of distill, and an output shares no
+    inode with the cache: damaging one must not damage the other)."""
     target = store.path(digest)
     if target.is_file():
         return
     source = blob_path(layout, digest)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".adopt.")
-    os.close(fd)
-    os.unlink(tmp)
-    try:
+    with open_regular(source, error=BuildError, what=f"{layout}: layer") as fin:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".adopt.")
         try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            h = hashlib.sha256()
+            with os.fdopen(fd, "wb") as fout:
+                while chunk := fin.read(1 << 20):
+                    h.update(chunk)
+                    fout.write(chunk)
+            if "sha256:" + h.hexdigest() != digest:
+                raise BuildError(f"{layout}: layer {digest} changed while it was read")
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)

@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -24,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from distill.archive.cache import CorruptEntryError, discard
-from distill.errors import OutputError
+from distill.archive.cache import CorruptEntryError, NotRegularError, discard, open_entry
+from distill.errors import DistillError, OutputError
+from distill.limits import open_regular
 from distill.oci.image import BlobStore, Descriptor, canonical_json, index_document, reachable
 
 _RENAME_EXCHANGE = 2
@@ -39,6 +41,27 @@ class DockerEntry:
     config: str  # digest
     layers: list[str]  # digests
     tags: list[str]
+
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REFERENCE = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?/)?"  # a registry host[:port]
+    rf"{_COMPONENT}(?:/{_COMPONENT})*"  # the repository path
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?",  # the tag
+    re.ASCII,
+)
+
+
+def check_tag(tag: str) -> str:
+    """``tag`` if it is an image reference (the OCI/docker grammar: [HOST[:PORT]/]NAME[:TAG]).
+    It is written as the layout's ref.name and an archive's RepoTags: a newline or a
+    second ':' there gave an image that podman and docker refuse to load, with exit 0."""
+    if len(tag) > 255 or not _REFERENCE.fullmatch(tag):
+        raise OutputError(
+            f"--tag {tag[:80]!r} is not an image reference",
+            hint="NAME[:TAG] with a lowercase NAME (e.g. team/app:1.0), optionally after HOST[:PORT]/",
+        )
+    return tag
 
 
 def split_tag(tag: str) -> tuple[str, str]:
@@ -133,7 +156,11 @@ def copy_blob(src: Path, dst: Path, digest: str, size: int) -> None:
     from the cache and :class:`CorruptEntryError` raised; the caller makes it again.
     """
     h = hashlib.sha256()
-    with open(src, "rb") as fin, open(dst, "w+b") as fout:
+    try:
+        fin = open_entry(src)
+    except NotRegularError:  # a FIFO or device in its place: never waited on
+        raise _corrupt(src, digest) from None
+    with fin, open(dst, "w+b") as fout:
         try:
             fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
             cloned = True
@@ -198,12 +225,27 @@ def _refuse_foreign_file(out: Path) -> None:
     )
 
 
+def _hashes_to(f: IO[bytes], d: Descriptor) -> bool:
+    h = hashlib.sha256()
+    n = 0
+    while chunk := f.read(1 << 20):
+        h.update(chunk)
+        n += len(chunk)
+    return n == d.size and "sha256:" + h.hexdigest() == d.digest
+
+
 def layout_is_current(out: Path, index: bytes, blobs: list[Descriptor]) -> bool:
+    """Whether ``out`` already holds exactly this image: its index.json, and every blob
+    hashed (a damaged blob of the right size is not "up to date"; it is written again)."""
     try:
         if (out / "index.json").read_bytes() != index:
             return False
-        return all((out / "blobs" / "sha256" / d.digest[7:]).stat().st_size == d.size for d in blobs)
-    except OSError:
+        for d in blobs:
+            with open_regular(out / "blobs" / "sha256" / d.digest[7:]) as f:
+                if not _hashes_to(f, d):
+                    return False
+        return True
+    except (OSError, DistillError):
         return False
 
 
@@ -243,7 +285,7 @@ def write_layout(
                 os.rename(out, old)
                 os.rename(tmp, out)
                 tmp = old
-            shutil.rmtree(tmp, ignore_errors=True)
+            _remove_old(tmp)
         else:
             os.rename(tmp, out)
     except OSError as exc:
@@ -253,6 +295,15 @@ def write_layout(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return True
+
+
+def _remove_old(old: Path) -> None:
+    """What an exchange left at the temporary name: the old layout, or the symlink ``-o``
+    named (rmtree refuses a symlink, and ignore_errors left it behind)."""
+    if old.is_symlink() or not old.is_dir():
+        old.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _add(
@@ -274,7 +325,7 @@ def write_archive(
     blobs = reachable(store, top)
     if out.is_dir():
         raise OutputError(f"cannot write an archive to {out}: it is a directory")
-    if out.is_file() and _archive_is_current(out, index, manifest):
+    if out.is_file() and _archive_is_current(out, index, manifest, blobs):
         return False
     if out.exists():
         _refuse_foreign_file(out)
@@ -289,7 +340,11 @@ def write_archive(
             _add(tf, "blobs/sha256/", 0, 0o755)
             for d in blobs:
                 src = store.path(d.digest)
-                with open(src, "rb") as blob:
+                try:
+                    blob = open_entry(src)
+                except NotRegularError:  # a FIFO or device in its place: never waited on
+                    raise _corrupt(src, d.digest) from None
+                with blob:
                     if os.fstat(blob.fileno()).st_size != d.size:
                         raise _corrupt(src, d.digest)
                     reader = _HashingReader(blob)
@@ -313,14 +368,27 @@ def write_archive(
     return True
 
 
-def _archive_is_current(out: Path, index: bytes, manifest: bytes) -> bool:
+def _archive_is_current(out: Path, index: bytes, manifest: bytes, blobs: list[Descriptor]) -> bool:
+    """Whether the archive ``out`` already holds exactly this image: its index.json and
+    manifest.json, and every blob once, hashed (as :func:`layout_is_current`)."""
+    expected = {"index.json": index, "manifest.json": manifest}
+    wanted = {f"blobs/sha256/{d.digest[7:]}": d for d in blobs}
+    seen: set[str] = set()
     try:
         with tarfile.open(out, "r:") as tf:
-            found = {}
             for info in tf:
-                if info.name in ("index.json", "manifest.json"):
-                    f = tf.extractfile(info)
-                    found[info.name] = f.read() if f else b""
-            return found.get("index.json") == index and found.get("manifest.json") == manifest
+                name = info.name
+                if name not in expected and name not in wanted:
+                    continue
+                f = tf.extractfile(info) if info.isfile() else None
+                if f is None or name in seen:
+                    return False
+                seen.add(name)
+                if name in expected:
+                    if info.size != len(expected[name]) or f.read() != expected[name]:
+                        return False
+                elif not _hashes_to(f, wanted[name]):
+                    return False
+        return seen == {*expected, *wanted}
     except (OSError, tarfile.TarError):
         return False

@@ -207,12 +207,19 @@ def _oci_layout(ref: str, base: Path) -> tuple[Path, str | None] | None:
     return None
 
 
+MAX_EXTENDS_DEPTH = 32  # specs in one extends chain (the built-in family is 5 deep)
+
+
 def _load_levels(path: Path, stack: tuple[Path, ...], seen: set[Path]) -> list[Level]:
     """The composition chain of ``path``, root first: (name, the file's own fields)."""
     real = path.resolve()
     if real in stack:
         chain = " -> ".join(p.name for p in (*stack, real))
         raise SpecError(f"specs extend each other in a cycle: {chain}")
+    if len(stack) >= MAX_EXTENDS_DEPTH:
+        # Each level is a recursion with a YAML parse in it: a chain of a thousand files
+        # ended in Python's recursion limit, reported as a YAML file "nested too deep".
+        raise SpecError(f"{stack[0]}: an extends chain of more than {MAX_EXTENDS_DEPTH} specs")
     data, positions = _read_yaml(path)
     try:
         Spec.model_validate(data)  # check this file on its own, with its positions
