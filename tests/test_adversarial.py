@@ -377,3 +377,25 @@ def test_a_url_httpx_cannot_parse_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(proc, "not a valid URL (Invalid port")
     proc = run("audit", "docker://[::1/x:1", cwd=tmp_path, cache=tmp_path / "cache")
     assert_one_line_error(proc, "InvalidURL: Invalid port")
+
+
+def test_a_directory_tree_1100_levels_deep_is_walked(tmp_path: Path) -> None:
+    """Python 3.11's os.walk recurses once per level: `distill audit DIR` (and an app's
+    source) 1100 directories deep was a RecursionError traceback."""
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    here = os.getcwd()
+    os.chdir(deep)
+    try:  # relative mkdirs: the absolute path would pass PATH_MAX
+        for _ in range(1100):
+            os.mkdir("a")
+            os.chdir("a")
+        Path("Dockerfile").write_text("FROM scratch\nUSER 1000\n")
+    finally:
+        os.chdir(here)
+    try:
+        proc = run("audit", "deep", cwd=tmp_path, cache=tmp_path / "cache")
+    finally:  # shutil.rmtree (pytest's clean-up) recurses per level too: remove it here
+        subprocess.run(["find", str(deep), "-depth", "-delete"], check=True)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "Dockerfile" in proc.stdout

@@ -21,6 +21,7 @@ from pathlib import Path
 from distill.app.cachecheck import verify_app_cache
 from distill.archive.cache import discard, is_digest, read_entry, sha256_file, unseal
 from distill.errors import DistillError
+from distill.fswalk import walk
 
 # Directory -> what its entries are (for messages).
 _KINDS = {
@@ -263,7 +264,7 @@ def prune(
 
 def _total(root: Path) -> int:
     total = 0
-    for dirpath, _, names in os.walk(root):
+    for dirpath, _, names in walk(root):
         for n in names:
             total += _stat(Path(dirpath) / n)[0]
     return total

@@ -23,6 +23,7 @@ from typing import Any
 
 from distill.archive.cache import atomic_write
 from distill.errors import BuildError, DistillError
+from distill.fswalk import walk
 from distill.limits import read_json
 from distill.progress import Reporter
 
@@ -44,7 +45,7 @@ def _scan(entry: Path) -> dict[str, Any]:
     files: dict[str, list[Any]] = {}
     links: dict[str, str] = {}
     dirs: list[str] = []
-    for directory, subdirs, names in os.walk(entry):
+    for directory, subdirs, names in walk(entry):
         rel_dir = os.path.relpath(directory, entry)
         for name in sorted(subdirs + names):
             full = os.path.join(directory, name)

@@ -19,6 +19,7 @@ from pathlib import Path
 from distill.assemble.expand import DIR, FILE, SYMLINK
 from distill.assemble.tree import Node, check_link_target
 from distill.errors import SpecError
+from distill.fswalk import walk
 from distill.limits import read_text
 
 # Never application code: version control, caches, virtualenvs, dependency trees
@@ -106,7 +107,7 @@ def collect(
     out: list[tuple[str, Node]] = []
     patterns = exclude or []
     check_patterns(patterns, f"{what}: {root}")
-    for directory, dirs, files in os.walk(root):
+    for directory, dirs, files in walk(root):
         rel_dir = os.path.relpath(directory, root)
         rel_dir = "" if rel_dir == "." else rel_dir
         kept_dirs = []

@@ -9,12 +9,12 @@ manifests).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from distill.audit.model import SEVERITIES, Finding, Report, rank
 from distill.errors import AuditError
+from distill.fswalk import walk
 
 __all__ = ["SEVERITIES", "Finding", "Report", "audit", "classify", "expand_targets", "rank"]
 
@@ -86,7 +86,7 @@ def expand_targets(targets: list[str]) -> list[tuple[str, str]]:
             out.append((t, kind))
             continue
         found = []
-        for root, dirs, files in os.walk(t):
+        for root, dirs, files in walk(t):
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "node_modules")
             for f in sorted(files):
                 p = Path(root) / f
