@@ -399,3 +399,33 @@ def test_a_directory_tree_1100_levels_deep_is_walked(tmp_path: Path) -> None:
         subprocess.run(["find", str(deep), "-depth", "-delete"], check=True)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "Dockerfile" in proc.stdout
+
+
+def test_a_lock_that_is_no_regular_file_is_refused_not_ignored(
+    project: tuple[Server, Path], tmp_path: Path
+) -> None:
+    """A FIFO (or a dangling symlink) where the lock belongs was taken for 'no lock': the
+    spec was resolved again and the build exited 0 on packages nobody pinned."""
+    _, work = project
+    cache = tmp_path / "cache"
+    os.mkfifo(work / "app.lock.json")
+    proc = run("build", "app.yaml", "-o", "out", cwd=work, cache=cache)
+    assert_one_line_error(proc, "not a regular file")
+    assert not (work / "out").exists()
+    (work / "app.lock.json").unlink()
+    (work / "app.lock.json").symlink_to(tmp_path / "gone.json")
+    proc = run("build", "app.yaml", "-o", "out", cwd=work, cache=cache)
+    assert_one_line_error(proc, "app.lock.json: no such file")
+    assert not (work / "out").exists()
+
+
+@pytest.mark.parametrize("days", ["-1", "nan", "inf", "-inf", "x"])
+def test_cache_prune_refuses_days_that_are_no_age(tmp_path: Path, days: str) -> None:
+    """--older-than -1 removed every entry (argparse's float takes -1, nan and inf)."""
+    cache = tmp_path / "cache"
+    entry = cache / "distill" / "debs" / f"{'0' * 64}.deb"
+    entry.parent.mkdir(parents=True)
+    entry.write_bytes(b"x")
+    proc = run("cache", "prune", f"--older-than={days}", cwd=tmp_path, cache=cache)
+    assert_one_line_error(proc, "is not a number of days")
+    assert entry.exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 import time
@@ -208,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--cache-dir", type=Path, help="cache directory (default: $XDG_CACHE_HOME/distill)")
     c = csub.add_parser("prune", help="remove old entries, or the least recently used beyond a size")
     c.add_argument("--cache-dir", type=Path, help="cache directory (default: $XDG_CACHE_HOME/distill)")
-    c.add_argument("--older-than", type=float, metavar="DAYS", help="remove entries unused for DAYS")
+    c.add_argument("--older-than", type=_days, metavar="DAYS", help="remove entries unused for DAYS")
     c.add_argument(
         "--max-size", metavar="SIZE", help="then trim to SIZE (e.g. 2G), least recently used first"
     )
@@ -483,7 +484,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     lock_path = _lock_path(args, path, "lock")
     options = _options(args)
     lock: Lock | None = None
-    if lock_path.is_file() or args.locked:
+    if (lock_path.exists() or lock_path.is_symlink()) or args.locked:
         lock = read_lock(lock_path)
         try:
             check_current(lock, spec_checksum(spec), lock_path, list(spec.archs))
@@ -589,7 +590,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     options.source_date_epoch = _source_date_epoch()
     archs: list[str] = list(spec.archs)
     lock: Lock | None = None
-    if spec.base_layout is None and (lock_path.is_file() or args.locked):
+    if spec.base_layout is None and ((lock_path.exists() or lock_path.is_symlink()) or args.locked):
         lock = read_lock(lock_path)
         check_current(lock, spec_checksum(spec), lock_path, archs)
     archive = None
@@ -707,6 +708,17 @@ def _terminate(signum: int, frame: object) -> None:
     # SIGTERM unwinds like an exception, so every temporary file and directory is
     # removed on the way out (the default action would kill the process where it stands).
     raise SystemExit(128 + signum)
+
+
+def _days(text: str) -> float:
+    """A number of days for --older-than: finite and not negative (nan, inf and -1 are refused)."""
+    try:
+        days = float(text)
+    except ValueError:
+        days = math.nan
+    if not math.isfinite(days) or days < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days (0 or more)")
+    return days
 
 
 def main(argv: list[str] | None = None) -> int:
