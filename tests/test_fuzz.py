@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from distill.errors import DistillError
@@ -272,6 +272,24 @@ def parse_kube(data: bytes) -> None:
     from_file("m.yaml", data, audit_manifest)
 
 
+def parse_requirements(data: bytes) -> None:
+    from distill.app.pyreq import scan
+
+    from_file("requirements.txt", data, scan)
+
+
+def parse_package_lock(data: bytes) -> None:
+    """The lockfile as `node.install` reads it: entries filtered by os/cpu/libc, their
+    places checked, engines compared; offline with an empty cache it stops at the cache."""
+
+    from distill.app.node import install
+    from distill.progress import Reporter
+
+    with scratch() as d:
+        (d / "package-lock.json").write_bytes(data)
+        accepts(lambda: install(d, "amd64", d / "cache", True, Reporter(), "20.19.2"))
+
+
 PARSERS: dict[str, Callable[[bytes], None]] = {
     "spec": parse_spec,
     "lock": parse_lock,
@@ -280,6 +298,8 @@ PARSERS: dict[str, Callable[[bytes], None]] = {
     "tar": parse_layer,
     "dockerfile": parse_dockerfile,
     "kube": parse_kube,
+    "requirements": parse_requirements,
+    "npm": parse_package_lock,
 }
 
 
@@ -403,3 +423,32 @@ def test_fuzz_dockerfile(data: bytes) -> None:
 @given(st.one_of(inputs("kube"), JSON.map(_yaml_doc)))
 def test_fuzz_kube(data: bytes) -> None:
     parse_kube(data)
+
+
+@fuzz(300)
+@given(inputs("requirements"))
+@example(b"numpy==2.1.0\n-c\x00constraints.txt\n")  # found by this test: a ValueError from the OS path
+def test_fuzz_requirements(data: bytes) -> None:
+    parse_requirements(data)
+
+
+_NPM_LOCK = json.loads((CORPUS / "npm" / "package-lock.json").read_bytes())
+
+
+@fuzz(300)
+@given(
+    st.one_of(
+        json_edit(_NPM_LOCK).map(lambda v: json.dumps(v).encode()),
+        inputs("npm"),
+    )
+)
+def test_fuzz_package_lock(data: bytes) -> None:
+    parse_package_lock(data)
+
+
+@fuzz(300)
+@given(st.text(max_size=40), st.text(max_size=60))
+def test_fuzz_node_ranges(version: str, spec: str) -> None:
+    from distill.app.node import satisfies
+
+    assert satisfies(version, spec) in (True, False, None)

@@ -189,6 +189,8 @@ def scan(path: Path) -> list[tuple[Path, bytes]]:
         files.append((real, text.encode()))
         for number, line in _logical_lines(text):
             where = f"{current}:{number}"
+            if "\0" in line:  # would end a path early for the OS (and no requirement has one)
+                raise SpecError(f"{where}: a NUL character in a requirements file")
             line = _expand(line)
             try:
                 tokens = shlex.split(line, posix=True)
