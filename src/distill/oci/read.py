@@ -263,12 +263,14 @@ def read_tree(image: BaseImage, max_entries: int | None = None) -> tuple[Tree, i
 
 
 class _DiffIdReader(io.RawIOBase):
-    """A layer's uncompressed tar, hashed as it is read (its diff_id)."""
+    """A stream read through once, hashed and counted on the way: a layer's
+    uncompressed tar (its diff_id), and the compressed blob under it."""
 
     def __init__(self, raw: Any) -> None:
         super().__init__()
         self.raw = raw
         self.h = hashlib.sha256()
+        self.count = 0
 
     def readable(self) -> bool:
         return True
@@ -276,44 +278,33 @@ class _DiffIdReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         n = self.raw.readinto(buffer) or 0
         self.h.update(memoryview(buffer)[:n])
+        self.count += n
         return n
 
     def digest(self) -> str:
         return "sha256:" + self.h.hexdigest()
 
 
-class _HashingReader(io.RawIOBase):
-    """A file read through once, hashed on the way; :meth:`finish` checks the digest
-    and the descriptor's size (both are reused as they are in the new manifest)."""
+class _HashingReader(_DiffIdReader):
+    """A layer blob of the layout; :meth:`finish` checks its digest and the descriptor's
+    size (both are reused as they are in the new manifest)."""
 
     def __init__(self, path: Path, digest: str, size: int) -> None:
-        super().__init__()
         if not path.exists():
             raise BuildError(f"layer {digest} is missing from the layout's blobs/")
-        self.f = open_regular(path, error=BuildError, what=f"layer {digest}")
-        self.digest = digest
+        super().__init__(open_regular(path, error=BuildError, what=f"layer {digest}"))
+        self.expected = digest
         self.size = size
-        self.count = 0
-        self.h = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        n = self.f.readinto(buffer) or 0
-        self.h.update(memoryview(buffer)[:n])
-        self.count += n
-        return n
 
     def finish(self) -> None:
         while self.read(1 << 20):
             pass
-        self.f.close()
-        if "sha256:" + self.h.hexdigest() != self.digest:
-            raise BuildError(f"layer {self.digest} does not match its digest (corrupt or truncated)")
+        self.raw.close()
+        if self.digest() != self.expected:
+            raise BuildError(f"layer {self.expected} does not match its digest (corrupt or truncated)")
         if self.count != self.size:
             raise BuildError(
-                f"layer {self.digest} is {self.count} bytes, but the manifest says {self.size}",
+                f"layer {self.expected} is {self.count} bytes, but the manifest says {self.size}",
                 hint="the layout is damaged or was written wrongly; copy the image again",
             )
 
