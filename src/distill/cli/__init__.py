@@ -1,0 +1,67 @@
+"""The command line: flags -> spec and options -> library calls; renders errors.
+
+One module per command family, each with ``register(subparsers)``:
+:mod:`~distill.cli.packages` (lock, why, fetch), :mod:`~distill.cli.build`,
+:mod:`~distill.cli.audit` (audit, compare), :mod:`~distill.cli.cache` (cache, schema).
+
+Exit codes: 0 success; 2 a user-facing error (bad spec, unreachable mirror,
+failed verification, unsatisfiable request, stale lock, ...), printed as one line;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from distill import __version__
+from distill.cli import audit, build, cache, packages
+from distill.cli.common import EXIT_ERROR, Parser
+from distill.errors import DistillError
+
+FAMILIES = (packages, build, audit, cache)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="distill",
+        description="Build distroless container images straight from Debian packages.",
+        epilog="Errors are printed as one line and exit with status 2. See docs/ for the spec format.",
+    )
+    parser.add_argument("--version", action="version", version=f"distill {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for family in FAMILIES:
+        family.register(sub)
+    return parser
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM unwinds like an exception, so every temporary file and directory is
+    # removed on the way out (the default action would kill the process where it stands).
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        code: int = args.func(args)
+        return code
+    except DistillError as exc:
+        print(f"distill: error: {exc.one_line()}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("distill: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"distill: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_ERROR
+
+
+__all__ = ["EXIT_ERROR", "build_parser", "main"]

@@ -1,0 +1,186 @@
+"""``distill audit`` and ``distill compare``: images, Dockerfiles and manifests judged."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from distill.cli.common import EXIT_ERROR, Subparsers
+from distill.errors import BuildError, DistillError, SpecError
+from distill.progress import make_reporter
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "audit",
+        help="find the attack surface in images, Dockerfiles and Kubernetes manifests",
+        description="Audit each TARGET: an OCI layout (DIR or DIR:REF), an OCI or docker archive (FILE.tar), "
+        "a local image (podman:NAME, docker:NAME), a registry image (docker://HOST/REPO:TAG or @sha256:...), "
+        "a Dockerfile, a Kubernetes YAML file, or a directory of Dockerfiles and manifests. Images are streamed "
+        "layer by layer (verified, nothing extracted); each gets facts, findings, a grade and the distill flavor "
+        "that would run it.",
+        epilog="Exit status: 0 audited (no finding at or above --fail-on), 1 a finding at or above --fail-on, "
+        "2 a target could not be read (corrupt, unreachable, unparsable) or bad usage.",
+    )
+    p.add_argument("targets", metavar="TARGET", nargs="+")
+    _audit_options(p)
+    p.add_argument(
+        "--format",
+        choices=["terminal", "json", "sarif", "markdown"],
+        default="terminal",
+        help="report format (default: terminal; colour on a TTY)",
+    )
+    p.add_argument(
+        "-o", "--output", type=Path, help="write the report to a file (atomically) instead of stdout"
+    )
+    p.add_argument(
+        "--fail-on",
+        choices=["none", "info", "low", "medium", "high", "critical"],
+        default="none",
+        help="exit 1 when a finding is at least this severe (default: none)",
+    )
+    p.add_argument(
+        "--write-spec",
+        type=Path,
+        metavar="FILE",
+        help="write the distill spec that builds the migrated image (one image or Dockerfile target)",
+    )
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser(
+        "compare",
+        help="compare images side by side (size, packages, shell, package manager, setuid, user, findings)",
+        description="Audit each IMAGE (any image target of `distill audit`) and print one row per image.",
+        epilog="Exit status: 0, or 2 when an image could not be read.",
+    )
+    p.add_argument("targets", metavar="IMAGE", nargs="+")
+    _audit_options(p)
+    p.add_argument("--format", choices=["terminal", "json", "markdown"], default="terminal")
+    p.set_defaults(func=cmd_compare)
+
+
+def _audit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", help="the platform to pick from a multi-platform image (default: the host's)")
+    p.add_argument(
+        "--username", help="registry user (else DISTILL_REGISTRY_USERNAME or podman/docker auth files)"
+    )
+    p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
+    p.add_argument(
+        "--plain-http",
+        action="store_true",
+        help="talk HTTP, not HTTPS, to the registry (loopback registries always use HTTP)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _audit_reports(args: argparse.Namespace, images_only: bool) -> tuple[list[Any], list[str]]:
+    from distill.audit import audit, expand_targets
+
+    auth = None
+    if args.username:
+        if not args.password_stdin:
+            raise SpecError("--username needs --password-stdin (the password is never a flag)")
+        auth = (args.username, sys.stdin.readline().rstrip("\n"))
+    elif args.password_stdin:
+        raise SpecError("--password-stdin needs --username")
+    reports, errors = [], []
+    reporter = make_reporter(args.quiet)
+    try:
+        for target in args.targets:
+            try:
+                expanded = expand_targets([target])
+            except DistillError as exc:
+                errors.append(exc.one_line())
+                print(f"distill: error: {exc.one_line()}", file=sys.stderr)
+                continue
+            for t, kind in expanded:
+                task = reporter.task(f"auditing {t}", None)
+
+                def progress(done: int, total: int, task: int = task) -> None:
+                    reporter.advance(task, 1)
+
+                t0 = time.perf_counter()
+                try:
+                    if images_only and kind != "image":
+                        raise SpecError(f"{t} is a {kind}, not an image", hint="distill audit reads it")
+                    reports.append(
+                        audit(
+                            t, kind, arch=args.arch, auth=auth, plain_http=args.plain_http, progress=progress
+                        )
+                    )
+                except DistillError as exc:
+                    errors.append(exc.one_line())
+                    print(f"distill: error: {exc.one_line()}", file=sys.stderr)
+                    continue
+                reporter.done(task, f"audited {t} ({time.perf_counter() - t0:.2f} s)")
+    finally:
+        reporter.close()
+    return reports, errors
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from distill.archive.cache import atomic_write
+    from distill.audit import rank
+    from distill.audit import report as render
+    from distill.audit.recommend import dockerfile_name, spec_for, write_spec
+
+    if args.write_spec and len(args.targets) != 1:
+        raise SpecError("--write-spec takes one image or Dockerfile target")
+    reports, errors = _audit_reports(args, False)
+    buf = io.StringIO()
+    if args.format == "json":
+        buf.write(render.to_json(reports, errors))
+    elif args.format == "sarif":
+        buf.write(render.sarif(reports, errors))
+    elif args.format == "markdown":
+        buf.write(render.markdown(reports, errors))
+    if args.format == "terminal":
+        if args.output:
+            render.terminal(reports, errors, buf)
+        else:
+            render.terminal(reports, [], sys.stdout)
+    if args.output:
+        try:
+            atomic_write(args.output, buf.getvalue().encode())
+        except OSError as exc:
+            raise BuildError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    elif args.format != "terminal":
+        sys.stdout.write(buf.getvalue())
+    if args.write_spec and reports:
+        r = reports[0]
+        rec = r.recommendation or {}
+        if r.kind == "kubernetes":
+            raise SpecError("--write-spec needs an image or a Dockerfile target")
+        text = spec_for(
+            rec,
+            dockerfile_name(r.target if r.kind == "image" else Path(r.target).parent.name or "app"),
+            r.target,
+            rec.get("ports", []),
+            rec.get("architecture"),
+        )
+        write_spec(args.write_spec, text)
+        print(
+            f"distill: wrote {args.write_spec} (distill {rec['flavor']}); build it with "
+            f"`distill build {args.write_spec} --load`",
+            file=sys.stderr,
+        )
+    if errors:
+        return EXIT_ERROR
+    if args.fail_on != "none" and any(
+        rank(f.severity) >= rank(args.fail_on) for r in reports for f in r.findings
+    ):
+        return 1
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from distill.audit import report as render
+
+    reports, errors = _audit_reports(args, True)
+    if reports:
+        render.compare_table(reports, sys.stdout, args.format)
+    return EXIT_ERROR if errors else 0

@@ -1,0 +1,126 @@
+"""What every command family shares: the parser class, the common flags, loading a
+spec with its overrides, the options object, and small formatting helpers."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from distill.distros import ARCHS
+from distill.errors import SpecError
+from distill.options import Options
+from distill.progress import make_reporter
+from distill.resolve.lock import default_lock_path
+from distill.spec.load import builtin_dir, load_spec, with_overrides
+from distill.spec.model import Spec
+
+EXIT_ERROR = 2
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"distill: error: {message} (hint: see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(EXIT_ERROR)
+
+
+Subparsers = Any  # argparse's _SubParsersAction is private
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("archive and cache")
+    g.add_argument("--cache-dir", type=Path, help="cache directory (default: $XDG_CACHE_HOME/distill)")
+    g.add_argument("--offline", action="store_true", help="use only the cache; never touch the network")
+    g.add_argument(
+        "--mirror",
+        metavar="URL",
+        help="Debian mirror (default: $DISTILL_MIRROR, else the host's apt sources)",
+    )
+    g.add_argument(
+        "--security-mirror",
+        metavar="URL",
+        help="mirror for the -security suite (default: $DISTILL_SECURITY_MIRROR, else the host's apt "
+        "sources, else MIRROR-security)",
+    )
+    g.add_argument("-j", "--jobs", type=int, default=4, help="parallel downloads (default: 4)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def add_spec_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "spec", metavar="SPEC", help="spec file, or a built-in name (static, base, cc, python3, ...)"
+    )
+    p.add_argument(
+        "--arch",
+        action="append",
+        dest="archs",
+        metavar="ARCH",
+        help="only this architecture (repeatable; default: the spec's archs)",
+    )
+    p.add_argument("--distro", choices=["debian13", "debian12"], help="override the spec's distro")
+
+
+def load(args: argparse.Namespace) -> tuple[Spec, Path]:
+    spec, path = load_spec(args.spec)
+    update: dict[str, Any] = {}
+    if args.distro:
+        update["distro"] = args.distro
+    if args.archs:
+        for a in args.archs:
+            if a not in ARCHS:
+                raise SpecError(f"unknown architecture {a!r}", hint=f"known: {', '.join(ARCHS)}")
+        update["archs"] = list(dict.fromkeys(args.archs))
+    return with_overrides(spec, **update), path
+
+
+def options(args: argparse.Namespace) -> Options:
+    if args.jobs < 1:
+        raise SpecError("--jobs must be at least 1")
+    return Options(
+        cache_dir=args.cache_dir,
+        offline=args.offline,
+        mirror=args.mirror,
+        security_mirror=args.security_mirror,
+        jobs=args.jobs,
+        reporter=make_reporter(args.quiet),
+    )
+
+
+def lock_path(args: argparse.Namespace, path: Path, attr: str = "output") -> Path:
+    explicit = getattr(args, attr, None)
+    if explicit:
+        return Path(explicit)
+    builtin = path.resolve().parent == builtin_dir().resolve()
+    return default_lock_path(path, builtin)
+
+
+def mib(n: int) -> str:
+    return f"{n / 1048576:.1f} MiB"
+
+
+_MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
+
+
+def source_date_epoch() -> int | None:
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None or raw == "":
+        return None
+    # ASCII digits only (str.isdigit takes '²', which int() refuses: a traceback), and a
+    # time that has a date (9999-12-31 at most: later ones were a ValueError traceback).
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > _MAX_EPOCH:
+        raise SpecError(f"SOURCE_DATE_EPOCH={raw[:40]!r} is not a number of seconds up to {_MAX_EPOCH}")
+    return int(raw)
+
+
+def days(text: str) -> float:
+    """A number of days for --older-than: finite and not negative (nan, inf and -1 are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days (0 or more)")
+    return value
