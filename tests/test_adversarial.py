@@ -376,7 +376,7 @@ def test_a_url_httpx_cannot_parse_is_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert_one_line_error(proc, "not a valid URL (Invalid port")
     proc = run("audit", "docker://[::1/x:1", cwd=tmp_path, cache=tmp_path / "cache")
-    assert_one_line_error(proc, "InvalidURL: Invalid port")
+    assert_one_line_error(proc, "is not a registry reference")
 
 
 def test_a_directory_tree_1100_levels_deep_is_walked(tmp_path: Path) -> None:

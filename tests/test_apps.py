@@ -429,8 +429,15 @@ def test_app_on_an_oci_layout_matches_the_same_app_on_the_spec(work: Path, tmp_p
     assert c["Env"][0].startswith("PATH=") and "MODE=prod" in c["Env"] and "Cmd" not in c
     history = manifests(tmp_path / "b")["amd64"]["config"]["history"]
     assert [h["created_by"] for h in history][-1] == "distill: app code"
-    # Nothing to lock; debug needs a distill base; a bad layout or a damaged layer is one line.
-    assert_one_line_error(run("lock", "layout.yaml", cwd=src, cache=cache), "has no Debian packages to lock")
+    # The lock pins the layout's image by digest; debug needs a distill base; a bad layout
+    # or a damaged layer is one line.
+    locked = run("lock", "layout.yaml", cwd=src, cache=cache)
+    assert locked.returncode == 0, locked.stderr
+    index = json.loads((work / "base.oci" / "index.json").read_text())
+    lock = json.loads((src / "layout.lock.json").read_text())
+    assert lock["base"] == {"image": "oci:../base.oci:1.0", "digest": index["manifests"][0]["digest"]}
+    again = run("build", "layout.yaml", "--locked", "-o", str(tmp_path / "locked"), cwd=src, cache=cache)
+    assert again.returncode == 0 and again.stdout.splitlines()[-1] == out.splitlines()[-1], again.stderr
     proc = run("build", "layout.yaml", "--variant", "debug", "-o", "x", cwd=src, cache=cache)
     assert_one_line_error(proc, "debug variants need a distill base")
     (src / "nowhere.yaml").write_text("name: x\nfrom: oci:../nowhere\napp: {kind: python}\n")
@@ -460,6 +467,7 @@ def test_lockfile_entry_climbing_out_of_node_modules_is_refused(work: Path, tmp_
 
 def test_layout_filesystem_applies_whiteouts_at_every_depth(tmp_path: Path) -> None:
     from distill.oci import read
+    from distill.oci.source import LayoutSource
 
     def layer(entries: dict[str, bytes | None]) -> bytes:
         buf = io.BytesIO()
@@ -493,13 +501,14 @@ def test_layout_filesystem_applies_whiteouts_at_every_depth(tmp_path: Path) -> N
     )
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(config.encode()), "size": 1},
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(config.encode()), "size": len(config)},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": put(x), "size": len(x)} for x in layers],
     })  # fmt: skip
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": put(manifest.encode()), "size": 1}]}))  # fmt: skip
-    tree, _, stats = read.read_tree(read.open_image(layout, None, "amd64"))
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": put(manifest.encode()), "size": len(manifest)}]}))  # fmt: skip
+    source = LayoutSource(layout, None, str(layout))
+    tree, _, stats = read.read_tree(source, source.image("amd64"))
     assert sorted(p for p in tree.nodes if p) == ["dir", "dir/b", "keep"]
     assert [files for _, files in stats] == [4, 1]
 

@@ -6,27 +6,20 @@ auth (htpasswd) and with bearer tokens; and the migrated spec built and run."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
-import threading
-import time
-import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import pytest
 
 from distill.archive.sources import host_mirrors
 from ocitools import F, layer_tar
+from registries import Registry, TokenService, basic_auth, free_port
 
 pytestmark = [pytest.mark.network, pytest.mark.podman]
 REPO = Path(__file__).resolve().parent.parent
@@ -226,131 +219,6 @@ def test_migrated_spec_builds_and_runs(
 # -- registries -------------------------------------------------------------------
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _Registry:
-    def __init__(self, root: Path, auth: dict | None) -> None:  # type: ignore[type-arg]
-        self.port = _port()
-        config = {
-            "version": 0.1,
-            "log": {"level": "error", "accesslog": {"disabled": True}},
-            "storage": {"filesystem": {"rootdirectory": str(root / "data")}},
-            "http": {"addr": f"127.0.0.1:{self.port}"},
-        }
-        if auth:
-            config["auth"] = auth
-        (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
-        self.proc = subprocess.Popen(
-            ["docker-registry", "serve", str(root / "config.yml")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{self.port}/v2/", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.proc.kill()
-        raise AssertionError(f"docker-registry did not start: {self.proc.stderr.read().decode()}")  # type: ignore[union-attr]
-
-    def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-
-
-class _TokenService:
-    """Issues registry bearer tokens (RS256 JWTs, x5c header, signed with openssl) to
-    user:secret for what it asks, and to anonymous callers for nothing."""
-
-    def __init__(self, root: Path) -> None:
-        self.key, self.cert = root / "token.key", root / "token.crt"
-        sh(
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(self.key),
-            "-out",
-            str(self.cert),
-            "-days",
-            "2",
-            "-subj",
-            "/CN=distill test token issuer",
-        )
-        der = subprocess.run(
-            ["openssl", "x509", "-in", str(self.cert), "-outform", "DER"], capture_output=True, check=True
-        ).stdout
-        self.x5c = base64.b64encode(der).decode()
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
-                auth = self.headers.get("Authorization", "")
-                user = None
-                if auth.startswith("Basic "):
-                    u, _, p = base64.b64decode(auth[6:]).decode().partition(":")
-                    if (u, p) != ("user", "secret"):
-                        self.send_response(401)
-                        self.end_headers()
-                        return
-                    user = u
-                access = []
-                for scope in q.get("scope", []):
-                    for one in scope.split(" "):
-                        kind, name, actions = one.split(":")
-                        if user:
-                            access.append({"type": kind, "name": name, "actions": actions.split(",")})
-                body = json.dumps({"token": service.token(user or "", q.get("service", [""])[0], access)})
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def token(self, sub: str, aud: str, access: list) -> str:  # type: ignore[type-arg]
-        def b64(data: bytes) -> str:
-            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-        now = int(time.time())
-        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
-        claims = {
-            "iss": "distill-test",
-            "sub": sub,
-            "aud": aud,
-            "exp": now + 600,
-            "nbf": now - 60,
-            "iat": now,
-            "jti": hashlib.sha256(os.urandom(8)).hexdigest(),
-            "access": access,
-        }
-        signing = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
-        sig = subprocess.run(
-            ["openssl", "dgst", "-sha256", "-sign", str(self.key)],
-            input=signing.encode(),
-            capture_output=True,
-            check=True,
-        ).stdout
-        return f"{signing}.{b64(sig)}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
 @pytest.fixture(scope="module")
 def small_image(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Path:
     """distill's static image (nonroot), as a layout to push."""
@@ -381,36 +249,19 @@ def small_image(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -
 
 @pytest.fixture
 def registries(tmp_path: Path) -> Iterator[dict[str, object]]:
-    if shutil.which("docker-registry") is None or shutil.which("htpasswd") is None:
-        pytest.fail("docker-registry and htpasswd are missing: run scripts/setup.sh")
     made: list[object] = []
-    htpasswd = tmp_path / "htpasswd"
-    sh("htpasswd", "-Bbc", str(htpasswd), "user", "secret")
-    tokens = _TokenService(tmp_path)
+    tokens = TokenService(tmp_path)
     made.append(tokens)
     out: dict[str, object] = {}
-    for name, auth in (
-        ("open", None),
-        ("basic", {"htpasswd": {"realm": "distill-test", "path": str(htpasswd)}}),
-        (
-            "bearer",
-            {
-                "token": {
-                    "realm": f"http://127.0.0.1:{tokens.port}/token",
-                    "service": "distill-test-registry",
-                    "issuer": "distill-test",
-                    "rootcertbundle": str(tokens.cert),
-                }
-            },
-        ),
-    ):
-        (tmp_path / name).mkdir()
-        reg = _Registry(tmp_path / name, auth)
-        made.append(reg)
-        out[name] = reg
-    yield out
-    for m in made:
-        m.close()  # type: ignore[attr-defined]
+    try:
+        for name, auth in (("open", None), ("basic", basic_auth(tmp_path)), ("bearer", tokens.auth())):
+            reg = Registry(tmp_path / name, auth)
+            made.append(reg)
+            out[name] = reg
+        yield out
+    finally:
+        for m in made:
+            m.close()  # type: ignore[attr-defined]
 
 
 def test_registry_open_basic_and_bearer(small_image: Path, registries: dict[str, object]) -> None:
@@ -456,5 +307,5 @@ def test_registry_open_basic_and_bearer(small_image: Path, registries: dict[str,
         )
         assert "not found" in proc.stderr
     # a registry that is not there
-    proc = audit(f"docker://127.0.0.1:{_port()}/distill/static:nonroot", code=2)
+    proc = audit(f"docker://127.0.0.1:{free_port()}/distill/static:nonroot", code=2)
     assert "cannot reach" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

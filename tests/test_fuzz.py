@@ -192,15 +192,15 @@ def parse_deb(data: bytes) -> None:
 def parse_layer(data: bytes) -> None:
     """A layer of an image, through the audit's scan and the build's read_tree."""
     from distill.audit.image import audit_image
-    from distill.audit.sources import LayoutSource
     from distill.oci import read
+    from distill.oci.source import LayoutSource
     from ocitools import write_layout
 
     with scratch() as d:
         write_layout(d / "img", [data], gz=False)
         source = LayoutSource(d / "img", None, "img")
         accepts(lambda: audit_image(source, None))
-        accepts(lambda: read.read_tree(read.open_image(d / "img", None, "amd64")))
+        accepts(lambda: read.read_tree(source, source.image("amd64")))
 
 
 def oci_layout(root: Path, index: bytes, manifest: bytes, config: bytes) -> Path:
@@ -221,13 +221,12 @@ def oci_layout(root: Path, index: bytes, manifest: bytes, config: bytes) -> Path
 
 
 def parse_oci(index: bytes, manifest: bytes, config: bytes) -> None:
-    """index.json, a manifest and a config, through the build's and the audit's layout readers."""
-    from distill.audit.sources import LayoutSource
-    from distill.oci import read
+    """index.json, a manifest and a config, through the layout source (for the build's platform and the audit's default)."""
+    from distill.oci.source import LayoutSource
 
     with scratch() as d:
         root = oci_layout(d / "img", index, manifest, config)
-        accepts(lambda: read.open_image(root, None, "amd64"))
+        accepts(lambda: LayoutSource(root, None, "img").image("amd64"))
         accepts(lambda: LayoutSource(root, None, "img").image(None))
 
 
@@ -237,7 +236,7 @@ def parse_docker_archive(manifest: bytes) -> None:
     import tarfile
 
     from distill.audit.image import audit_image
-    from distill.audit.sources import ArchiveSource
+    from distill.oci.source import ArchiveSource
 
     with scratch() as d:
         with tarfile.open(d / "image.tar", "w") as tf:
@@ -314,13 +313,12 @@ def _oci_seed(name: str) -> bytes:
 
 def test_oci_seeds() -> None:
     """The seeds are valid: the fuzzing starts from documents both readers accept."""
-    from distill.audit.sources import LayoutSource
-    from distill.oci import read
+    from distill.oci.source import LayoutSource
 
     index, manifest, config = (_oci_seed(n) for n in ("index.json", "manifest.json", "config.json"))
     with scratch() as d:
         root = oci_layout(d / "img", index, manifest, config)
-        assert read.open_image(root, None, "amd64").config["config"]["User"] == "65532"
+        assert LayoutSource(root, None, "img").image("amd64").config["config"]["User"] == "65532"
         assert LayoutSource(root, None, "img").image(None).config["architecture"] == "amd64"
     parse_oci(_oci_seed("docker-list.json"), manifest, config)
 

@@ -349,7 +349,7 @@ def test_syft_reads_layouts_and_archives_and_every_file_it_attributes_is_there(
     quiet = {**env, "SYFT_CHECK_FOR_APP_UPDATE": "false"}  # no call home
     for flavor in ("base", "python3"):
         layout = Path(str(family[("debian13", flavor, "latest")]["layout"]))
-        tree, _, _ = read.read_tree(read.open_image(layout, None, "amd64"))
+        tree, _ = read.image_tree(str(layout), "amd64")
         for target in (f"oci-dir:{layout}", f"oci-archive:{out / f'debian13-{flavor}-latest.tar'}"):
             doc = json.loads(sh(str(syft), "scan", target, "-o", "json", "-q", env=quiet).stdout)
             debs = [a for a in doc["artifacts"] if a["type"] == "deb"]

@@ -388,7 +388,8 @@ def test_many_entries_take_bounded_memory(tmp_path: Path) -> None:
     # The build's reading of a base layout (what `from: oci:` does before the app's layers).
     code = (
         "import sys\nfrom pathlib import Path\nfrom distill.oci import read\n"
-        f"tree, _, stats = read.read_tree(read.open_image(Path({str(root)!r}), None, 'amd64'))\n"
+        "from distill.oci.source import open_source\n"
+        f"src = open_source({str(root)!r})\ntree, _, stats = read.read_tree(src, src.image('amd64'))\n"
         "assert [p for p in tree.nodes if p] == ['f'] and stats[0][1] == 200000, (list(tree.nodes)[:3], stats)\n"
     )
     run = probe_code(code)
@@ -426,7 +427,7 @@ def test_whiteout_flood_is_linear(tmp_path: Path) -> None:
     assert run.seconds < FLOOD_SECONDS and run.peak_mib < 200, (run.seconds, run.peak_mib)
     code = (
         "from pathlib import Path\nfrom distill.oci import read\n"
-        f"tree, _, _ = read.read_tree(read.open_image(Path({str(root)!r}), None, 'amd64'))\n"
+        f"tree, _ = read.image_tree({str(root)!r}, 'amd64')\n"
         "files = [p for p in tree.nodes if '/' in p]\n"
         "assert len(files) == 40000 and 'd/old' not in tree.nodes and 'e/f1' in tree.nodes "
         "and 'e/f0' not in tree.nodes and 'd/g0' in tree.nodes, len(files)\n"

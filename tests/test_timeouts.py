@@ -18,8 +18,8 @@ import pytest
 from debrepo import Key, Server, spec_yaml
 from distill import http
 from distill.archive.transport import Transport
-from distill.audit.registry import RegistrySource
-from distill.errors import ArchiveError, AuditError, DistillError, NetworkError
+from distill.errors import ArchiveError, DistillError, NetworkError, RegistryError
+from distill.oci.registry import RegistrySource
 from hostile import finishes_within, one_error_line
 from test_cli import run
 
@@ -139,7 +139,7 @@ def test_registry_request_ends_at_the_total_deadline(drip: Drip, limit: float) -
         exc = finishes_within(limit + SLACK, source.top)
     finally:
         source.close()
-    assert isinstance(exc, AuditError), exc
+    assert isinstance(exc, RegistryError), exc
     assert "total deadline" in str(exc)
 
 

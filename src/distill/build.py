@@ -21,6 +21,7 @@ from distill.archive.cache import Cache, CorruptEntryError
 from distill.assemble.expand import Expanded, expand, load_expanded
 from distill.assemble.rootfs import LevelInput, assemble
 from distill.assemble.system import BUNDLE, NONROOT_UID
+from distill.assemble.tree import Tree
 from distill.distros import get_distro
 from distill.errors import BuildError, DistillError, LockError, OutputError, SpecError
 from distill.oci.image import (
@@ -40,7 +41,10 @@ from distill.oci.image import (
     rfc3339,
 )
 from distill.oci.layer import LayerBlob, LayerCache
+from distill.oci.registry import RegistrySettings
 from distill.oci.sink import DockerEntry, write_archive, write_layout
+from distill.oci.source import Document
+from distill.oci.source import Image as SourceImage
 from distill.options import Options
 from distill.resolve.lock import Lock, LockedPackage
 from distill.spec.model import Spec, host_arch
@@ -424,9 +428,21 @@ def _finish(
     return result
 
 
-def build_on_layout(
+@dataclass(frozen=True)
+class Base:
+    """How to read the image an app goes on: its source target, the digest to read it
+    by (a lock's; None: what its reference names now), and the registry settings."""
+
+    target: str
+    pinned: str | None = None
+    settings: RegistrySettings | None = None
+    registry_name: str | None = None  # HOST/REPO:TAG of a registry base (layers can be mounted)
+
+
+def build_on_image(
     spec: Spec,
     options: Options,
+    base: Base,
     *,
     variant: str = "latest",
     archs: list[str] | None = None,
@@ -435,13 +451,15 @@ def build_on_layout(
     spec_path: Path | None = None,
     per_arch_tags: bool = False,
 ) -> BuildResult:
-    """An app on an image from an OCI layout (``from: oci:DIR[:REF]``): its layers are
-    reused as they are, the app's are added, its config is kept and amended."""
+    """An app on an image (``from: docker://…``, ``podman:…``, ``oci:DIR``, an archive):
+    its layers are reused byte for byte (pulled once into the blob cache, every one
+    verified), the app's are added, its config is kept and amended."""
     return _repairing(
         options,
-        lambda: _build_on_layout(
+        lambda: _build_on_image(
             spec,
             options,
+            base,
             variant=variant,
             archs=archs,
             output=output,
@@ -452,9 +470,10 @@ def build_on_layout(
     )
 
 
-def _build_on_layout(
+def _build_on_image(
     spec: Spec,
     options: Options,
+    base: Base,
     *,
     variant: str,
     archs: list[str] | None,
@@ -463,39 +482,76 @@ def _build_on_layout(
     spec_path: Path | None,
     per_arch_tags: bool,
 ) -> BuildResult:
-    from distill.assemble.rootfs import app_layers
     from distill.oci import read
+    from distill.oci.base import open_base
 
-    base = spec.base_layout
-    assert base is not None and spec.app is not None
+    assert spec.app is not None
     check_variant(variant)
     if variant.startswith("debug"):
         raise SpecError(
             "the debug variants need a distill base (busybox comes from its lock)",
             hint="build on a distill spec or flavor, or pull the base image's own debug tag",
         )
-    layout, ref = base
     cache = Cache(options.cache_dir)
     store = BlobStore(cache.root)
     layer_cache = LayerCache(cache.root, store)
     counts = [0, 0]
     images = []
-    for arch in archs or list(spec.archs):
-        image = read.open_image(layout, ref, arch)
-        task = options.reporter.task(f"reading {layout.name} ({arch})")
-        tree, newest, stats = read.read_tree(image)
-        options.reporter.done(task)
-        epoch = options.source_date_epoch if options.source_date_epoch is not None else newest
-        target = _app_target(read.packages(tree), arch, cache, options, spec_path, output)
-        app = prepare_app(spec.app, target)
+    source, top = open_base(
+        base.target, store, settings=base.settings, offline=options.offline, pinned=base.pinned
+    )
+    on = _OnImage(spec, options, cache, layer_cache, store, counts, spec_path, output, variant, base, top)
+    try:
+        for arch in archs or list(spec.archs):
+            image = source.image(arch, top)
+            read.check_reusable(image)
+            task = options.reporter.task(f"reading {source.name} ({arch})")
+            tree, newest, stats = read.read_tree(source, image, store)
+            options.reporter.done(task)
+            images.append(on.arch_image(image, tree, newest, stats, arch))
+    finally:
+        source.close()
+    # The base's documents too, so that a locked build reads it from the cache alone.
+    store.put(top.data, top.media_type)
+    return _finish(images, store, output, tag, counts, per_arch_tags)
+
+
+@dataclass
+class _OnImage:
+    """What every platform of an app built on an image shares."""
+
+    spec: Spec
+    options: Options
+    cache: Cache
+    layer_cache: LayerCache
+    store: BlobStore
+    counts: list[int]
+    spec_path: Path | None
+    output: Path | None
+    variant: str
+    base: Base
+    top: Document
+
+    def arch_image(
+        self, image: SourceImage, tree: Tree, newest: int, stats: list[tuple[int, int]], arch: str
+    ) -> ArchImage:
+        """One platform's image: the base's layers as they are, the app's on top, the base's
+        config amended (user, workdir, env, entrypoint, labels, ports)."""
+        from distill.assemble.rootfs import app_layers
+        from distill.oci import read
+
+        epoch = self.options.source_date_epoch if self.options.source_date_epoch is not None else newest
+        target = _app_target(read.packages(tree), arch, self.cache, self.options, self.spec_path, self.output)
+        assert self.spec.app is not None
+        app = prepare_app(self.spec.app, target)
         plans = app_layers(tree, app, arch, epoch)
-        built = [layer_cache.build(plan) for plan in plans]
+        built = [self.layer_cache.build(plan) for plan in plans]
         for _, written in built:
-            counts[0 if written else 1] += 1
+            self.counts[0 if written else 1] += 1
         blobs = [blob for blob, _ in built]
-        base_layers = image.manifest["layers"]
-        for d in base_layers:
-            read.adopt(store, layout, d["digest"])
+        base_layers = image.layers
+        self.store.put(image.manifest_bytes, image.media_type)
+        self.store.put(image.config_bytes, str(image.manifest["config"].get("mediaType") or CONFIG))
         base_blobs = [
             LayerBlob(d["digest"], diff_id, int(d["size"]), tar_size, files)
             for d, diff_id, (tar_size, files) in zip(
@@ -503,11 +559,13 @@ def _build_on_layout(
             )
         ]
         config_doc = json.loads(json.dumps(image.config))
-        ours = image_config(spec, variant, False, app)
-        runtime = config_doc.setdefault("config", {})
+        if config_doc.get("config") is None:
+            config_doc["config"] = {}
+        ours = image_config(self.spec, self.variant, False, app)
+        runtime = config_doc["config"]
         env = dict(item.partition("=")[::2] for item in runtime.get("Env") or [])
         env.update(app.env)
-        env.update(spec.env)
+        env.update(self.spec.env)
         runtime.update(
             {
                 "User": ours.user,
@@ -519,8 +577,8 @@ def _build_on_layout(
         )
         for key in [k for k, v in runtime.items() if v is None]:
             del runtime[key]
-        if spec.labels:
-            runtime["Labels"] = {**(runtime.get("Labels") or {}), **spec.labels}
+        if self.spec.labels:
+            runtime["Labels"] = {**(runtime.get("Labels") or {}), **self.spec.labels}
         ports = ours.to_json().get("ExposedPorts")
         if ports:
             runtime["ExposedPorts"] = {**(runtime.get("ExposedPorts") or {}), **ports}
@@ -534,39 +592,44 @@ def _build_on_layout(
                 for p in plans
             ),
         ]
-        config_desc = store.put(canonical_json(config_doc), CONFIG)
+        config_desc = self.store.put(canonical_json(config_doc), CONFIG)
         layer_descs = [Descriptor(d["mediaType"], d["digest"], int(d["size"])) for d in base_layers]
         layer_descs += [Descriptor(LAYER_GZIP, b.digest, b.size) for b in blobs]
-        name = spec.levels[-1][0]
+        name = self.spec.levels[-1][0]
+        source_name = image.name.rstrip("/").rsplit("/", 1)[-1]
         annotations = {
             "org.opencontainers.image.title": name,
-            "org.opencontainers.image.description": f"{name} on {layout.name}",
-            **spec.annotations,
+            "org.opencontainers.image.description": f"{name} on {source_name}",
+            "org.opencontainers.image.base.digest": str(self.top.digest or image.digest),
+            **(
+                {"org.opencontainers.image.base.name": self.base.registry_name}
+                if self.base.registry_name
+                else {}
+            ),
+            **self.spec.annotations,
         }
-        manifest = store.put(
+        manifest = self.store.put(
             canonical_json(manifest_document(config_desc, layer_descs, annotations)), MANIFEST
         )
         all_blobs = [*base_blobs, *blobs]
-        images.append(
-            ArchImage(
-                arch,
-                Descriptor(MANIFEST, manifest.digest, manifest.size, platform(arch)),
-                config_desc,
-                all_blobs,
-                [f"base {i + 1}" for i in range(len(base_blobs))] + [p.name for p in plans],
-                len(target.packages),
-                sum(b.files for b in all_blobs),
-            )
+        return ArchImage(
+            arch,
+            Descriptor(MANIFEST, manifest.digest, manifest.size, platform(arch)),
+            config_desc,
+            all_blobs,
+            [f"base {i + 1}" for i in range(len(base_blobs))] + [p.name for p in plans],
+            len(target.packages),
+            sum(b.files for b in all_blobs),
         )
-    return _finish(images, store, output, tag, counts, per_arch_tags)
 
 
 __all__ = [
     "VARIANTS",
     "ArchImage",
+    "Base",
     "BuildResult",
     "build",
-    "build_on_layout",
+    "build_on_image",
     "check_variant",
     "image_config",
 ]

@@ -195,11 +195,11 @@ def verify(root: Path, on_removed: Callable[[Path, str], None] | None = None) ->
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
-def parse_size(text: str) -> int:
+def parse_size(text: str, flag: str = "--max-size") -> int:
     """``500M``, ``2G``, ``1.5GiB``, ``1048576`` -> bytes (binary units)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
     if not m:
-        raise DistillError(f"--max-size {text!r} is not a size", hint="e.g. 500M, 2G, 10GiB")
+        raise DistillError(f"{flag} {text[:40]!r} is not a size", hint="e.g. 500M, 2G, 10GiB")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 

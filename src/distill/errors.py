@@ -22,6 +22,8 @@ Anything else escaping is a bug in distill.
     ├── BuildError              assembling or writing an image
     │   ├── UnsafeEntryError    an entry would escape the root, or is a device file
     │   └── OutputError         the output cannot be written
+    ├── ImageError              an image cannot be read or written (source, sink, reference)
+    │   └── RegistryError       a registry refused, failed or cannot be reached
     └── AuditError              an audit target cannot be read (corrupt, unreachable, unparsable)
 """
 
@@ -101,6 +103,25 @@ class UnsafeEntryError(BuildError):
 
 class OutputError(BuildError):
     """The output (layout directory or archive) cannot be written."""
+
+
+class ImageError(DistillError):
+    """An image cannot be read from its source or written to its sink: a bad reference,
+    a missing or corrupt blob, a document of the wrong shape, an engine that fails."""
+
+
+class RegistryError(ImageError):
+    """A registry cannot be reached, refuses the credentials, or answers with an error.
+
+    ``status`` is the HTTP status that caused it (None: no answer); ``transient`` says
+    whether the same request may succeed later (a 5xx, a dropped connection)."""
+
+    def __init__(
+        self, message: str, hint: str | None = None, *, status: int | None = None, transient: bool = False
+    ) -> None:
+        super().__init__(message, hint)
+        self.status = status
+        self.transient = transient
 
 
 class AuditError(DistillError):

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from distill.audit.model import SEVERITIES, Finding, Report, rank
 from distill.errors import AuditError
 from distill.fswalk import walk
+
+if TYPE_CHECKING:
+    from distill.oci.registry import RegistrySettings
 
 __all__ = ["SEVERITIES", "Finding", "Report", "audit", "classify", "expand_targets", "rank"]
 
@@ -57,7 +61,7 @@ def classify(target: str) -> str:
                 word = s.split()[0].upper()
                 return "dockerfile" if word in ("FROM", "ARG") else "kubernetes"
         raise AuditError(f"{target}: an empty file is neither a Dockerfile nor a manifest")
-    from distill.audit.sources import split_ref
+    from distill.oci.source import split_ref
 
     if split_ref(target)[0].exists():
         return "image"  # DIR:REF or ARCHIVE:REF
@@ -107,8 +111,7 @@ def audit(
     kind: str,
     *,
     arch: str | None = None,
-    auth: tuple[str, str] | None = None,
-    plain_http: bool = False,
+    settings: RegistrySettings | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Report:
     if kind == "dockerfile":
@@ -121,9 +124,9 @@ def audit(
         return audit_manifest(Path(target), target)
     from distill.audit.image import audit_image, config_env, elf_of_entrypoint, entry_argv
     from distill.audit.recommend import recommend
-    from distill.audit.sources import open_source
+    from distill.oci.source import open_source
 
-    source = open_source(target, auth=auth, plain_http=plain_http)
+    source = open_source(target, settings=settings)
     try:
         report, scan, config = audit_image(source, arch, progress)
     finally:

@@ -20,10 +20,10 @@ from typing import Any
 from isal import igzip
 
 from distill.audit.model import Finding, Report
-from distill.audit.sources import Image, Source, Verified
 from distill.debian.deb822 import parse_file
 from distill.errors import AuditError
 from distill.limits import expansion_limit
+from distill.oci.source import Image, Source, Verified
 from distill.tarsafe import Capped, EntryBudget, members, open_stream, read_errors
 
 MAX_KEPT = 96 << 20  # file content kept for the checks, at most

@@ -1,7 +1,7 @@
 """The command line: flags -> spec and options -> library calls; renders errors.
 
 One module per command family, each with ``register(subparsers)``:
-:mod:`~distill.cli.packages` (lock, why, fetch), :mod:`~distill.cli.build`,
+:mod:`~distill.cli.packages` (lock, why, fetch), :mod:`~distill.cli.build`, :mod:`~distill.cli.push`,
 :mod:`~distill.cli.audit` (audit, compare), :mod:`~distill.cli.cache` (cache, schema).
 
 Exit codes: 0 success; 2 a user-facing error (bad spec, unreachable mirror,
@@ -15,11 +15,11 @@ import argparse
 import sys
 
 from distill import __version__
-from distill.cli import audit, build, cache, packages
+from distill.cli import audit, build, cache, packages, push
 from distill.cli.common import EXIT_ERROR, Parser
 from distill.errors import DistillError
 
-FAMILIES = (packages, build, audit, cache)
+FAMILIES = (packages, build, push, audit, cache)
 
 
 def build_parser() -> argparse.ArgumentParser:

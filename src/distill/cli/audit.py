@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from distill.cli.common import EXIT_ERROR, Subparsers
+from distill.cli.common import EXIT_ERROR, Subparsers, add_registry, registry_settings
 from distill.errors import BuildError, DistillError, SpecError
 from distill.progress import make_reporter
 
@@ -65,28 +65,19 @@ def register(sub: Subparsers) -> None:
 
 def _audit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", help="the platform to pick from a multi-platform image (default: the host's)")
-    p.add_argument(
-        "--username", help="registry user (else DISTILL_REGISTRY_USERNAME or podman/docker auth files)"
-    )
-    p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    add_registry(p)
     p.add_argument(
         "--plain-http",
         action="store_true",
-        help="talk HTTP, not HTTPS, to the registry (loopback registries always use HTTP)",
+        help="talk HTTP, not HTTPS, to every registry (--insecure-registry names one)",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
 def _audit_reports(args: argparse.Namespace, images_only: bool) -> tuple[list[Any], list[str]]:
     from distill.audit import audit, expand_targets
 
-    auth = None
-    if args.username:
-        if not args.password_stdin:
-            raise SpecError("--username needs --password-stdin (the password is never a flag)")
-        auth = (args.username, sys.stdin.readline().rstrip("\n"))
-    elif args.password_stdin:
-        raise SpecError("--password-stdin needs --username")
+    settings = registry_settings(args, plain_http=args.plain_http)
     reports, errors = [], []
     reporter = make_reporter(args.quiet)
     try:
@@ -107,11 +98,7 @@ def _audit_reports(args: argparse.Namespace, images_only: bool) -> tuple[list[An
                 try:
                     if images_only and kind != "image":
                         raise SpecError(f"{t} is a {kind}, not an image", hint="distill audit reads it")
-                    reports.append(
-                        audit(
-                            t, kind, arch=args.arch, auth=auth, plain_http=args.plain_http, progress=progress
-                        )
-                    )
+                    reports.append(audit(t, kind, arch=args.arch, settings=settings, progress=progress))
                 except DistillError as exc:
                     errors.append(exc.one_line())
                     print(f"distill: error: {exc.one_line()}", file=sys.stderr)

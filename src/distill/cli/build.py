@@ -12,6 +12,7 @@ from typing import Any
 from distill.cli.common import (
     Subparsers,
     add_common,
+    add_registry,
     add_spec_args,
     load,
     lock_path,
@@ -19,8 +20,12 @@ from distill.cli.common import (
     options,
     source_date_epoch,
 )
+from distill.cli.push import add_push_flags, parse_refs, push_to, settings_for_push
+from distill.errors import LockError
+from distill.oci.registry import RegistrySettings
 from distill.resolve.lock import Lock, check_current, read_lock
 from distill.spec.load import spec_checksum
+from distill.spec.model import Spec
 
 
 def register(sub: Subparsers) -> None:
@@ -66,12 +71,51 @@ def register(sub: Subparsers) -> None:
         help="load the image into the local podman or docker (ENGINE; default: podman if installed, "
         "else docker), tagged with --tag; without -o nothing else is written",
     )
+    p.add_argument(
+        "--push",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="push the image to HOST[:PORT]/REPO[:TAG] (repeatable: several tags or repositories); "
+        "without -o nothing else is written; the last line is HOST/REPO@sha256:...",
+    )
+    add_push_flags(p)
     add_common(p)
+    add_registry(p)
     p.set_defaults(func=cmd_build)
 
 
+def base_of(spec: Spec, lock: Lock | None, settings: RegistrySettings, locked: bool, lock_file: Path) -> Any:
+    """The image an app goes on, read by the lock's digest when there is a lock; with
+    ``--locked`` a tag that has moved since is refused (``distill lock`` takes it)."""
+    from distill.build import Base
+    from distill.oci.base import resolve_base
+    from distill.oci.ref import parse_reference
+
+    image = spec.base_image
+    assert image is not None
+    pinned = None
+    if lock is not None:
+        if lock.base is None:
+            raise LockError(f"{lock_file} pins no base image", hint="run 'distill lock SPEC'")
+        pinned = lock.base.digest
+        if locked:
+            now = resolve_base(image.target, settings)
+            if now != pinned:
+                raise LockError(
+                    f"the base {image.text} has moved: {lock_file} pins {pinned}, it names {now} now",
+                    hint="run 'distill lock SPEC' to take the new image (and review what changed)",
+                )
+    name = (
+        str(parse_reference(image.target).with_tag(parse_reference(image.target).tag or "latest"))
+        if image.is_registry
+        else None
+    )
+    return Base(image.target, pinned, settings, name)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
-    from distill.build import BuildResult, build, build_on_layout, check_variant, default_output
+    from distill.build import BuildResult, build, build_on_image, check_variant, default_output
     from distill.oci.load import choose_engine, load_form, load_into, qualified
     from distill.oci.sink import check_tag
 
@@ -80,11 +124,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     lock_file = lock_path(args, path, "lock")
     opts = options(args)
     opts.source_date_epoch = source_date_epoch()
+    push_refs = parse_refs(args.push) if args.push else []
+    settings = settings_for_push(args)
     archs: list[str] = list(spec.archs)
     lock: Lock | None = None
-    if spec.base_layout is None and ((lock_file.exists() or lock_file.is_symlink()) or args.locked):
+    if (lock_file.exists() or lock_file.is_symlink()) or args.locked:
         lock = read_lock(lock_file)
         check_current(lock, spec_checksum(spec), lock_file, archs)
+    base = base_of(spec, lock, settings, args.locked, lock_file) if spec.base_image is not None else None
     archive = None
 
     def open_() -> Any:
@@ -111,16 +158,20 @@ def cmd_build(args: argparse.Namespace) -> int:
     load_kind = load_form(engine) if engine else ".tar"
     if engine and (args.output is None or (args.output.suffix == ".tar") != (load_kind == ".tar")):
         scratch = Path(tempfile.mkdtemp(prefix="distill-load-"))
+    # Only pushed: the image stays in the cache's blob store, nothing else is written.
+    only_pushed = bool(push_refs) and args.output is None and engine is None
+    pins: list[str] = []
+    pushed: list[str] = []
     try:
         if scratch is not None and args.output is None:
             output = scratch / f"image{load_kind}"  # only loaded, not kept
 
-        def run_build(out: Path) -> BuildResult:
+        def run_build(out: Path | None) -> BuildResult:
             nonlocal lock
             per_arch_tags = args.per_arch_tags and out == output  # not in the extra form --load takes
-            if spec.base_layout is not None:
-                return build_on_layout(spec, opts, variant=args.variant, archs=archs, output=out, tag=tag,
-                                       spec_path=path, per_arch_tags=per_arch_tags)  # fmt: skip
+            if base is not None:
+                return build_on_image(spec, opts, base, variant=args.variant, archs=archs, output=out, tag=tag,
+                                      spec_path=path, per_arch_tags=per_arch_tags)  # fmt: skip
             if lock is None:
                 from distill.pipeline import make_lock, resolve
 
@@ -128,7 +179,17 @@ def cmd_build(args: argparse.Namespace) -> int:
             return build(spec, lock, opts, variant=args.variant, archs=archs, output=out, tag=tag, fetch=fetch,
                          spec_path=path, per_arch_tags=per_arch_tags)  # fmt: skip
 
-        result = run_build(output)
+        result = run_build(None if only_pushed else output)
+        if push_refs:
+            from distill.archive.cache import Cache
+            from distill.oci.image import BlobStore
+            from distill.oci.source import StoreSource
+
+            store = BlobStore(Cache(opts.cache_dir).root)
+            source = StoreSource(store, result.digest, "the built image")
+            top = source.top()
+            total = result.top.size + sum(i.config.size + i.size + i.manifest.size for i in result.images)
+            pins, pushed = push_to(source, top, push_refs, settings, opts.jobs, opts.reporter, total)
         if engine:
             load_from = output
             if (output.suffix == ".tar") != (load_kind == ".tar"):  # the form to load is extra
@@ -149,11 +210,15 @@ def cmd_build(args: argparse.Namespace) -> int:
         )
     kind = "archive" if output.suffix == ".tar" else "OCI layout"
     state = "wrote" if result.written else "up to date:"
-    if not (engine and args.output is None):
+    if not ((engine or push_refs) and args.output is None):
         print(
             f"{state} {kind} {output} ({result.layers_written} layers written, {result.layers_reused} reused)"
         )
     if engine:
         print(f"loaded into {engine} as {qualified(tag)}")
-    print(result.digest)
+    for line in pushed:
+        print(line)
+    for pin in pins[:-1]:
+        print(pin)
+    print(pins[-1] if pins else result.digest)
     return 0

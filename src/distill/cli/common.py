@@ -8,7 +8,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.distros import ARCHS
 from distill.errors import SpecError
@@ -17,6 +17,9 @@ from distill.progress import make_reporter
 from distill.resolve.lock import default_lock_path
 from distill.spec.load import builtin_dir, load_spec, with_overrides
 from distill.spec.model import Spec
+
+if TYPE_CHECKING:
+    from distill.oci.registry import RegistrySettings
 
 EXIT_ERROR = 2
 
@@ -124,3 +127,46 @@ def days(text: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of days (0 or more)")
     return value
+
+
+def add_registry(p: argparse.ArgumentParser) -> None:
+    """How to reach registries (push, ``from: docker://``, audit of registry images)."""
+    g = p.add_argument_group("registry")
+    g.add_argument(
+        "--username", help="registry user (else DISTILL_REGISTRY_USERNAME or podman/docker auth files)"
+    )
+    g.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
+    g.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="talk plain HTTP to this registry (repeatable; loopback registries always use HTTP)",
+    )
+    g.add_argument(
+        "--ca-cert",
+        type=Path,
+        metavar="FILE",
+        help="trust this PEM CA certificate for registries too (beside the host's CAs)",
+    )
+
+
+def registry_settings(args: argparse.Namespace, plain_http: bool = False) -> RegistrySettings:
+    """The registry flags as settings; the password is read from stdin once, here."""
+    from distill.oci.registry import RegistrySettings
+
+    auth = None
+    if args.username:
+        if not args.password_stdin:
+            raise SpecError("--username needs --password-stdin (the password is never a flag)")
+        auth = (args.username, sys.stdin.readline().rstrip("\n"))
+    elif args.password_stdin:
+        raise SpecError("--password-stdin needs --username")
+    if args.ca_cert is not None and not args.ca_cert.is_file():
+        raise SpecError(f"--ca-cert {args.ca_cert}: no such file")
+    for host in args.insecure_registry:
+        if not host or "/" in host or any(c.isspace() for c in host):
+            raise SpecError(f"--insecure-registry {host[:80]!r}: a registry host, as HOST or HOST:PORT")
+    return RegistrySettings(
+        auth=auth, insecure=frozenset(args.insecure_registry), ca_cert=args.ca_cert, plain_http=plain_http
+    )

@@ -8,10 +8,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from distill.cli.common import Subparsers, add_common, add_spec_args, load, lock_path, mib, options
+from distill.cli.common import (
+    Subparsers,
+    add_common,
+    add_registry,
+    add_spec_args,
+    load,
+    lock_path,
+    mib,
+    options,
+    registry_settings,
+)
 from distill.debian.relation import parse_relations
-from distill.errors import DistillError, LockError, SpecError
-from distill.resolve.lock import Lock, check_current, read_lock, write_lock
+from distill.errors import DistillError, LockError
+from distill.resolve.lock import Lock, LockedBase, check_current, read_lock, write_lock
 from distill.spec.load import spec_checksum
 from distill.spec.model import Spec
 
@@ -32,6 +42,7 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     add_common(p)
+    add_registry(p)
     p.set_defaults(func=cmd_lock)
 
     p = sub.add_parser(
@@ -55,29 +66,41 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--lock", type=Path, help="lockfile path (default: beside the spec)")
     p.add_argument("--locked", action="store_true", help="require a lockfile that matches the spec")
     add_common(p)
+    add_registry(p)
     p.set_defaults(func=cmd_fetch)
 
 
-def _packages_spec(args: argparse.Namespace) -> tuple[Spec, Path]:
-    """The spec, for commands about its Debian packages (an app on an OCI layout has none)."""
-    spec, path = load(args)
-    if spec.base_layout is not None:
-        raise SpecError(
-            f"{args.spec} goes on an OCI layout ({spec.base_layout[0]}): it has no Debian packages to lock or fetch",
-            hint="distill build it directly",
-        )
-    return spec, path
+def _lock_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
+    """An app on an image: the lock pins the image's digest (a tag resolved once)."""
+    from distill.oci.base import current_digest
+    from distill.oci.source import open_source
+
+    image = spec.base_image
+    assert image is not None
+    settings = registry_settings(args)
+    with open_source(image.target, settings=settings) as source:
+        digest = current_digest(source)
+        top = source.pinned(digest)
+        for arch in spec.archs:  # every architecture the spec builds must be in the image
+            source.image(arch, top)
+    lock = Lock(spec_checksum(spec), spec.distro, [], {}, {}, [], {}, LockedBase(image.text, digest))
+    write_lock(lock, lock_file)
+    print(f"base: {image.text} -> {digest}")
+    print(f"wrote {lock_file}")
+    return 0
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
     from distill.pipeline import make_lock, open_archive, resolve
 
-    spec, path = _packages_spec(args)
+    spec, path = load(args)
     lock_file = lock_path(args, path)
     if args.check:
         check_current(read_lock(lock_file), spec_checksum(spec), lock_file, list(spec.archs))
         print(f"{lock_file} is up to date")
         return 0
+    if spec.base_image is not None:
+        return _lock_base(args, spec, lock_file)
     opts = options(args)
     archive = open_archive(spec, opts)
     try:
@@ -151,11 +174,55 @@ def cmd_why(args: argparse.Namespace) -> int:
     raise DistillError(f"{name} is not in the {arch} image and nothing depends on it")
 
 
+def _fetch_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
+    """An app on an image: its blobs into the cache (by the lock's digest when locked)."""
+    from distill.archive.cache import Cache
+    from distill.oci.base import open_base
+    from distill.oci.image import BlobStore
+    from distill.oci.source import pull_blob
+
+    image = spec.base_image
+    assert image is not None
+    lock = None
+    if (lock_file.exists() or lock_file.is_symlink()) or args.locked:
+        lock = read_lock(lock_file)
+        check_current(lock, spec_checksum(spec), lock_file)
+        if lock.base is None:
+            raise LockError(f"{lock_file} pins no base image", hint="run 'distill lock SPEC'")
+    opts = options(args)
+    store = BlobStore(Cache(opts.cache_dir).root)
+    count = size = 0
+    source, top = open_base(
+        image.target,
+        store,
+        settings=registry_settings(args),
+        offline=opts.offline,
+        pinned=lock.base.digest if lock is not None and lock.base is not None else None,
+    )
+    try:
+        for arch in spec.archs:
+            img = source.image(arch, top)
+            for d in [img.manifest["config"], *img.layers]:
+                with pull_blob(source, store, d["digest"], d.get("size")) as blob:
+                    blob.finish()
+                count += 1
+                size += int(d.get("size") or 0)
+            store.put(img.manifest_bytes, img.media_type)
+        store.put(top.data, top.media_type)
+    finally:
+        source.close()
+        opts.reporter.close()
+    print(f"{count} blobs of {image.text} verified in the cache ({mib(size)})")
+    return 0
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from distill.pipeline import fetch, make_lock, open_archive, resolve
 
-    spec, path = _packages_spec(args)
+    spec, path = load(args)
     lock_file = lock_path(args, path, "lock")
+    if spec.base_image is not None:
+        return _fetch_base(args, spec, lock_file)
     opts = options(args)
     lock: Lock | None = None
     if (lock_file.exists() or lock_file.is_symlink()) or args.locked:

@@ -1,129 +1,41 @@
-"""Reading OCI image layouts: the image for a platform, its config, and its
-filesystem as a :class:`~distill.assemble.tree.Tree` of headers (streamed through
-the layers, whiteouts applied, nothing extracted to disk).
+"""Reading an image's filesystem: a :class:`~distill.assemble.tree.Tree` of headers
+streamed through the layers of an :class:`~distill.oci.source.Image` from any
+source (whiteouts applied, nothing extracted to disk) — the base of an app built
+``from:`` an image.
 
 Only what checks need is kept of the content: the dpkg databases (status.d and
 status, for the package list), the dynamic linker's configuration and the SONAME
-of every shared library.
+of every shared library. With a blob store, each layer is kept in it on the way
+(the build reuses the base's layers as they are), and only once it has been found
+whole: its digest, its size and the config's diff_id.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
+from contextlib import AbstractContextManager
 from typing import Any
 
 from isal import igzip
 
 from distill.assemble.expand import DIR, FILE, SYMLINK, elf_soname
 from distill.assemble.tree import Node, Tree
-from distill.errors import BuildError
-from distill.limits import MAX_OCI_JSON, expansion_limit, load_json, open_regular, read_json, read_regular
-from distill.oci.image import INDEX, MANIFEST, BlobStore
-from distill.oci.schema import ImageConfig, Index, Manifest, check
+from distill.errors import ImageError
+from distill.limits import expansion_limit
+from distill.oci.image import BlobStore
+from distill.oci.source import Image, Source, Verified, pull_blob
 from distill.tarsafe import Capped, EntryBudget, members, open_stream, read_errors
 
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 _KEEP_CONTENT = ("var/lib/dpkg/status", "etc/ld.so.conf")
 MAX_KEPT = 64 << 20  # content kept for checks, at most (a dpkg status of a big image is a few MB)
 
 
-@dataclass
-class BaseImage:
-    layout: Path
-    manifest: dict[str, Any]
-    config: dict[str, Any]
-
-    def blob(self, digest: str) -> Path:
-        return blob_path(self.layout, digest)
-
-
-def blob_path(layout: Path, digest: str) -> Path:
-    algo, _, hexdigest = digest.partition(":")
-    if algo != "sha256" or len(hexdigest) != 64 or not all(c in "0123456789abcdef" for c in hexdigest):
-        raise BuildError(f"{layout}: unsupported or malformed digest {digest!r}")
-    return layout / "blobs" / "sha256" / hexdigest
-
-
-def _json(layout: Path, digest: str, what: str) -> Any:
-    path = blob_path(layout, digest)
-    if not path.exists():
-        raise BuildError(f"{layout}: the {what} {digest} is missing from blobs/")
-    label = f"{layout}: the {what} {digest}"
-    data = read_regular(path, MAX_OCI_JSON, error=BuildError, what=f"{layout}: the {what}")
-    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-        raise BuildError(f"{label} does not match its digest")
-    return load_json(data, label=label, error=BuildError, limit=MAX_OCI_JSON)
-
-
-def open_image(layout: Path, ref: str | None, arch: str) -> BaseImage:
-    """The image for ``arch`` in a layout (by ``ref.name`` when given, else the only one).
-
-    Every document is size-capped and type-checked (:mod:`distill.oci.schema`) before a
-    field of it is used: a base image is input like any other."""
-    if not (layout / "oci-layout").is_file() or not (layout / "index.json").exists():
-        raise BuildError(f"{layout} is not an OCI image layout (no oci-layout / index.json)")
-    where = f"{layout}/index.json"
-    index = check(
-        Index,
-        read_json(layout / "index.json", MAX_OCI_JSON, error=BuildError),
-        label=where,
-        error=BuildError,
-    )
-    entries = index.manifests
-    if ref is not None:
-        entries = [
-            m for m in entries if (m.annotations or {}).get("org.opencontainers.image.ref.name") == ref
-        ]
-        if not entries:
-            raise BuildError(f"{layout} has no image named {ref!r}")
-    if not entries:
-        raise BuildError(f"{layout} holds no image")
-    desc = entries[0]
-    for _ in range(4):  # index -> (nested index ->) manifest
-        if desc.mediaType in (INDEX, DOCKER_LIST):
-            doc = check(
-                Index, _json(layout, desc.digest, "index"), label=f"{layout}: the index", error=BuildError
-            )
-            found = [
-                m
-                for m in doc.manifests
-                if m.platform is not None and m.platform.architecture == arch and m.platform.os == "linux"
-            ]
-            if not found:
-                raise BuildError(
-                    f"{layout} has no linux/{arch} image", hint="pass --arch for a platform it has"
-                )
-            desc = found[0]
-            continue
-        if desc.mediaType not in (MANIFEST, DOCKER_MANIFEST):
-            raise BuildError(f"{layout}: unsupported media type {desc.mediaType!r}")
-        label = f"{layout}: the manifest {desc.digest}"
-        manifest = _json(layout, desc.digest, "manifest")
-        parsed = check(Manifest, manifest, label=label, error=BuildError)
-        for i, layer in enumerate(parsed.layers):
-            if layer.size is None:  # the layers are reused as they are: their descriptors must be whole
-                raise BuildError(f"{label}: layers[{i}].size: Field required")
-        config = _json(layout, parsed.config.digest, "config")
-        image_config = check(
-            ImageConfig, config, label=f"{layout}: the config {parsed.config.digest}", error=BuildError
-        )
-        if image_config.architecture != arch:
-            raise BuildError(
-                f"{layout} holds a {image_config.architecture} image, not {arch}",
-                hint=f"pass --arch {image_config.architecture}",
-            )
-        if len(image_config.rootfs.diff_ids) != len(parsed.layers):
-            raise BuildError(f"{layout}: the config's diff_ids do not match the manifest's layers")
-        if config.get("config") is None:
-            config["config"] = {}
-        return BaseImage(layout, manifest, config)
-    raise BuildError(f"{layout}: indexes nested too deep")
+def check_reusable(image: Image) -> None:
+    """The base's layers are reused as they are: their descriptors must be whole."""
+    for i, layer in enumerate(image.layers):
+        if layer.get("size") is None:
+            raise ImageError(f"{image.name}: the manifest {image.digest}: layers[{i}].size: Field required")
 
 
 def _stream(fileobj: Any, media_type: str) -> Any:
@@ -175,138 +87,110 @@ class _Layers:
             self.remove(child, below)
 
 
-def read_tree(image: BaseImage, max_entries: int | None = None) -> tuple[Tree, int, list[tuple[int, int]]]:
+def read_tree(
+    source: Source, image: Image, store: BlobStore | None = None, max_entries: int | None = None
+) -> tuple[Tree, int, list[tuple[int, int]]]:
     """The image's filesystem (headers; content only where checks need it), the newest
     mtime in it and each layer's (tar size, files). Each layer is checked against its digest,
-    and bounded: headers (distill.tarsafe), entries over all layers, and expansion."""
-    tree = Tree()
-    index = _Layers(tree.nodes)
-    newest = 0
-    kept = 0
-    stats: list[tuple[int, int]] = []
-    budget = EntryBudget(f"{image.layout}", BuildError, max_entries)
+    size and diff_id, and bounded: headers (distill.tarsafe), entries over all layers, and
+    expansion. With ``store``, each layer is read from it when there, else kept in it."""
+    reader = _TreeReader(image.name, max_entries)
     diff_ids = (image.config.get("rootfs") or {}).get("diff_ids") or []
-    for idx, desc in enumerate(image.manifest.get("layers", [])):
-        files = 0
-        path = image.blob(desc["digest"])
-        hasher = _HashingReader(path, desc["digest"], int(desc.get("size") or 0))
-        what = f"{image.layout}: layer {desc['digest']}"
+    for idx, desc in enumerate(image.layers):
+        opener: AbstractContextManager[Verified] = (
+            pull_blob(source, store, desc["digest"], desc.get("size"))
+            if store is not None
+            else source.open_blob(desc["digest"], desc.get("size"))
+        )
+        with opener as blob:
+            reader.layer(blob, desc, idx, diff_ids[idx] if idx < len(diff_ids) else None)
+    reader.tree.take_changes()
+    return reader.tree, reader.newest, reader.stats
+
+
+class _TreeReader:
+    """Layers applied one after the other to one tree (see :func:`read_tree`)."""
+
+    def __init__(self, name: str, max_entries: int | None) -> None:
+        self.tree = Tree()
+        self.index = _Layers(self.tree.nodes)
+        self.budget = EntryBudget(name, ImageError, max_entries)
+        self.name = name
+        self.newest = 0
+        self.kept = 0
+        self.stats: list[tuple[int, int]] = []
+
+    def layer(self, blob: Verified, desc: dict[str, Any], idx: int, diff_id: str | None) -> None:
+        what = f"{self.name}: layer {desc['digest']}"
         limit = expansion_limit(int(desc.get("size") or 0))
-        opaque: set[str] = set()
         try:
             # The uncompressed tar is hashed too: the layer is reused as it is, under the
             # config's diff_id, which must therefore be the one it has.
-            stream = _DiffIdReader(
-                Capped(_stream(hasher, desc.get("mediaType", "")), limit, what, BuildError)
+            stream = Verified(
+                Capped(_stream(blob, desc.get("mediaType", "")), limit, what, ImageError), None, what
             )
             with open_stream(stream) as tf:
-                for m in members(tf, budget):
-                    name = os.path.normpath(m.name.lstrip("/"))
-                    if name in (".", "") or name == ".." or name.startswith("../"):
-                        continue
-                    parent, _, base = name.rpartition("/")
-                    if base == ".wh..wh..opq":
-                        if parent not in opaque:  # once per directory and layer
-                            opaque.add(parent)
-                            index.opaque(parent, idx)
-                        continue
-                    if base.startswith(".wh."):
-                        index.remove(f"{parent}/{base[4:]}" if parent else base[4:], idx)
-                        continue
-                    newest = max(newest, int(m.mtime))
-                    mode = m.mode & 0o7777
-                    old = tree.nodes.get(name)
-                    if old is not None and old.kind == DIR and not m.isdir():
-                        index.remove(name, idx)  # a directory replaced: what it held goes too
-                    if m.isdir():
-                        index.add(name, Node(DIR, mode, m.uid, m.gid, int(m.mtime)), idx)
-                    elif m.issym():
-                        index.add(
-                            name, Node(SYMLINK, 0o777, m.uid, m.gid, int(m.mtime), link=m.linkname), idx
-                        )
-                    elif m.islnk():
-                        target = tree.nodes.get(os.path.normpath(m.linkname.lstrip("/")))
-                        if target is not None:
-                            index.add(name, target, idx)
-                    elif m.isfile():
-                        files += 1
-                        data = None
-                        soname = None
-                        wanted = name.startswith(_KEEP_CONTENT) or ".so" in base
-                        if wanted and kept + m.size <= MAX_KEPT:
-                            f = tf.extractfile(m)
-                            raw = f.read() if f else b""
-                            if ".so" in base:
-                                soname = elf_soname(io.BytesIO(raw), 0, len(raw)) or None
-                            if name.startswith(_KEEP_CONTENT):
-                                data = raw
-                                kept += len(raw)
-                        index.add(
-                            name,
-                            Node(FILE, mode, m.uid, m.gid, int(m.mtime), m.size, data=data, soname=soname),
-                            idx,
-                        )
+                files = self._entries(tf, idx)
                 tar_size = tf.offset
             while stream.read(1 << 20):  # the tar's end blocks and padding are in the diff_id too
                 pass
-            hasher.finish()
-            if idx < len(diff_ids) and stream.digest() != diff_ids[idx]:
-                raise BuildError(
-                    f"{what} does not decompress to the config's diff_id {diff_ids[idx]}",
-                    hint="the layout is damaged or was written wrongly; copy the image again",
+            if diff_id is not None and "sha256:" + stream.h.hexdigest() != diff_id:
+                raise ImageError(
+                    f"{what} does not decompress to the config's diff_id {diff_id}",
+                    hint="the image is damaged or was written wrongly; copy it again",
                 )
-            stats.append((tar_size, files))
+            blob.finish()  # the compressed digest and size; a pulled blob is kept only now
         except read_errors() as exc:
-            raise BuildError(f"{what} is not a readable tar ({exc})") from None
-    tree.take_changes()
-    return tree, newest, stats
+            raise ImageError(f"{what} is not a readable tar ({exc})") from None
+        self.stats.append((tar_size, files))
 
-
-class _DiffIdReader(io.RawIOBase):
-    """A stream read through once, hashed and counted on the way: a layer's
-    uncompressed tar (its diff_id), and the compressed blob under it."""
-
-    def __init__(self, raw: Any) -> None:
-        super().__init__()
-        self.raw = raw
-        self.h = hashlib.sha256()
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        n = self.raw.readinto(buffer) or 0
-        self.h.update(memoryview(buffer)[:n])
-        self.count += n
-        return n
-
-    def digest(self) -> str:
-        return "sha256:" + self.h.hexdigest()
-
-
-class _HashingReader(_DiffIdReader):
-    """A layer blob of the layout; :meth:`finish` checks its digest and the descriptor's
-    size (both are reused as they are in the new manifest)."""
-
-    def __init__(self, path: Path, digest: str, size: int) -> None:
-        if not path.exists():
-            raise BuildError(f"layer {digest} is missing from the layout's blobs/")
-        super().__init__(open_regular(path, error=BuildError, what=f"layer {digest}"))
-        self.expected = digest
-        self.size = size
-
-    def finish(self) -> None:
-        while self.read(1 << 20):
-            pass
-        self.raw.close()
-        if self.digest() != self.expected:
-            raise BuildError(f"layer {self.expected} does not match its digest (corrupt or truncated)")
-        if self.count != self.size:
-            raise BuildError(
-                f"layer {self.expected} is {self.count} bytes, but the manifest says {self.size}",
-                hint="the layout is damaged or was written wrongly; copy the image again",
-            )
+    def _entries(self, tf: Any, idx: int) -> int:
+        index, tree = self.index, self.tree
+        files = 0
+        opaque: set[str] = set()
+        for m in members(tf, self.budget):
+            name = os.path.normpath(m.name.lstrip("/"))
+            if name in (".", "") or name == ".." or name.startswith("../"):
+                continue
+            parent, _, base = name.rpartition("/")
+            if base == ".wh..wh..opq":
+                if parent not in opaque:  # once per directory and layer
+                    opaque.add(parent)
+                    index.opaque(parent, idx)
+                continue
+            if base.startswith(".wh."):
+                index.remove(f"{parent}/{base[4:]}" if parent else base[4:], idx)
+                continue
+            self.newest = max(self.newest, int(m.mtime))
+            mode = m.mode & 0o7777
+            old = tree.nodes.get(name)
+            if old is not None and old.kind == DIR and not m.isdir():
+                index.remove(name, idx)  # a directory replaced: what it held goes too
+            if m.isdir():
+                index.add(name, Node(DIR, mode, m.uid, m.gid, int(m.mtime)), idx)
+            elif m.issym():
+                index.add(name, Node(SYMLINK, 0o777, m.uid, m.gid, int(m.mtime), link=m.linkname), idx)
+            elif m.islnk():
+                target = tree.nodes.get(os.path.normpath(m.linkname.lstrip("/")))
+                if target is not None:
+                    index.add(name, target, idx)
+            elif m.isfile():
+                files += 1
+                data = None
+                soname = None
+                wanted = name.startswith(_KEEP_CONTENT) or ".so" in base
+                if wanted and self.kept + m.size <= MAX_KEPT:
+                    f = tf.extractfile(m)
+                    raw = f.read() if f else b""
+                    if ".so" in base:
+                        soname = elf_soname(io.BytesIO(raw), 0, len(raw)) or None
+                    if name.startswith(_KEEP_CONTENT):
+                        data = raw
+                        self.kept += len(raw)
+                index.add(
+                    name, Node(FILE, mode, m.uid, m.gid, int(m.mtime), m.size, data=data, soname=soname), idx
+                )
+        return files
 
 
 def packages(tree: Tree) -> list[tuple[str, str]]:
@@ -325,26 +209,11 @@ def packages(tree: Tree) -> list[tuple[str, str]]:
     return out
 
 
-def adopt(store: BlobStore, layout: Path, digest: str) -> None:
-    """A blob of the layout into the store: copied and hashed on the way, never hard
-    linked (the base layout is often an output of distill, and an output shares no
-    inode with the cache: damaging one must not damage the other)."""
-    target = store.path(digest)
-    if target.is_file():
-        return
-    source = blob_path(layout, digest)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open_regular(source, error=BuildError, what=f"{layout}: layer") as fin:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".adopt.")
-        try:
-            h = hashlib.sha256()
-            with os.fdopen(fd, "wb") as fout:
-                while chunk := fin.read(1 << 20):
-                    h.update(chunk)
-                    fout.write(chunk)
-            if "sha256:" + h.hexdigest() != digest:
-                raise BuildError(f"{layout}: layer {digest} changed while it was read")
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+def image_tree(target: str, arch: str | None, max_entries: int | None = None) -> tuple[Tree, Image]:
+    """The filesystem of the image ``target`` names (any image source) for ``arch``."""
+    from distill.oci.source import open_source
+
+    with open_source(target) as source:
+        image = source.image(arch)
+        tree, _, _ = read_tree(source, image, max_entries=max_entries)
+    return tree, image

@@ -60,6 +60,18 @@ class LockedSuite:
 
 
 @dataclass(frozen=True)
+class LockedBase:
+    """The image an app goes on (``from:``), pinned: as the spec names it, and the digest
+    of its top document (an index or a manifest) when the lock was written."""
+
+    image: str
+    digest: str
+
+
+_IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
 class Lock:
     spec_sha256: str
     distro: str
@@ -68,6 +80,7 @@ class Lock:
     pruned: dict[str, list[dict[str, str]]]  # arch -> edges
     layers: list[str] = field(default_factory=list)  # the chain's levels, root first
     debug: dict[str, list[LockedPackage]] = field(default_factory=dict)  # arch -> debug-variant extras
+    base: LockedBase | None = None  # an app on an image: that image, by digest
 
     @property
     def archs(self) -> list[str]:
@@ -90,6 +103,8 @@ class Lock:
                 for arch in self.archs
             },
         }
+        if self.base is not None:
+            doc["base"] = asdict(self.base)
         return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 
 
@@ -196,7 +211,10 @@ def read_lock(path: Path) -> Lock:
         packages = {a: [LockedPackage(**p) for p in v["packages"]] for a, v in doc["archs"].items()}
         pruned = {a: list(v.get("pruned", [])) for a, v in doc["archs"].items()}
         debug = {a: [LockedPackage(**p) for p in v.get("debug", [])] for a, v in doc["archs"].items()}
-        lock = Lock(doc["spec_sha256"], doc["distro"], suites, packages, pruned, list(doc["layers"]), debug)
+        base = LockedBase(**doc["base"]) if doc.get("base") is not None else None
+        lock = Lock(
+            doc["spec_sha256"], doc["distro"], suites, packages, pruned, list(doc["layers"]), debug, base
+        )
     except (KeyError, TypeError, AttributeError) as exc:
         raise LockError(f"{path} is not a distill lockfile ({exc})") from None
     _check_lock(lock, path)
@@ -217,6 +235,11 @@ def _check_lock(lock: Lock, path: Path) -> None:
                         f"{path}: archs.{arch}.{kind}[{i}].{problem}",
                         hint="a lock is written by 'distill lock SPEC'; do not build from an edited one",
                     )
+    if lock.base is not None:
+        if not isinstance(lock.base.digest, str) or not _IMAGE_DIGEST.fullmatch(lock.base.digest):
+            raise LockError(f"{path}: base.digest: not a sha256: digest")
+        if not isinstance(lock.base.image, str) or not 0 < len(lock.base.image) <= 4096:
+            raise LockError(f"{path}: base.image: not an image name")
     for i, s in enumerate(lock.suites):
         if not isinstance(s.suite, str) or not _ARCHIVE_NAME.fullmatch(s.suite):
             raise LockError(f"{path}: suites[{i}].suite: not a Debian archive name")
@@ -231,6 +254,8 @@ def check_current(lock: Lock, spec_sha256: str, path: Path, archs: list[str] | N
             f"{path} is out of date: the spec changed since it was written",
             hint="run 'distill lock SPEC' to update it",
         )
+    if lock.base is not None:
+        return  # an app on an image: the architectures are the image's (checked when read)
     missing = [a for a in archs or [] if a not in lock.packages]
     if missing:
         raise LockError(

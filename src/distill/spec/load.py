@@ -15,7 +15,7 @@ from distill.distros import ARCHS
 from distill.errors import SpecError
 from distill.limits import read_text
 from distill.redact import field_path, key_label, plain
-from distill.spec.model import Spec
+from distill.spec.model import BaseImageRef, Spec
 from distill.yamlsafe import compose_yaml
 
 
@@ -191,8 +191,33 @@ def _localise(data: dict[str, Any], path: Path, positions: dict[tuple[Any, ...],
 Level = tuple[str, dict[str, Any]]
 
 
-def _oci_layout(ref: str, base: Path) -> tuple[Path, str | None] | None:
-    """``oci:DIR[:REF]``, or a directory holding an OCI image layout: (DIR, REF)."""
+_ENGINES = ("podman:", "docker:")
+_ARCHIVES = ("oci-archive:", "docker-archive:")
+
+
+def _image_base(ref: str, base: Path, where: str) -> BaseImageRef | None:
+    """``from:`` as an image (registry, podman/docker, layout, archive), or None when it
+    names a distill spec or flavor instead. Paths are relative to the spec's directory."""
+    if ref.startswith("docker://"):
+        from distill.errors import ImageError
+        from distill.oci.ref import parse_reference
+
+        try:
+            parsed = parse_reference(ref)
+        except ImageError as exc:
+            raise SpecError(f"{where}: from: {exc.message}", hint=exc.hint) from None
+        return BaseImageRef(ref, f"docker://{parsed}")
+    for prefix in _ENGINES:
+        if ref.startswith(prefix):
+            if not ref[len(prefix) :].strip():
+                raise SpecError(f"{where}: from: name an image, e.g. {prefix}localhost/app:1")
+            return BaseImageRef(ref, ref)
+    for prefix in _ARCHIVES:
+        if ref.startswith(prefix):
+            file, file_ref = _path_and_ref(ref[len(prefix) :], base)
+            if not file.is_file():
+                raise SpecError(f"{where}: from: {file} is not a file")
+            return BaseImageRef(ref, f"{prefix}{file}" + (f":{file_ref}" if file_ref else ""))
     explicit = ref.startswith("oci:")
     text = ref.removeprefix("oci:")
     name: str | None = None
@@ -201,10 +226,21 @@ def _oci_layout(ref: str, base: Path) -> tuple[Path, str | None] | None:
         text, name = directory, tail
     path = (base / text).resolve()
     if (path / "oci-layout").is_file():
-        return path, name
+        return BaseImageRef(ref, f"oci:{path}" + (f":{name}" if name else ""))
     if explicit:
         raise SpecError(f"from: {path} is not an OCI image layout (no oci-layout file)")
     return None
+
+
+def _path_and_ref(text: str, base: Path) -> tuple[Path, str | None]:
+    """``FILE[:REF]`` relative to ``base`` (a ref is split off only when FILE exists)."""
+    whole = (base / text).resolve()
+    if whole.exists():
+        return whole, None
+    head, sep, tail = text.rpartition(":")
+    if sep and head and (base / head).exists():
+        return (base / head).resolve(), tail or None
+    return whole, None
 
 
 MAX_EXTENDS_DEPTH = 32  # specs in one extends chain (the built-in family is 5 deep)
@@ -232,16 +268,16 @@ def _load_levels(path: Path, stack: tuple[Path, ...], seen: set[Path]) -> list[L
         line, col = positions.get(("key", "from"), (1, 1))
         if parents is not None:
             raise SpecError(f"{path}:{line}:{col}: give either 'from' or 'extends', not both")
-        layout = _oci_layout(str(base_image), path.parent)
-        if layout is not None:
+        image = _image_base(str(base_image), path.parent, f"{path}:{line}:{col}")
+        if image is not None:
             if stack:
-                raise SpecError(f"{path}:{line}:{col}: only the spec being built can be 'from' an OCI layout")
+                raise SpecError(f"{path}:{line}:{col}: only the spec being built can be 'from' an image")
             if data.get("packages") or not isinstance(data.get("app"), dict):
                 raise SpecError(
-                    f"{path}:{line}:{col}: 'from' an OCI layout takes an app and no Debian packages",
+                    f"{path}:{line}:{col}: 'from' an image takes an app and no Debian packages",
                     hint="extend a distill spec or flavor to add packages",
                 )
-            data["__layout__"] = layout
+            data["__image__"] = image
         else:
             parents = base_image
     elif parents is None and isinstance(data.get("app"), dict):
@@ -289,9 +325,9 @@ def load_spec(ref: str | Path) -> tuple[Spec, Path]:
     """Load a spec by path or built-in name, with everything it extends merged in."""
     path = resolve_spec_path(str(ref))
     levels = _load_levels(path, (), set())
-    layout = levels[-1][1].pop("__layout__", None)
+    image = levels[-1][1].pop("__image__", None)
     spec = _build(levels, {}, path)
-    spec._base_layout = layout
+    spec._base_image = image
     return spec, path
 
 
@@ -309,7 +345,7 @@ def with_overrides(spec: Spec, **update: Any) -> Spec:
             raise SpecError(_validation_message(exc, Path(name), {})) from None
     final = built[-1][1]
     final._levels = built
-    final._base_layout = spec.base_layout
+    final._base_image = spec.base_image
     return final
 
 
@@ -317,7 +353,7 @@ def spec_checksum(spec: Spec) -> str:
     """A digest of everything that decides the resolution (not where to download from)."""
     # Architectures are not part of it: a lock may hold more of them than one
     # command asks for (see check_current).
-    doc = {
+    doc: dict[str, Any] = {
         "distro": spec.distro,
         "packages": spec.packages,
         "exclude": sorted(spec.exclude),
@@ -326,6 +362,8 @@ def spec_checksum(spec: Spec) -> str:
         # How the packages split into layers: what each level of the chain asks for.
         "levels": [[name, lv.packages, sorted(lv.exclude)] for name, lv in spec.levels[:-1]],
     }
+    if spec.base_image is not None:  # an app on an image: the lock pins that image
+        doc["from"] = spec.base_image.text
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 

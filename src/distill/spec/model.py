@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import platform
 import re
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Annotated, Literal, cast
 
 from pydantic import (
@@ -299,6 +299,19 @@ class AppSpec(_Model):
         return self
 
 
+@dataclass(frozen=True)
+class BaseImageRef:
+    """An image a spec's app goes on (``from:``): as written, and as an image source
+    target (:func:`distill.oci.source.open_source`; a path made absolute)."""
+
+    text: str
+    target: str
+
+    @property
+    def is_registry(self) -> bool:
+        return self.target.startswith("docker://")
+
+
 class Spec(_Model):
     """A distill image spec: the packages, and the image made of them."""
 
@@ -311,8 +324,10 @@ class Spec(_Model):
         default=None,
         alias="from",
         description="The image an app goes on: a built-in flavor or a spec path (the same as "
-        "extends with one entry), or oci:DIR[:REF], an OCI image layout. Default for an app: "
-        "python3, nodejs, java, or for a binary static/base/cc as its ELF needs",
+        "extends with one entry), or an image: docker://HOST/REPO:TAG (or @sha256:...), "
+        "podman:NAME, docker:NAME, oci:DIR[:REF] (an OCI image layout), oci-archive:FILE, "
+        "docker-archive:FILE. Default for an app: python3, nodejs, java, or for a binary "
+        "static/base/cc as its ELF needs",
     )
     app: AppSpec | None = Field(default=None, description="An application to put on the image")
     name: str | None = Field(default=None, description="A name for the image")
@@ -397,12 +412,12 @@ class Spec(_Model):
     # everything below it merged in (set by the loader; one level without extends).
     _levels: list[tuple[str, Spec]] = PrivateAttr(default_factory=list)
 
-    # ``from: oci:DIR[:REF]``: the app goes on that image (layout directory, ref name).
-    _base_layout: tuple[Path, str | None] | None = PrivateAttr(default=None)
+    # ``from: IMAGE``: the app goes on that image (a registry, podman, a layout, an archive).
+    _base_image: BaseImageRef | None = PrivateAttr(default=None)
 
     @property
-    def base_layout(self) -> tuple[Path, str | None] | None:
-        return self._base_layout
+    def base_image(self) -> BaseImageRef | None:
+        return self._base_image
 
     @property
     def levels(self) -> list[tuple[str, Spec]]:
