@@ -190,8 +190,9 @@ Hook = Callable[[str, str], "str | int | None"]
 
 class Proxy:
     """An HTTP proxy on 127.0.0.1 in front of a real registry that misbehaves on cue:
-    ``hook(method, path)`` returns None to forward, an int to answer that status, or
-    ``"cut"`` to close the connection after reading part of the request body."""
+    ``hook(method, path)`` returns None to forward, an int to answer that status,
+    ``"cut"`` to close the connection after reading part of the request body, or
+    ``"garble"`` to forward and change the answer's body by one byte."""
 
     def __init__(self, upstream: str, hook: Hook) -> None:
         self.upstream = upstream
@@ -242,6 +243,8 @@ class Proxy:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 r = conn.getresponse()
                 data = r.read()
+                if action == "garble" and data:
+                    data = data.replace(b"{", b"{ ", 1)
                 proxy.seen.append((self.command, self.path, r.status))
                 self.send_response(r.status)
                 for k, v in r.getheaders():
