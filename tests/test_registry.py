@@ -317,6 +317,14 @@ def test_registry_faults_are_one_line_and_tag_nothing(static: Path, tmp_path: Pa
             distill("push", f"docker://{reg.host}/nope/nothing:1", f"{reg.host}/x/y:1", "-q")
         )
         assert "not found" in line, line
+        # a docker archive pushed: its layers as they are (uncompressed: named by their diff_id)
+        docker = tmp_path / "docker.tar"
+        sh("skopeo", "copy", "-q", f"oci:{static}", f"docker-archive:{docker}:distill/static:1")
+        lines = ok(distill("push", str(docker), f"{reg.host}/x/from-archive:1", "-q"))
+        pushed = json.loads(
+            sh("skopeo", "inspect", "--tls-verify=false", f"docker://{reg.host}/x/from-archive:1")
+        )
+        assert pushed["Layers"] == _diff_ids(static, "amd64") and lines[-1].endswith(pushed["Digest"])
     finally:
         proxy.close()
         reg.close()
@@ -336,6 +344,11 @@ def _app(root: Path, base: str, archs: str = "[amd64, arm64]") -> Path:
         "app: {kind: python, entrypoint: [-m, hello], exclude: ['*.yaml', '*.json', '*.oci']}\n"
     )
     return spec
+
+
+def _diff_ids(layout: Path, arch: str) -> list[str]:
+    info = json.loads(sh("skopeo", "inspect", "--override-arch", arch, "--config", f"oci:{layout}"))
+    return list(info["rootfs"]["diff_ids"])
 
 
 def _layers(layout: Path) -> list[list[str]]:
@@ -407,6 +420,30 @@ def test_app_from_podman_storage_and_an_oci_archive(
     from_archive = _app(tmp_path / "archive", f"oci-archive:{archive}", "[amd64]")
     lines = ok(distill("build", str(from_archive), "-o", str(tmp_path / "archive.oci"), *cache, "-q"))
     assert _layers(tmp_path / "archive.oci") == _layers(tmp_path / "layout.oci")
+    # a docker archive (skopeo writes its layers uncompressed): those bytes, as they are
+    docker = tmp_path / "docker.tar"
+    sh("skopeo", "copy", "-q", f"oci:{py3}", f"docker-archive:{docker}:distill/py3:1")
+    from_docker = _app(tmp_path / "docker", f"docker-archive:{docker}", "[amd64]")
+    ok(distill("build", str(from_docker), "-o", str(tmp_path / "docker.oci"), *cache, "-q"))
+    [layers] = _layers(tmp_path / "docker.oci")
+    [ours] = _layers(tmp_path / "layout.oci")
+    assert layers[:5] == _diff_ids(py3, "amd64") and layers[5:] == ours[5:]
+    # the OCI-archive-based app runs (loaded from the archive distill writes)
+    ok(
+        distill(
+            "build",
+            str(from_archive),
+            "-o",
+            str(tmp_path / "app.tar"),
+            "--tag",
+            "hello-archive:1",
+            *cache,
+            "-q",
+        )
+    )
+    sh("podman", "load", "-q", "-i", str(tmp_path / "app.tar"), env=env)
+    out = sh("podman", "run", "--rm", "--network", "none", "localhost/hello-archive:1", env=env)
+    assert out.split() == ["hello", "3", "65532"]
     sh("skopeo", "copy", "-q", f"oci:{py3}", "containers-storage:localhost/distill-py3:nonroot", env=env)
     from_podman = _app(tmp_path / "podman", "podman:localhost/distill-py3:nonroot", "[amd64]")
     lines = ok(distill("build", str(from_podman), "--load", "--tag", "hello-podman:1", *cache, "-q", env=env))
