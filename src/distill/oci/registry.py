@@ -263,6 +263,9 @@ class Registry:
         404, which callers often expect) raise :class:`RegistryError`."""
         if not url.startswith("http"):
             url = f"{self.base}{url}"
+        # Credentials go to this registry only: an upload Location naming another host
+        # (a storage service, or a hostile registry) is sent none.
+        own = urllib.parse.urlsplit(url).netloc == urllib.parse.urlsplit(self.base).netloc
         attempts = RETRIES if retry else 1
         delay = BACKOFF
         authenticated = False
@@ -273,7 +276,7 @@ class Registry:
                 attempt += 1
                 try:
                     h = dict(headers or {})
-                    authorization = self._authorization(scopes)
+                    authorization = self._authorization(scopes) if own else None
                     if authorization:
                         h["Authorization"] = authorization
                     body = content() if content is not None else None
