@@ -316,6 +316,32 @@ def test_a_base_layout_shares_no_inode_with_the_cache(tmp_path: Path) -> None:
     assert len(cached) >= 2 and not base & cached
 
 
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_a_damaged_cached_base_layer_is_pulled_again(tmp_path: Path, damage: str) -> None:
+    """A base image's layers are kept in the cache's blob store (a locked build reads
+    them from there, offline too): one damaged there is removed and pulled again from
+    the base (one warning), never a failed build or a wrong image."""
+    _python_base(tmp_path / "base")
+    src = _app_on(tmp_path / "base", tmp_path)
+    first = run("build", "app.yaml", "-o", "out", cwd=src, cache=tmp_path / "cache")
+    assert first.returncode == 0, first.stderr
+    blobs = tmp_path / "base" / "blobs" / "sha256"
+    top = json.loads((tmp_path / "base" / "index.json").read_text())["manifests"][0]["digest"][7:]
+    layers = [d["digest"][7:] for d in json.loads((blobs / top).read_text())["layers"]]
+    cached = tmp_path / "cache" / "distill" / "blobs" / "sha256" / layers[0]
+    data = bytearray(cached.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x55
+    else:
+        data = data[: len(data) // 2]
+    cached.write_bytes(bytes(data))
+    again = run("build", "app.yaml", "-o", "again", cwd=src, cache=tmp_path / "cache")
+    assert again.returncode == 0, again.stderr
+    assert "warning:" in again.stderr and "does not match its digest" in again.stderr, again.stderr
+    assert again.stdout.splitlines()[-1] == first.stdout.splitlines()[-1]
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == layers[0]
+
+
 def test_a_long_extends_chain_is_one_clear_line(tmp_path: Path) -> None:
     """Each extends level was a recursion with a YAML parse in it: a chain of ~1000 specs
     ended in Python's recursion limit, reported as 'e982.yaml: invalid YAML: nested too

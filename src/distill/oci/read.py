@@ -141,7 +141,11 @@ class _TreeReader:
                 )
             blob.finish()  # the compressed digest and size; a pulled blob is kept only now
         except read_errors() as exc:
+            blob.blame_cache()
             raise ImageError(f"{what} is not a readable tar ({exc})") from None
+        except ImageError:
+            blob.blame_cache()
+            raise
         self.stats.append((tar_size, files))
 
     def _entries(self, tf: Any, idx: int) -> int:

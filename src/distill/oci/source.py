@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill.archive.cache import CorruptEntryError, NotRegularError, discard, open_entry
 from distill.errors import ImageError
 from distill.limits import MAX_OCI_JSON, load_json, open_regular, read_regular
 from distill.oci.image import INDEX as OCI_INDEX
@@ -110,6 +111,11 @@ class Verified(io.RawIOBase):
     def took(self, data: memoryview) -> None:
         """Called with every chunk read (a subclass keeps a copy)."""
 
+    def blame_cache(self) -> None:
+        """After a failure reading what this stream gave: a cache entry that does not
+        match its digest is removed and :class:`CorruptEntryError` raised (the build makes
+        it again); anything else returns, and the caller's error stands."""
+
     def finish(self) -> None:
         while self.read(1 << 20):
             pass
@@ -144,6 +150,46 @@ class _Ingest(Verified):
         if not self.out.closed:
             self.out.close()
         Path(self.tmp).unlink(missing_ok=True)
+
+
+class _CachedBlob(Verified):
+    """A blob of distill's own cache: one that does not match its digest is removed and
+    reported as a damaged entry (the build makes it again: distill.build._repairing)."""
+
+    def __init__(self, raw: Any, digest: str, size: int | None, path: Path) -> None:
+        super().__init__(raw, digest, f"cached blob {digest}", size)
+        self.path = path
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except ImageError:
+            discard(self.path)
+            raise CorruptEntryError(
+                f"the cached blob {self.path} does not match its digest; it was removed", needs_network=True
+            ) from None
+
+    def blame_cache(self) -> None:
+        try:
+            while self.read(1 << 20):
+                pass
+        except ImageError:
+            pass
+        if "sha256:" + self.h.hexdigest() != self.digest or (
+            self.limit is not None and self.count != self.limit
+        ):
+            self.finish()  # raises CorruptEntryError
+
+
+@contextmanager
+def _open_cached(path: Path, digest: str, size: int | None) -> Iterator[Verified]:
+    try:
+        f = open_entry(path)
+    except NotRegularError:  # a FIFO or device in its place: never waited on
+        discard(path)
+        raise CorruptEntryError(f"the cached blob {path} is not a regular file; it was removed") from None
+    with f:
+        yield _CachedBlob(f, digest, size, path)
 
 
 def _gunzip(raw: Any) -> Any:
@@ -377,9 +423,9 @@ def pull_blob(source: Source, store: BlobStore, digest: str, size: int | None) -
     (still verified as it is read), else from the source, written to the store on the
     way and kept only when :meth:`Verified.finish` finds it whole and matching."""
     target = store.path(check_digest(digest))
-    if target.is_file():
-        with open_regular(target, error=ImageError, what="cached blob") as f:
-            yield Verified(f, digest, f"cached blob {digest}", size)
+    if target.exists():
+        with _open_cached(target, digest, size) as f:
+            yield f
         return
     with source.open_blob(digest, size) as upstream:
         ingest = _Ingest(upstream, digest, upstream.what, size, target)
