@@ -342,6 +342,39 @@ def test_a_damaged_cached_base_layer_is_pulled_again(tmp_path: Path, damage: str
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == layers[0]
 
 
+def test_prune_keeps_a_locked_base_image(tmp_path: Path) -> None:
+    """`cache prune --keep-lock` keeps what a lock of an app `from:` an image needs: the
+    base's documents and layers in the blob store, so the locked build still runs offline."""
+    _python_base(tmp_path / "base")
+    src = _app_on(tmp_path / "base", tmp_path)
+    cache = tmp_path / "cache"
+    assert run("lock", "app.yaml", cwd=src, cache=cache).returncode == 0
+    first = run("build", "app.yaml", "--locked", "-o", "out", cwd=src, cache=cache)
+    assert first.returncode == 0, first.stderr
+    shutil.rmtree(tmp_path / "base" / "blobs")  # from now on only the cache has the image
+    root = str(cache / "distill")
+    pruned = run(
+        "cache",
+        "prune",
+        "--cache-dir",
+        root,
+        "--max-size",
+        "0",
+        "--keep-lock",
+        "app.yaml".replace(".yaml", ".lock.json"),
+        cwd=src,
+        cache=cache,
+    )
+    assert pruned.returncode == 0, pruned.stderr
+    again = run("build", "app.yaml", "--locked", "--offline", "-o", "again", cwd=src, cache=cache)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1] == first.stdout.splitlines()[-1]
+    # without the lock kept, the base is gone from the cache: one line, offline
+    run("cache", "prune", "--cache-dir", root, "--max-size", "0", cwd=src, cache=cache)
+    proc = run("build", "app.yaml", "--locked", "--offline", "-o", "third", cwd=src, cache=cache)
+    assert_one_line_error(proc, "not (wholly) in the cache")
+
+
 def test_a_long_extends_chain_is_one_clear_line(tmp_path: Path) -> None:
     """Each extends level was a recursion with a YAML parse in it: a chain of ~1000 specs
     ended in Python's recursion limit, reported as 'e982.yaml: invalid YAML: nested too

@@ -203,8 +203,9 @@ def parse_size(text: str, flag: str = "--max-size") -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
-def lock_needs(lock_paths: list[Path]) -> set[str]:
-    """The SHA256 of every package (debug extras included) the locks name."""
+def lock_needs(lock_paths: list[Path], root: Path | None = None) -> set[str]:
+    """The SHA256 of every package (debug extras included) the locks name, and of every
+    blob of a locked base image the cache ``root`` holds (its documents, configs, layers)."""
     from distill.resolve.lock import read_lock
 
     keep: set[str] = set()
@@ -212,7 +213,38 @@ def lock_needs(lock_paths: list[Path]) -> set[str]:
         lock = read_lock(path)
         for table in (lock.packages, lock.debug):
             keep.update(p.sha256 for pkgs in table.values() for p in pkgs)
+        if lock.base is not None and root is not None:
+            keep.update(_base_blobs(root, lock.base.digest))
     return keep
+
+
+def _base_blobs(root: Path, digest: str) -> set[str]:
+    """The blobs a base image's top document reaches in the blob store (what is there)."""
+    from distill.errors import DistillError
+    from distill.limits import MAX_OCI_JSON
+    from distill.oci.image import BlobStore
+
+    store = BlobStore(root)
+    out: set[str] = set()
+    todo = [digest]
+    while todo and len(out) < 100_000:
+        d = todo.pop()
+        if d[7:] in out or not store.path(d).is_file():
+            continue
+        out.add(d[7:])
+        if store.path(d).stat().st_size > MAX_OCI_JSON:
+            continue  # a layer: nothing below it
+        try:
+            doc = store.read_json(d)
+        except (DistillError, ValueError, OSError):
+            continue
+        if not isinstance(doc, dict):
+            continue
+        refs = [*(doc.get("manifests") or []), doc.get("config"), *(doc.get("layers") or [])]
+        for r in refs:
+            if isinstance(r, dict) and isinstance(r.get("digest"), str) and is_digest(r["digest"][7:]):
+                todo.append(r["digest"])
+    return out
 
 
 def prune(
@@ -233,7 +265,7 @@ def prune(
     live: list[tuple[float, int, Entry]] = []
     for e in entries(root):
         report.checked += 1
-        if e.kind in ("debs", "expanded") and e.key in keep:
+        if e.kind in ("debs", "expanded", "blobs") and e.key in keep:
             continue
         live.append((e.last_used(), e.size(), e))
     live.sort(key=lambda t: (t[0], t[2].kind, t[2].key))

@@ -85,9 +85,12 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_build)
 
 
-def base_of(spec: Spec, lock: Lock | None, settings: RegistrySettings, locked: bool, lock_file: Path) -> Any:
+def base_of(
+    spec: Spec, lock: Lock | None, settings: RegistrySettings, locked: bool, lock_file: Path, offline: bool
+) -> Any:
     """The image an app goes on, read by the lock's digest when there is a lock; with
-    ``--locked`` a tag that has moved since is refused (``distill lock`` takes it)."""
+    ``--locked`` a tag that has moved since is refused (``distill lock`` takes it) —
+    unless ``--offline``, which cannot ask and builds what the lock pins."""
     from distill.build import Base
     from distill.oci.base import resolve_base
     from distill.oci.ref import parse_reference
@@ -99,7 +102,7 @@ def base_of(spec: Spec, lock: Lock | None, settings: RegistrySettings, locked: b
         if lock.base is None:
             raise LockError(f"{lock_file} pins no base image", hint="run 'distill lock SPEC'")
         pinned = lock.base.digest
-        if locked:
+        if locked and not offline:
             now = resolve_base(image.target, settings)
             if now != pinned:
                 raise LockError(
@@ -131,7 +134,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     if (lock_file.exists() or lock_file.is_symlink()) or args.locked:
         lock = read_lock(lock_file)
         check_current(lock, spec_checksum(spec), lock_file, archs)
-    base = base_of(spec, lock, settings, args.locked, lock_file) if spec.base_image is not None else None
+    base = (
+        base_of(spec, lock, settings, args.locked, lock_file, args.offline)
+        if spec.base_image is not None
+        else None
+    )
     archive = None
 
     def open_() -> Any:

@@ -47,7 +47,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         root,
         older_than_days=args.older_than,
         max_size=size,
-        keep=cachecmd.lock_needs(args.keep_lock),
+        keep=cachecmd.lock_needs(args.keep_lock, root),
         on_removed=lambda p, why: print(f"removed {p} ({why})"),
     )
     print(f"{len(report.removed)} files removed, {mib(report.freed)} freed")
