@@ -372,7 +372,7 @@ def test_sizes_beat_distroless(family: dict) -> None:  # type: ignore[type-arg]
     static = sizes(str(family[("debian13", "static", "latest")]["stdout"]))
     python3 = sizes(str(family[("debian13", "python3", "latest")]["stdout"]))
     assert static[0] <= 2.0, static  # distroless static: about 2 MiB compressed
-    assert python3[1] <= 40.0, python3  # distroless python3: about 60 MiB from its package list
+    assert python3[1] <= 45.0, python3  # distroless python3: about 60 MiB from its package list
 
 
 def test_multi_arch_index_and_arm64_under_qemu(env: dict[str, str], out: Path) -> None:
