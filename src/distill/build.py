@@ -20,7 +20,7 @@ from distill.app import prepare as prepare_app
 from distill.archive.cache import Cache, CorruptEntryError
 from distill.assemble.expand import Expanded, expand, load_expanded
 from distill.assemble.rootfs import LevelInput, assemble
-from distill.assemble.system import BUNDLE, NONROOT_UID
+from distill.assemble.system import BUNDLE, NONROOT_UID, java_version
 from distill.distros import get_distro
 from distill.errors import BuildError, DistillError, LockError, OutputError, SpecError
 from distill.oci.image import (
@@ -43,7 +43,7 @@ from distill.oci.layer import LayerBlob, LayerCache
 from distill.oci.sink import DockerEntry, write_archive, write_layout
 from distill.options import Options
 from distill.resolve.lock import Lock, LockedPackage
-from distill.spec.model import Spec, host_arch
+from distill.spec.model import Spec, expand_arch, host_arch
 
 VARIANTS = ("latest", "nonroot", "debug", "debug-nonroot")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -95,13 +95,24 @@ def check_variant(variant: str) -> None:
         raise SpecError(f"unknown variant {variant!r}", hint=f"variants: {', '.join(VARIANTS)}")
 
 
-def image_config(spec: Spec, variant: str, has_bundle: bool, app: AppBuild | None = None) -> ImageConfig:
+def image_config(
+    spec: Spec,
+    variant: str,
+    has_bundle: bool,
+    app: AppBuild | None = None,
+    *,
+    arch: str = "",
+    derived: dict[str, str] | None = None,
+) -> ImageConfig:
+    """``derived``: what the image's contents say (JAVA_VERSION of its JRE); the spec's
+    ``env`` overrides it, with ``${arch}`` in its values expanded."""
     env = {"PATH": DEFAULT_PATH}
     if has_bundle:
         env["SSL_CERT_FILE"] = "/" + BUNDLE
+    env.update(derived or {})
     if app is not None:
         env.update(app.env)
-    env.update(spec.env)
+    env.update({k: expand_arch(v, arch) for k, v in spec.env.items()})
     config = ImageConfig(
         user=spec.user or "0",
         workdir=spec.workdir or "/",
@@ -235,7 +246,9 @@ def _arch_image(
     for _, written in built:
         counts[0 if written else 1] += 1
     epoch = plans[-1].epoch
-    config = image_config(spec, variant, tree.get(BUNDLE) is not None, app)
+    java = java_version(tree)
+    derived = {"JAVA_VERSION": java} if java else {}
+    config = image_config(spec, variant, tree.get(BUNDLE) is not None, app, arch=arch, derived=derived)
     history = [History(f"distill: {plan.name}", plan.comment) for plan in plans]
     config_doc = config_document(arch, epoch, config, [b.diff_id for b in blobs], history)
     config_desc = store.put(canonical_json(config_doc), CONFIG)
@@ -503,11 +516,11 @@ def _build_on_layout(
             )
         ]
         config_doc = json.loads(json.dumps(image.config))
-        ours = image_config(spec, variant, False, app)
+        ours = image_config(spec, variant, False, app, arch=arch)
         runtime = config_doc.setdefault("config", {})
         env = dict(item.partition("=")[::2] for item in runtime.get("Env") or [])
         env.update(app.env)
-        env.update(spec.env)
+        env.update({k: expand_arch(v, arch) for k, v in spec.env.items()})
         runtime.update(
             {
                 "User": ours.user,

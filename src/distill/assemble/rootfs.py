@@ -83,7 +83,7 @@ def assemble(
             system.status_d(tree, pkg, exp.control_text, exp.md5sums, epoch)
         system.accounts(tree, spec.accounts, epoch)
         system.os_release(tree, spec.distro, epoch)
-        system.spec_paths(tree, spec.paths, epoch)
+        system.spec_paths(tree, spec.paths, epoch, arch)
         system.ca_bundle(tree, spec.certificates, epoch, trimmer.ca_sources)
         system.java_truststore(tree, epoch)
         # What the level's packages and generators leave is final: drop the directories

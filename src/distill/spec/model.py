@@ -155,7 +155,9 @@ class PathEntry(_Model):
         default=None, description="file: a local file, relative to the spec (inside its directory)"
     )
     content: str | None = Field(default=None, description="file: inline text instead of source")
-    target: NoNul | None = Field(default=None, description="symlink: where it points")
+    target: NoNul | None = Field(
+        default=None, description="symlink: where it points (${arch}: the architecture being built)"
+    )
     mode: int | str | None = Field(
         default=None, description="Permissions, e.g. 0o755 or '0755' (default 0755 dirs, 0644 files)"
     )
@@ -337,7 +339,8 @@ class Spec(_Model):
     entrypoint: list[NoNul] | None = None
     cmd: list[NoNul] | None = None
     env: dict[EnvName, NoNul] = Field(
-        default_factory=dict, description="Environment (PATH and SSL_CERT_FILE set)"
+        default_factory=dict,
+        description="Environment (PATH and SSL_CERT_FILE set); ${arch} in a value is the architecture built",
     )
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict, description="Manifest annotations")
@@ -410,6 +413,15 @@ class Spec(_Model):
 
     def requests(self) -> list[Clause]:
         return [to_clause(item) for item in self.packages]
+
+
+ARCH_PLACEHOLDER = "${arch}"
+
+
+def expand_arch(value: str, arch: str) -> str:
+    """``${arch}`` in an ``env`` value or a symlink's ``target``: the Debian architecture
+    being built (amd64, arm64, ...), for paths such as /usr/lib/jvm/java-25-openjdk-amd64."""
+    return value.replace(ARCH_PLACEHOLDER, arch)
 
 
 def to_clause(item: str) -> Clause:
