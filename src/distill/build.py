@@ -18,7 +18,7 @@ from distill.app import AppBuild
 from distill.app import Target as AppTarget
 from distill.app import prepare as prepare_app
 from distill.archive.cache import Cache, CorruptEntryError
-from distill.assemble.expand import Expanded, expand, load_expanded
+from distill.assemble.expand import Expanded, expand, expand_tarball, load_expanded
 from distill.assemble.rootfs import LevelInput, assemble
 from distill.assemble.system import BUNDLE, NONROOT_UID, java_version
 from distill.distros import get_distro
@@ -44,6 +44,7 @@ from distill.oci.sink import DockerEntry, write_archive, write_layout
 from distill.options import Options
 from distill.resolve.lock import Lock, LockedPackage
 from distill.spec.model import Spec, expand_arch, host_arch
+from distill.upstream import nodejs
 
 VARIANTS = ("latest", "nonroot", "debug", "debug-nonroot")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -196,7 +197,32 @@ def _check_control(p: LockedPackage, exp: Expanded) -> None:
         )
 
 
-def _levels(spec: Spec, lock: Lock, arch: str, expanded: dict[str, Expanded]) -> list[LevelInput]:
+def _archives(
+    lock: Lock, archs: list[str], cache: Cache, options: Options, spec: Spec
+) -> dict[str, Expanded]:
+    """The lock's release archives (Node.js), from the cache or the user's mirror, expanded."""
+    wanted = {a.sha256: a for arch in archs for a in lock.archives.get(arch, [])}
+    if not wanted:
+        return {}
+    from distill.archive.transport import Transport
+    from distill.pipeline import node_settings
+
+    settings = node_settings(spec, options)
+    transport = None if options.offline else Transport()
+    try:
+        out = {}
+        for sha, a in wanted.items():
+            path = nodejs.ensure(cache, a, settings, transport, options.offline)
+            out[sha] = expand_tarball(cache, path, sha, "nodejs")
+        return out
+    finally:
+        if transport is not None:
+            transport.close()
+
+
+def _levels(
+    spec: Spec, lock: Lock, arch: str, expanded: dict[str, Expanded], archives: dict[str, Expanded]
+) -> list[LevelInput]:
     if len(lock.layers) != len(spec.levels):
         raise LockError(
             "the lockfile's layers do not match the spec's extends chain", hint="run 'distill lock SPEC'"
@@ -210,8 +236,15 @@ def _levels(spec: Spec, lock: Lock, arch: str, expanded: dict[str, Expanded]) ->
         exp = expanded[p.sha256]
         _check_control(p, exp)
         by_layer[p.layer].append((p.name, exp))
+    extra: dict[str, list[tuple[str, Expanded]]] = {name: [] for name in lock.layers}
+    for a in lock.archives.get(arch, []):
+        if a.layer not in extra:
+            raise LockError(
+                f"the lockfile puts {a.file} in an unknown layer {a.layer!r}", hint="run 'distill lock SPEC'"
+            )
+        extra[a.layer].append((a.name, archives[a.sha256]))
     return [
-        LevelInput(lock_name, level_spec, by_layer[lock_name])
+        LevelInput(lock_name, level_spec, by_layer[lock_name], extra[lock_name])
         for lock_name, (_, level_spec) in zip(lock.layers, spec.levels, strict=True)
     ]
 
@@ -227,6 +260,7 @@ def _arch_image(
     clamp: int | None,
     counts: list[int],
     app: AppBuild | None,
+    archives: dict[str, Expanded],
 ) -> ArchImage:
     debug = None
     if variant.startswith("debug"):
@@ -237,7 +271,7 @@ def _arch_image(
                 hint="run 'distill lock SPEC' against an archive that has busybox-static",
             )
         debug = expanded[next(p for p in extras if p.name == "busybox-static").sha256]
-    levels = _levels(spec, lock, arch, expanded)
+    levels = _levels(spec, lock, arch, expanded, archives)
     plans, tree = assemble(levels, arch, spec.distro, debug=debug, clamp=clamp, app=app)
     # Layers are independent: compress them side by side (ISA-L and SHA256 release the GIL).
     with ThreadPoolExecutor(max_workers=max(1, min(len(plans), os.cpu_count() or 1))) as pool:
@@ -373,6 +407,7 @@ def _build(
     if variant.startswith("debug"):
         needed += [p for a in archs for p in lock.debug.get(a, [])]
     expanded = _expand_all(cache, needed, options, fetch)
+    archives = _archives(lock, archs, cache, options, spec)
     store = BlobStore(cache.root)
     layers = LayerCache(cache.root, store)
     counts = [0, 0]
@@ -393,7 +428,17 @@ def _build(
             )
     images = [
         _arch_image(
-            spec, lock, arch, variant, expanded, layers, store, options.source_date_epoch, counts, apps[arch]
+            spec,
+            lock,
+            arch,
+            variant,
+            expanded,
+            layers,
+            store,
+            options.source_date_epoch,
+            counts,
+            apps[arch],
+            archives,
         )
         for arch in archs
     ]

@@ -50,6 +50,11 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="mirror for the -security suite (default: $DISTILL_SECURITY_MIRROR, else the host's apt "
         "sources, else MIRROR-security)",
     )
+    g.add_argument(
+        "--nodejs-mirror",
+        metavar="URL",
+        help="Node.js release mirror for specs with nodejs: (default: $DISTILL_NODEJS_MIRROR)",
+    )
     g.add_argument("-j", "--jobs", type=int, default=4, help="parallel downloads (default: 4)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
@@ -367,6 +372,7 @@ def _options(args: argparse.Namespace) -> Options:
         offline=args.offline,
         mirror=args.mirror,
         security_mirror=args.security_mirror,
+        nodejs_mirror=args.nodejs_mirror,
         jobs=args.jobs,
         reporter=make_reporter(args.quiet),
     )
@@ -409,7 +415,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     try:
         t0 = time.perf_counter()
         resolutions = resolve(spec, archive)
-        lock = make_lock(spec, archive, resolutions)
+        lock = make_lock(spec, archive, resolutions, options)
     finally:
         archive.close()
         options.reporter.close()
@@ -495,7 +501,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     archive = open_archive(spec, options)
     try:
         if lock is None:
-            lock = make_lock(spec, archive, resolve(spec, archive))
+            lock = make_lock(spec, archive, resolve(spec, archive), options)
         result = fetch(lock, archive, options, list(spec.archs))
     finally:
         archive.close()
@@ -634,7 +640,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             if lock is None:
                 from distill.pipeline import make_lock, resolve
 
-                lock = make_lock(spec, open_(), resolve(spec, open_()))
+                lock = make_lock(spec, open_(), resolve(spec, open_()), options)
             return build(spec, lock, options, variant=args.variant, archs=archs, output=out, tag=tag, fetch=fetch,
                          spec_path=path, per_arch_tags=per_arch_tags)  # fmt: skip
 

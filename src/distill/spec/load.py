@@ -132,7 +132,7 @@ def _merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
                 merged[key] = list(dict.fromkeys([*(old or []), *value]))
         elif key in _DICT_FIELDS and isinstance(value, dict):
             merged[key] = {**(old or {}), **value}
-        elif key in ("prune", "trim", "accounts") and isinstance(value, dict):
+        elif key in ("prune", "trim", "accounts", "nodejs") and isinstance(value, dict):
             sub = dict(old or {})
             for k, v in value.items():
                 sub[k] = [*sub.get(k, []), *v] if isinstance(v, list) else v
@@ -163,6 +163,9 @@ def _localise(data: dict[str, Any], path: Path, positions: dict[tuple[Any, ...],
 
     if data.get("keyring"):
         data["keyring"] = [str((path.parent / k).resolve()) for k in data["keyring"]]
+    node = data.get("nodejs")
+    if isinstance(node, dict) and isinstance(node.get("keyring"), list):
+        node["keyring"] = [str((path.parent / k).resolve()) for k in node["keyring"] if isinstance(k, str)]
     if data.get("certificates"):
         data["certificates"] = [
             _inside(base, c, path, where("certificates", i)) for i, c in enumerate(data["certificates"])
@@ -317,7 +320,7 @@ def spec_checksum(spec: Spec) -> str:
     """A digest of everything that decides the resolution (not where to download from)."""
     # Architectures are not part of it: a lock may hold more of them than one
     # command asks for (see check_current).
-    doc = {
+    doc: dict[str, Any] = {
         "distro": spec.distro,
         "packages": spec.packages,
         "exclude": sorted(spec.exclude),
@@ -326,6 +329,8 @@ def spec_checksum(spec: Spec) -> str:
         # How the packages split into layers: what each level of the chain asks for.
         "levels": [[name, lv.packages, sorted(lv.exclude)] for name, lv in spec.levels[:-1]],
     }
+    if spec.nodejs is not None:  # which release, and who may sign it
+        doc["nodejs"] = [spec.nodejs.version, sorted(spec.nodejs.signers)]
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 

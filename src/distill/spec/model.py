@@ -242,6 +242,38 @@ class Trim(_Model):
     )
 
 
+class NodeRelease(_Model):
+    """Node.js from the official release archives (not a Debian package; see docs/nodejs.md):
+    ``node-vX.Y.Z-linux-ARCH.tar.xz`` under /nodejs, verified against SHASUMS256.txt signed by
+    a pinned Node.js release key. The mirror is the command's (--nodejs-mirror or
+    DISTILL_NODEJS_MIRROR)."""
+
+    version: str = Field(description="A major (22: the newest 22.x the mirror lists), major.minor, or exact")
+    keyring: list[NoNul] = Field(
+        default_factory=list,
+        description="Keyring files holding the Node.js release keys (relative to the spec; default "
+        "$DISTILL_NODEJS_KEYRING). Only pinned release keys and signers are trusted",
+    )
+    signers: list[str] = Field(
+        default_factory=list,
+        description="More primary-key fingerprints trusted to sign SHASUMS256.txt (a mirror that re-signs)",
+    )
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        from distill.upstream.nodejs import check_version
+
+        return check_version(v)
+
+    @field_validator("signers")
+    @classmethod
+    def _signers(cls, v: list[str]) -> list[str]:
+        from distill.upstream.nodejs import check_fingerprint
+
+        return [check_fingerprint(x) for x in v]
+
+
 AppKind = Literal["python", "node", "java", "binary"]
 
 
@@ -332,6 +364,9 @@ class Spec(_Model):
     )
     exclude: list[str] = Field(default_factory=list, description="Packages never to install")
     prune: PruneSpec = Field(default_factory=PruneSpec)
+    nodejs: NodeRelease | None = Field(
+        default=None, description="Node.js from its official release archives, under /nodejs"
+    )
 
     # The image (OCI config and extra files).
     user: str | None = Field(default=None, description="User to run as: a numeric uid[:gid] (default 0)")
