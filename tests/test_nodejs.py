@@ -136,6 +136,14 @@ def test_locks_the_newest_release_of_the_major_and_builds_it_under_nodejs(setup,
     proc = distill("build", "app.yaml", "--locked", "-o", "again.oci", cwd=work, cache=cache)
     assert proc.returncode == 0, proc.stderr
     assert (work / "again.oci" / "index.json").read_bytes() == (work / "out.oci" / "index.json").read_bytes()
+    # distill cache knows the archives: prune keeps what a lock names, verify hashes them.
+    (archive_file,) = (cache / "distill" / "archives").iterdir()
+    proc = distill("cache", "prune", "--max-size", "0", "--keep-lock", "app.lock.json", cwd=work, cache=cache)
+    assert proc.returncode == 0 and archive_file.exists(), proc.stderr
+    archive_file.write_bytes(archive_file.read_bytes()[:-1] + b"\0")
+    proc = distill("cache", "verify", cwd=work, cache=cache)
+    assert proc.returncode == 1 and "release archive does not match its SHA256" in proc.stdout + proc.stderr
+    assert not archive_file.exists()
 
 
 def test_keyring_from_the_environment_and_an_exact_version(setup, tmp_path: Path, other_key: Key) -> None:  # type: ignore[no-untyped-def]
@@ -213,10 +221,13 @@ def test_no_mirror_an_unreachable_one_and_an_edited_lock(setup, tmp_path: Path) 
     (work / "app.lock.json").write_text(json.dumps(lock))
     proc = build_locked(work, cache, releases)
     assert_one_line_error(proc, "archs.amd64.archives[0].file: not a Node.js linux archive name")
-    bad = (work / "app.yaml").read_text().replace("version: '22'", "version: 'latest'")
-    (work / "app.yaml").write_text(bad)
+    good = (work / "app.yaml").read_text()
+    (work / "app.yaml").write_text(good.replace("version: '22'", "version: 'latest'"))
     proc = distill("lock", "app.yaml", cwd=work, cache=cache)
     assert_one_line_error(proc, "nodejs.version")
+    (work / "app.yaml").write_text(good.replace("  version: '22'\n", ""))
+    proc = distill("lock", "app.yaml", "--nodejs-mirror", releases.url, cwd=work, cache=cache)
+    assert_one_line_error(proc, "nodejs: has no version")
 
 
 def test_the_pinned_release_keys_are_the_node_js_releasers() -> None:

@@ -134,11 +134,14 @@ def lock_archives(
     """arch -> the release archives the spec asks for (``nodejs:``), each verified."""
     if spec.nodejs is None:
         return {}
-    layer = next(name for name, level in spec.levels if level.nodejs is not None)
-    what = f"Node.js {spec.nodejs.version} ({spec.name or layer})"
+    if spec.nodejs.version is None:
+        raise SpecError("nodejs: has no version", hint="e.g. nodejs: {version: '22'}, or extend nodejs22")
+    version = spec.nodejs.version
+    layer = next(name for name, level in spec.levels if level.nodejs is not None and level.nodejs.version)
+    what = f"Node.js {version} ({spec.name or layer})"
     if transport is None:
         raise NetworkError(f"locking {what} needs its mirror, and --offline forbids the network")
-    found = nodejs.resolve(spec.nodejs.version, archs, node_settings(spec, options), transport, layer, what)
+    found = nodejs.resolve(version, archs, node_settings(spec, options), transport, layer, what)
     return {arch: [a] for arch, a in found.items()}
 
 

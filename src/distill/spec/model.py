@@ -248,7 +248,11 @@ class NodeRelease(_Model):
     a pinned Node.js release key. The mirror is the command's (--nodejs-mirror or
     DISTILL_NODEJS_MIRROR)."""
 
-    version: str = Field(description="A major (22: the newest 22.x the mirror lists), major.minor, or exact")
+    version: str | None = Field(
+        default=None,
+        description="A major (22: the newest 22.x the mirror lists), major.minor, or exact "
+        "(a spec extending one that sets it may leave it out)",
+    )
     keyring: list[NoNul] = Field(
         default_factory=list,
         description="Keyring files holding the Node.js release keys (relative to the spec; default "
@@ -261,10 +265,10 @@ class NodeRelease(_Model):
 
     @field_validator("version")
     @classmethod
-    def _version(cls, v: str) -> str:
+    def _version(cls, v: str | None) -> str | None:
         from distill.upstream.nodejs import check_version
 
-        return check_version(v)
+        return None if v is None else check_version(v)
 
     @field_validator("signers")
     @classmethod
