@@ -15,9 +15,12 @@ from debrepo import Key
 NODE_ARCH = {"amd64": "x64", "arm64": "arm64"}
 
 
-def archive(version: str, node_arch: str, files: dict[str, bytes] | None = None) -> bytes:
+def archive(
+    version: str, node_arch: str, files: dict[str, bytes] | None = None, *, dirs: bool = True
+) -> bytes:
     """A ``node-vX-linux-ARCH.tar.xz`` laid out as the official ones are (one top directory,
-    the builder's uid, npm beside node): ``files`` are paths under the top directory."""
+    the builder's uid, npm beside node): ``files`` are paths under the top directory;
+    ``dirs=False`` lists no directories (as some repacks do)."""
     top = f"node-v{version}-linux-{node_arch}"
     members = files or {
         "bin/node": f"#!generated node {version} {node_arch}\n".encode(),
@@ -29,13 +32,13 @@ def archive(version: str, node_arch: str, files: dict[str, bytes] | None = None)
     }
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:xz") as tf:
-        dirs: set[str] = set()
+        made: set[str] = set()
         for path in sorted(members):
             parts = path.split("/")[:-1]
             for i in range(len(parts)):
                 d = "/".join([top, *parts[: i + 1]])
-                if d not in dirs:
-                    dirs.add(d)
+                if d not in made and dirs:
+                    made.add(d)
                     info = tarfile.TarInfo(d)
                     info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o775, 1000, 1000
                     tf.addfile(info)
@@ -58,11 +61,16 @@ def write_release(
     archives: dict[str, bytes] | None = None,
     *,
     listed: dict[str, bytes] | None = None,
+    dirs: bool = True,
 ) -> dict[str, str]:
     """Release ``version`` under ``root``: arch -> archive (default: generated for amd64 and
     arm64). ``listed`` overrides what SHASUMS256.txt says of a file (to make a mismatch).
     Returns file -> sha256. index.json is rewritten to list every release under root."""
-    archives = archives if archives is not None else {a: archive(version, n) for a, n in NODE_ARCH.items()}
+    archives = (
+        archives
+        if archives is not None
+        else {a: archive(version, n, dirs=dirs) for a, n in NODE_ARCH.items()}
+    )
     d = root / f"v{version}"
     d.mkdir(parents=True, exist_ok=True)
     sums: dict[str, str] = {}

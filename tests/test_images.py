@@ -439,7 +439,12 @@ def test_audit_finds_the_family_clean(family: dict, env: dict[str, str]) -> None
         # a level that adds libraries rewrites the one below's ld.so.cache: a few KiB, no more
         assert r.facts["packages"] > 0 and r.facts["wasted_bytes"] < 64 << 10, where
         rec = r.recommendation or {}
-        want = {"python3": "python3", "java": "java", "nodejs": "nodejs"}.get(flavor)
+        # Debian 12's java is OpenJDK 17: its JAVA_VERSION names the java17 flavor.
+        want = {
+            "python3": "python3",
+            "java": "java17" if distro == "debian12" else "java",
+            "nodejs": "nodejs",
+        }.get(flavor)
         if want and not variant.startswith("debug"):
             assert rec.get("flavor") == want, (where, rec)
     # through podman's save command too

@@ -75,7 +75,7 @@ def setup(make_repo: MakeRepo, key: Key, other_key: Key, tmp_path: Path):  # typ
     debian, _ = make_repo({"stable": PACKAGES})
     root = tmp_path / "dist"
     for v in ("22.1.0", "22.3.0", "24.0.0"):
-        write_release(root, v, other_key)
+        write_release(root, v, other_key, dirs=v != "22.3.0")  # 22.3.0's archive lists no directories
     releases = Server(root)
     work = tmp_path / "work"
     work.mkdir()
@@ -120,6 +120,9 @@ def test_locks_the_newest_release_of_the_major_and_builds_it_under_nodejs(setup,
         node is not None and file_in(work / "out.oci", "nodejs/bin/node") == b"#!generated node 22.3.0 x64\n"
     )
     assert (node.mode, node.uid, node.gid) == (0o755, 0, 0)  # the builder's 1000 and group write are gone
+    for d in ("nodejs", "nodejs/bin"):  # made although the archive lists no directories
+        made = tree.get(d)
+        assert made is not None and made.kind == "5" and made.mode == 0o755, d
     assert tree.get("nodejs/LICENSE") is not None
     for gone in (
         "nodejs/bin/npm",

@@ -289,6 +289,7 @@ def _index(
 ) -> tuple[list[Member], dict[str, str]]:
     members: list[Member] = []
     sonames: dict[str, str] = {}
+    made: set[str] = set()  # directories listed so far
     try:
         # Bounded headers and entry count (distill.tarsafe), as for every archive read.
         with tarfile.open(tar_path, "r:", tarinfo=BoundedTarInfo) as tf, open(tar_path, "rb") as raw:
@@ -304,8 +305,12 @@ def _index(
                     uid, gid, mode = 0, 0, mode & ~0o022
                 if not path:
                     continue
+                if rename is not None:  # an archive may list no directories: make its parents
+                    _parents(path, int(info.mtime), members, made)
                 offset = info.offset_data if kind == FILE else 0
                 members.append((path, kind, mode, uid, gid, int(info.mtime), info.size, link, offset))
+                if kind == DIR:
+                    made.add(path)
                 if kind == FILE and _LIBRARY.match(path.rsplit("/", 1)[-1]):
                     soname = elf_soname(raw, offset, info.size)
                     if soname is not None:
@@ -314,6 +319,16 @@ def _index(
     except tarfile.TarError as exc:
         raise DebFormatError(f"data.tar: {exc}") from None
     return members, sonames
+
+
+def _parents(path: str, mtime: int, members: list[Member], made: set[str]) -> None:
+    """Directory members (root's, 0755) for the parents of ``path`` not listed yet."""
+    parts = path.split("/")[:-1]
+    for i in range(1, len(parts) + 1):
+        d = "/".join(parts[:i])
+        if d not in made:
+            made.add(d)
+            members.append((d, DIR, 0o755, 0, 0, mtime, 0, "", 0))
 
 
 def elf_soname(raw: BinaryIO, offset: int, size: int) -> str | None:
