@@ -71,7 +71,9 @@ def repack(tgz: Path, out_dir: Path) -> tuple[str, bytes]:
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("majors")
+    d = tmp_path_factory.mktemp("majors")
+    d.chmod(0o755)  # mounted at /x: the nonroot variants (uid 65532) read it
+    return d
 
 
 @pytest.fixture(scope="module")
