@@ -148,6 +148,16 @@ class Key:
     def clearsign(self, text: bytes) -> bytes:
         return self._gpg("--clearsign", "--digest-algo", "SHA256", data=text)
 
+    def detach_sign(self, data: bytes) -> bytes:
+        """A binary detached signature (as Node.js publishes SHASUMS256.txt.sig)."""
+        return self._gpg("--detach-sign", "--digest-algo", "SHA256", data=data)
+
+    @property
+    def fingerprint(self) -> str:
+        """The primary key's fingerprint (40 hex digits)."""
+        rows = self._gpg("--with-colons", "--list-keys").decode().splitlines()
+        return next(r.split(":")[9] for r in rows if r.startswith("fpr:"))
+
     def close(self) -> None:
         """Stop the gpg-agent that signing started in this home (it outlives the tests otherwise)."""
         subprocess.run(

@@ -406,3 +406,23 @@ def test_local_engine_and_usage_errors(tmp_path: Path) -> None:
     )
     _one_line_exit_2(run("audit", "docker://127.0.0.1:5000/x:1", "--username", "u"), "--password-stdin")
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_recommends_the_runtime_major_googles_images_name() -> None:
+    """Google's java images say JAVA_VERSION, official Node.js images NODE_VERSION: the
+    recommendation keeps the major where distill has it built in (java21 is the default
+    java, Node.js 20 the default nodejs); Google's /nodejs/bin/node gets a note."""
+    from distill.audit.recommend import recommend
+
+    def flavor(argv: list[str], env: dict[str, str]) -> tuple[str, list[str]]:
+        rec = recommend(argv, None, argv[0], False, env)
+        return rec["flavor"], rec["notes"]
+
+    java = ["/usr/bin/java", "-jar", "/app.jar"]
+    assert flavor(java, {"JAVA_VERSION": "25.0.4.1"})[0] == "java25"
+    assert flavor(java, {"JAVA_VERSION": "17.0.20.1"})[0] == "java17"
+    assert flavor(java, {"JAVA_VERSION": "21.0.12.1"})[0] == "java"
+    assert flavor(java, {"JAVA_VERSION": "11.0.2"})[0] == "java"  # no java11 built-in: the default
+    assert flavor(["node", "server.js"], {"NODE_VERSION": "24.1.0"})[0] == "nodejs24"
+    name, notes = flavor(["/nodejs/bin/node", "server.js"], {})
+    assert name == "nodejs" and any("nodejs22, nodejs24 and nodejs26" in n for n in notes)

@@ -18,9 +18,9 @@ from distill.app import AppBuild
 from distill.app import Target as AppTarget
 from distill.app import prepare as prepare_app
 from distill.archive.cache import Cache, CorruptEntryError
-from distill.assemble.expand import Expanded, expand, load_expanded
+from distill.assemble.expand import Expanded, expand, expand_tarball, load_expanded
 from distill.assemble.rootfs import LevelInput, assemble
-from distill.assemble.system import BUNDLE, NONROOT_UID
+from distill.assemble.system import BUNDLE, NONROOT_UID, java_version
 from distill.assemble.tree import Tree
 from distill.distros import get_distro
 from distill.errors import BuildError, DistillError, LockError, OutputError, SpecError
@@ -47,7 +47,8 @@ from distill.oci.source import Document
 from distill.oci.source import Image as SourceImage
 from distill.options import Options
 from distill.resolve.lock import Lock, LockedPackage
-from distill.spec.model import Spec, host_arch
+from distill.spec.model import Spec, expand_arch, host_arch
+from distill.upstream import nodejs
 
 VARIANTS = ("latest", "nonroot", "debug", "debug-nonroot")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -99,13 +100,24 @@ def check_variant(variant: str) -> None:
         raise SpecError(f"unknown variant {variant!r}", hint=f"variants: {', '.join(VARIANTS)}")
 
 
-def image_config(spec: Spec, variant: str, has_bundle: bool, app: AppBuild | None = None) -> ImageConfig:
+def image_config(
+    spec: Spec,
+    variant: str,
+    has_bundle: bool,
+    app: AppBuild | None = None,
+    *,
+    arch: str = "",
+    derived: dict[str, str] | None = None,
+) -> ImageConfig:
+    """``derived``: what the image's contents say (JAVA_VERSION of its JRE); the spec's
+    ``env`` overrides it, with ``${arch}`` in its values expanded."""
     env = {"PATH": DEFAULT_PATH}
     if has_bundle:
         env["SSL_CERT_FILE"] = "/" + BUNDLE
+    env.update(derived or {})
     if app is not None:
         env.update(app.env)
-    env.update(spec.env)
+    env.update({k: expand_arch(v, arch) for k, v in spec.env.items()})
     config = ImageConfig(
         user=spec.user or "0",
         workdir=spec.workdir or "/",
@@ -189,7 +201,32 @@ def _check_control(p: LockedPackage, exp: Expanded) -> None:
         )
 
 
-def _levels(spec: Spec, lock: Lock, arch: str, expanded: dict[str, Expanded]) -> list[LevelInput]:
+def _archives(
+    lock: Lock, archs: list[str], cache: Cache, options: Options, spec: Spec
+) -> dict[str, Expanded]:
+    """The lock's release archives (Node.js), from the cache or the user's mirror, expanded."""
+    wanted = {a.sha256: a for arch in archs for a in lock.archives.get(arch, [])}
+    if not wanted:
+        return {}
+    from distill.archive.transport import Transport
+    from distill.pipeline import node_settings
+
+    settings = node_settings(spec, options)
+    transport = None if options.offline else Transport()
+    try:
+        out = {}
+        for sha, a in wanted.items():
+            path = nodejs.ensure(cache, a, settings, transport, options.offline)
+            out[sha] = expand_tarball(cache, path, sha, "nodejs")
+        return out
+    finally:
+        if transport is not None:
+            transport.close()
+
+
+def _levels(
+    spec: Spec, lock: Lock, arch: str, expanded: dict[str, Expanded], archives: dict[str, Expanded]
+) -> list[LevelInput]:
     if len(lock.layers) != len(spec.levels):
         raise LockError(
             "the lockfile's layers do not match the spec's extends chain", hint="run 'distill lock SPEC'"
@@ -203,8 +240,15 @@ def _levels(spec: Spec, lock: Lock, arch: str, expanded: dict[str, Expanded]) ->
         exp = expanded[p.sha256]
         _check_control(p, exp)
         by_layer[p.layer].append((p.name, exp))
+    extra: dict[str, list[tuple[str, Expanded]]] = {name: [] for name in lock.layers}
+    for a in lock.archives.get(arch, []):
+        if a.layer not in extra:
+            raise LockError(
+                f"the lockfile puts {a.file} in an unknown layer {a.layer!r}", hint="run 'distill lock SPEC'"
+            )
+        extra[a.layer].append((a.name, archives[a.sha256]))
     return [
-        LevelInput(lock_name, level_spec, by_layer[lock_name])
+        LevelInput(lock_name, level_spec, by_layer[lock_name], extra[lock_name])
         for lock_name, (_, level_spec) in zip(lock.layers, spec.levels, strict=True)
     ]
 
@@ -220,6 +264,7 @@ def _arch_image(
     clamp: int | None,
     counts: list[int],
     app: AppBuild | None,
+    archives: dict[str, Expanded],
 ) -> ArchImage:
     debug = None
     if variant.startswith("debug"):
@@ -230,7 +275,7 @@ def _arch_image(
                 hint="run 'distill lock SPEC' against an archive that has busybox-static",
             )
         debug = expanded[next(p for p in extras if p.name == "busybox-static").sha256]
-    levels = _levels(spec, lock, arch, expanded)
+    levels = _levels(spec, lock, arch, expanded, archives)
     plans, tree = assemble(levels, arch, spec.distro, debug=debug, clamp=clamp, app=app)
     # Layers are independent: compress them side by side (ISA-L and SHA256 release the GIL).
     with ThreadPoolExecutor(max_workers=max(1, min(len(plans), os.cpu_count() or 1))) as pool:
@@ -239,7 +284,9 @@ def _arch_image(
     for _, written in built:
         counts[0 if written else 1] += 1
     epoch = plans[-1].epoch
-    config = image_config(spec, variant, tree.get(BUNDLE) is not None, app)
+    java = java_version(tree)
+    derived = {"JAVA_VERSION": java} if java else {}
+    config = image_config(spec, variant, tree.get(BUNDLE) is not None, app, arch=arch, derived=derived)
     history = [History(f"distill: {plan.name}", plan.comment) for plan in plans]
     config_doc = config_document(arch, epoch, config, [b.diff_id for b in blobs], history)
     config_desc = store.put(canonical_json(config_doc), CONFIG)
@@ -364,6 +411,7 @@ def _build(
     if variant.startswith("debug"):
         needed += [p for a in archs for p in lock.debug.get(a, [])]
     expanded = _expand_all(cache, needed, options, fetch)
+    archives = _archives(lock, archs, cache, options, spec)
     store = BlobStore(cache.root)
     layers = LayerCache(cache.root, store)
     counts = [0, 0]
@@ -384,7 +432,17 @@ def _build(
             )
     images = [
         _arch_image(
-            spec, lock, arch, variant, expanded, layers, store, options.source_date_epoch, counts, apps[arch]
+            spec,
+            lock,
+            arch,
+            variant,
+            expanded,
+            layers,
+            store,
+            options.source_date_epoch,
+            counts,
+            apps[arch],
+            archives,
         )
         for arch in archs
     ]
@@ -559,13 +617,11 @@ class _OnImage:
             )
         ]
         config_doc = json.loads(json.dumps(image.config))
-        if config_doc.get("config") is None:
-            config_doc["config"] = {}
-        ours = image_config(self.spec, self.variant, False, app)
-        runtime = config_doc["config"]
+        ours = image_config(self.spec, self.variant, False, app, arch=arch)
+        runtime = config_doc.setdefault("config", {})
         env = dict(item.partition("=")[::2] for item in runtime.get("Env") or [])
         env.update(app.env)
-        env.update(self.spec.env)
+        env.update({k: expand_arch(v, arch) for k, v in self.spec.env.items()})
         runtime.update(
             {
                 "User": ours.user,

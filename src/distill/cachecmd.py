@@ -26,6 +26,7 @@ from distill.fswalk import walk
 # Directory -> what its entries are (for messages).
 _KINDS = {
     "debs": "package",
+    "archives": "release archive",
     "indexes": "index",
     "expanded": "expanded package",
     "layers": "layer",
@@ -58,7 +59,19 @@ class Report:
 # Every name distill writes at the top of a cache (archive/cache.py, assemble/expand.py,
 # oci/, app/): verify and prune remove files under some of them, so they refuse a
 # directory holding anything else (a mistyped --cache-dir: a project, an OCI layout).
-_CACHE_NAMES = {"blobs", "debs", "expanded", "indexes", "layers", "lists", "tmp", "apps", "npm", "pip"}
+_CACHE_NAMES = {
+    "archives",
+    "blobs",
+    "debs",
+    "expanded",
+    "indexes",
+    "layers",
+    "lists",
+    "tmp",
+    "apps",
+    "npm",
+    "pip",
+}
 
 
 def check_root(root: Path) -> None:
@@ -101,6 +114,8 @@ def entries(root: Path) -> Iterator[Entry]:
     own, so verify removes it)."""
     for p in _files(root / "debs"):
         yield Entry("debs", p.name.removesuffix(".deb"), (p,))
+    for p in _files(root / "archives"):  # upstream release archives (Node.js), by SHA256
+        yield Entry("archives", p.name.removesuffix(".tar.xz"), (p,))
     for kind, data_suffix in (("indexes", ""), ("expanded", ".tar")):
         groups: dict[str, list[Path]] = {}
         for p in _files(root / kind):
@@ -121,7 +136,7 @@ def _problem(root: Path, e: Entry) -> str | None:
     if e.kind != "layers" and not is_digest(e.key):
         return "not a name distill writes"
     by_name = {p.name: p for p in e.paths}
-    if e.kind == "debs":
+    if e.kind in ("debs", "archives"):
         return None if sha256_file(e.paths[0]) == e.key else "does not match its SHA256"
     if e.kind == "blobs":
         return None if sha256_file(e.paths[0]) == e.key else "does not match its digest"
@@ -171,7 +186,7 @@ def verify(root: Path, on_removed: Callable[[Path, str], None] | None = None) ->
     """Hash every entry; remove the bad ones (layers after blobs, as they point at them)."""
     check_root(root)
     report = Report()
-    order = {"debs": 0, "indexes": 1, "expanded": 2, "blobs": 3, "layers": 4}
+    order = {"debs": 0, "archives": 0, "indexes": 1, "expanded": 2, "blobs": 3, "layers": 4}
     for e in sorted(entries(root), key=lambda e: order[e.kind]):
         report.checked += 1
         try:
@@ -204,8 +219,9 @@ def parse_size(text: str, flag: str = "--max-size") -> int:
 
 
 def lock_needs(lock_paths: list[Path], root: Path | None = None) -> set[str]:
-    """The SHA256 of every package (debug extras included) the locks name, and of every
-    blob of a locked base image the cache ``root`` holds (its documents, configs, layers)."""
+    """The SHA256 of every package (debug extras included) and release archive the locks
+    name, and of every blob of a locked base image the cache ``root`` holds (its
+    documents, configs, layers)."""
     from distill.resolve.lock import read_lock
 
     keep: set[str] = set()
@@ -213,6 +229,7 @@ def lock_needs(lock_paths: list[Path], root: Path | None = None) -> set[str]:
         lock = read_lock(path)
         for table in (lock.packages, lock.debug):
             keep.update(p.sha256 for pkgs in table.values() for p in pkgs)
+        keep.update(a.sha256 for items in lock.archives.values() for a in items)
         if lock.base is not None and root is not None:
             keep.update(_base_blobs(root, lock.base.digest))
     return keep
@@ -265,7 +282,7 @@ def prune(
     live: list[tuple[float, int, Entry]] = []
     for e in entries(root):
         report.checked += 1
-        if e.kind in ("debs", "expanded", "blobs") and e.key in keep:
+        if e.kind in ("debs", "archives", "expanded", "blobs") and e.key in keep:
             continue
         live.append((e.last_used(), e.size(), e))
     live.sort(key=lambda t: (t[0], t[2].kind, t[2].key))

@@ -14,6 +14,7 @@ class Options:
     offline: bool = False
     mirror: str | None = None
     security_mirror: str | None = None
+    nodejs_mirror: str | None = None  # Node.js release archives (default $DISTILL_NODEJS_MIRROR)
     jobs: int = 4
     # Clamp every mtime to this and stamp generated files with it (SOURCE_DATE_EPOCH).
     source_date_epoch: int | None = None

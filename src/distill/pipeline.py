@@ -11,8 +11,9 @@ from pathlib import Path
 from distill.archive.cache import Cache
 from distill.archive.repo import Archive
 from distill.archive.sources import Source, check_keyrings, distro_sources, host_keyrings
+from distill.archive.transport import Transport
 from distill.distros import get_distro
-from distill.errors import ResolveError, SpecError
+from distill.errors import NetworkError, ResolveError, SpecError
 from distill.fetch import FetchResult, fetch_debs
 from distill.options import Options
 from distill.resolve.lock import Lock, LockedSuite, lock_from
@@ -20,6 +21,7 @@ from distill.resolve.policy import PrunePolicy
 from distill.resolve.solver import Resolution, Resolver
 from distill.spec.load import spec_checksum
 from distill.spec.model import Spec, to_clause
+from distill.upstream import nodejs
 
 
 def spec_sources(spec: Spec, options: Options) -> list[Source]:
@@ -117,7 +119,35 @@ def resolve_debug(spec: Spec, archive: Archive, archs: list[str]) -> dict[str, R
     return out
 
 
-def make_lock(spec: Spec, archive: Archive, resolutions: dict[str, Resolution]) -> Lock:
+def node_settings(spec: Spec, options: Options | None) -> nodejs.Settings:
+    node = spec.nodejs
+    return nodejs.Settings.make(
+        options.nodejs_mirror if options else None,
+        list(node.keyring) if node else [],
+        list(node.signers) if node else [],
+    )
+
+
+def lock_archives(
+    spec: Spec, archs: list[str], options: Options | None, transport: Transport | None
+) -> dict[str, list[nodejs.LockedArchive]]:
+    """arch -> the release archives the spec asks for (``nodejs:``), each verified."""
+    if spec.nodejs is None:
+        return {}
+    if spec.nodejs.version is None:
+        raise SpecError("nodejs: has no version", hint="e.g. nodejs: {version: '22'}, or extend nodejs22")
+    version = spec.nodejs.version
+    layer = next(name for name, level in spec.levels if level.nodejs is not None and level.nodejs.version)
+    what = f"Node.js {version} ({spec.name or layer})"
+    if transport is None:
+        raise NetworkError(f"locking {what} needs its mirror, and --offline forbids the network")
+    found = nodejs.resolve(version, archs, node_settings(spec, options), transport, layer, what)
+    return {arch: [a] for arch, a in found.items()}
+
+
+def make_lock(
+    spec: Spec, archive: Archive, resolutions: dict[str, Resolution], options: Options | None = None
+) -> Lock:
     suites = [
         LockedSuite(
             url=st.source.base,
@@ -127,6 +157,7 @@ def make_lock(spec: Spec, archive: Archive, resolutions: dict[str, Resolution]) 
         )
         for st in archive.suite_states()
     ]
+    archives = lock_archives(spec, sorted(resolutions), options, archive.transport)
     return lock_from(
         spec_checksum(spec),
         spec.distro,
@@ -135,6 +166,7 @@ def make_lock(spec: Spec, archive: Archive, resolutions: dict[str, Resolution]) 
         layers=[name for name, _ in spec.levels],
         assignment=level_assignment(spec, archive, resolutions),
         debug=resolve_debug(spec, archive, sorted(resolutions)),
+        archives=archives,
     )
 
 

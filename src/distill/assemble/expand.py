@@ -21,11 +21,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import lzma
 import os
 import re
 import tarfile
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -44,6 +46,7 @@ from distill.archive.cache import (
 )
 from distill.debian.deb import DebFormatError, open_deb
 from distill.errors import BuildError
+from distill.limits import expansion_limit
 from distill.tarsafe import BoundedTarInfo, EntryBudget
 from distill.tarsafe import members as tar_members
 
@@ -177,50 +180,71 @@ def expand(cache: Cache, deb_path: Path, sha256: str) -> Expanded:
     The .deb is hashed first: one that does not match its name is removed and
     :class:`CorruptEntryError` (``needs_network``) raised, so the caller fetches it again.
     """
+    return _once(cache, sha256, lambda: _expand(cache, deb_path, sha256))
+
+
+def _once(cache: Cache, sha256: str, make: Callable[[], Expanded]) -> Expanded:
+    """The cached expansion, else ``make()``: one process expands an entry; concurrent
+    builds on the same cache wait for it and take its result instead of doing the same
+    (xz) work again."""
     found = load_expanded(cache, sha256)
     if found is not None:
         return found
-    # One process expands a package; concurrent builds on the same cache wait for it
-    # and take its result instead of doing the same (xz) work again.
     with file_lock(cache.root / "tmp" / f"{sha256}.expand.lock"):
         found = load_expanded(cache, sha256)
         if found is not None:
             return found
-        return _expand(cache, deb_path, sha256)
+        return make()
 
 
 def _expand(cache: Cache, deb_path: Path, sha256: str) -> Expanded:
-    tar_path, idx_path = _paths(cache, sha256)
-    tar_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        intact = sha256_file(deb_path) == sha256
-    except OSError:
-        intact = False
-    if not intact:
-        discard(deb_path)
-        raise CorruptEntryError(
-            f"the cached package {deb_path} does not match its SHA256; it was removed", needs_network=True
-        )
+    _check_source(deb_path, sha256, "package")
     try:
         deb = open_deb(deb_path)
         control = deb.control()
-        fd, tmp = tempfile.mkstemp(dir=tar_path.parent, prefix=f".{sha256}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                sink = _Hashing(out)
-                deb.copy_data(sink)  # type: ignore[arg-type]
-            members, sonames = _index(Path(tmp))
-            os.replace(tmp, tar_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        return _write_expanded(cache, sha256, deb.copy_data, control.text, control.md5sums)
     except DebFormatError as exc:
         raise BuildError(f"cannot read package {deb_path.name}: {exc}") from None
+
+
+def _check_source(path: Path, sha256: str, what: str) -> None:
+    """Hash on read: a cached .deb or archive that does not match its name is removed."""
+    try:
+        intact = sha256_file(path) == sha256
+    except OSError:
+        intact = False
+    if not intact:
+        discard(path)
+        raise CorruptEntryError(
+            f"the cached {what} {path} does not match its SHA256; it was removed", needs_network=True
+        )
+
+
+def _write_expanded(
+    cache: Cache,
+    sha256: str,
+    copy: Callable[[BinaryIO], object],
+    control: bytes,
+    md5sums: bytes,
+    rename: Callable[[str], str | None] | None = None,
+) -> Expanded:
+    tar_path, idx_path = _paths(cache, sha256)
+    tar_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=tar_path.parent, prefix=f".{sha256}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            sink = _Hashing(out)
+            copy(sink)  # type: ignore[arg-type]
+        members, sonames = _index(Path(tmp), rename)
+        os.replace(tmp, tar_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     doc = {
         "v": EXPAND_VERSION,
         "tar": sink.hash.hexdigest(),
-        "control": control.text.decode("latin-1"),
-        "md5sums": control.md5sums.decode("latin-1"),
+        "control": control.decode("latin-1"),
+        "md5sums": md5sums.decode("latin-1"),
         "members": members,
         "sonames": sonames,
     }
@@ -228,25 +252,65 @@ def _expand(cache: Cache, deb_path: Path, sha256: str) -> Expanded:
     with _guard:
         _expected[str(tar_path)] = doc["tar"]  # type: ignore[assignment]
         _verified[str(tar_path)] = _identity(str(tar_path))
-    return Expanded(sha256, tar_path, control.text, control.md5sums, members, sonames)
+    return Expanded(sha256, tar_path, control, md5sums, members, sonames)
 
 
-def _index(tar_path: Path) -> tuple[list[Member], dict[str, str]]:
+def expand_tarball(cache: Cache, archive: Path, sha256: str, prefix: str) -> Expanded:
+    """A release archive (``.tar.xz``: one top directory) expanded like a .deb, its paths
+    moved under ``prefix`` (``node-v22.1.0-linux-x64/bin/node`` -> ``nodejs/bin/node``),
+    every entry root-owned and not writable by group or others."""
+
+    def rename(name: str) -> str | None:
+        parts = name.split("/", 1)
+        return f"{prefix}/{parts[1]}" if len(parts) == 2 and parts[1] else None
+
+    def copy(sink: BinaryIO) -> None:
+        with lzma.open(archive) as src:
+            budget = expansion_limit(archive.stat().st_size)
+            total = 0
+            while chunk := src.read(1 << 20):
+                total += len(chunk)
+                if total > budget:
+                    raise DebFormatError(f"expands past {budget} bytes")
+                sink.write(chunk)
+
+    def make() -> Expanded:
+        _check_source(archive, sha256, "archive")
+        try:
+            return _write_expanded(cache, sha256, copy, b"", b"", rename)
+        except (DebFormatError, lzma.LZMAError, EOFError) as exc:
+            raise BuildError(f"cannot read archive {archive.name}: {exc}") from None
+
+    return _once(cache, sha256, make)
+
+
+def _index(
+    tar_path: Path, rename: Callable[[str], str | None] | None = None
+) -> tuple[list[Member], dict[str, str]]:
     members: list[Member] = []
     sonames: dict[str, str] = {}
+    made: set[str] = set()  # directories listed so far
     try:
         # Bounded headers and entry count (distill.tarsafe), as for every archive read.
         with tarfile.open(tar_path, "r:", tarinfo=BoundedTarInfo) as tf, open(tar_path, "rb") as raw:
             for info in tar_members(tf, EntryBudget(tar_path.name, DebFormatError)):
                 path = _normalise(info.name)
-                if not path:
-                    continue
                 kind = _KINDS.get(info.type, "?")
                 link = _normalise(info.linkname) if kind == HARDLINK else info.linkname
+                uid, gid, mode = info.uid, info.gid, info.mode
+                if rename is not None:  # a release archive: its builder's ids mean nothing here
+                    path = rename(path) or ""
+                    if kind == HARDLINK:
+                        link = rename(link) or ""
+                    uid, gid, mode = 0, 0, mode & ~0o022
+                if not path:
+                    continue
+                if rename is not None:  # an archive may list no directories: make its parents
+                    _parents(path, int(info.mtime), members, made)
                 offset = info.offset_data if kind == FILE else 0
-                members.append(
-                    (path, kind, info.mode, info.uid, info.gid, int(info.mtime), info.size, link, offset)
-                )
+                members.append((path, kind, mode, uid, gid, int(info.mtime), info.size, link, offset))
+                if kind == DIR:
+                    made.add(path)
                 if kind == FILE and _LIBRARY.match(path.rsplit("/", 1)[-1]):
                     soname = elf_soname(raw, offset, info.size)
                     if soname is not None:
@@ -255,6 +319,16 @@ def _index(tar_path: Path) -> tuple[list[Member], dict[str, str]]:
     except tarfile.TarError as exc:
         raise DebFormatError(f"data.tar: {exc}") from None
     return members, sonames
+
+
+def _parents(path: str, mtime: int, members: list[Member], made: set[str]) -> None:
+    """Directory members (root's, 0755) for the parents of ``path`` not listed yet."""
+    parts = path.split("/")[:-1]
+    for i in range(1, len(parts) + 1):
+        d = "/".join(parts[:i])
+        if d not in made:
+            made.add(d)
+            members.append((d, DIR, 0o755, 0, 0, mtime, 0, "", 0))
 
 
 def elf_soname(raw: BinaryIO, offset: int, size: int) -> str | None:

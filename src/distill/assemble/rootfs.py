@@ -29,6 +29,7 @@ class LevelInput:
     name: str
     spec: Spec  # the level's spec with everything below merged in
     packages: list[tuple[str, Expanded]]  # (package, expanded .deb) in lock order
+    archives: list[tuple[str, Expanded]] = field(default_factory=list)  # release archives (Node.js)
 
 
 @dataclass
@@ -77,13 +78,15 @@ def assemble(
     trimmer = Trimmer(levels[-1].spec.trim)
     for level in levels:
         spec = level.spec
-        epoch = clamp if clamp is not None else max(epoch, _max_mtime(level.packages))
+        epoch = clamp if clamp is not None else max(epoch, _max_mtime(level.packages + level.archives))
         for pkg, exp in level.packages:
             tree.add_package(pkg, exp, trimmer, clamp)
             system.status_d(tree, pkg, exp.control_text, exp.md5sums, epoch)
+        for name, exp in level.archives:  # not a Debian package: no status.d record
+            tree.add_package(name, exp, trimmer, clamp)
         system.accounts(tree, spec.accounts, epoch)
         system.os_release(tree, spec.distro, epoch)
-        system.spec_paths(tree, spec.paths, epoch)
+        system.spec_paths(tree, spec.paths, epoch, arch)
         system.ca_bundle(tree, spec.certificates, epoch, trimmer.ca_sources)
         system.java_truststore(tree, epoch)
         # What the level's packages and generators leave is final: drop the directories

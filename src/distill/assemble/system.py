@@ -16,7 +16,7 @@ from distill.assemble.tree import Node, Tree, check_link_target, dir_node, file_
 from distill.distros import get_distro
 from distill.errors import BuildError, SpecError, UnsafeEntryError
 from distill.limits import MAX_TEXT, read_regular
-from distill.spec.model import Accounts, PathEntry, parse_mode
+from distill.spec.model import Accounts, PathEntry, expand_arch, parse_mode
 
 NONROOT_UID = 65532
 BUNDLE = "etc/ssl/certs/ca-certificates.crt"
@@ -210,6 +210,28 @@ def java_truststore(tree: Tree, mtime: int) -> None:
     write_entry(tree, JAVA_CACERTS, file_node(store, 0o644, mtime), mtime)
 
 
+# A JRE's ``release`` file: JAVA_VERSION="21.0.8" is the version ``java -version`` prints.
+_JAVA_RELEASE = re.compile(rb'^JAVA_VERSION="([0-9][0-9A-Za-z.+_-]{0,63})"\r?$', re.MULTILINE | re.ASCII)
+MAX_JAVA_RELEASE = 64 << 10
+
+
+def java_version(tree: Tree) -> str | None:
+    """The JAVA_VERSION of the JRE that /usr/bin/java runs, from its ``release`` file (the
+    value Google's java images and the upstream JDK images set); None without one."""
+    try:
+        real = tree.resolve("usr/bin/java")
+    except UnsafeEntryError:
+        return None
+    java = tree.get(real)
+    if java is None or java.kind != FILE or not real.endswith("/bin/java"):
+        return None
+    release = tree.get(tree.resolve(real.removesuffix("/bin/java") + "/release"))
+    if release is None or release.kind != FILE or release.size > MAX_JAVA_RELEASE:
+        return None
+    found = _JAVA_RELEASE.search(release.read())
+    return found.group(1).decode() if found else None
+
+
 # The largest local file a spec's paths: entry may add (it is held in memory).
 MAX_LOCAL_FILE = 1 << 30
 
@@ -219,7 +241,7 @@ def _read_local(path: str, field: str, limit: int = MAX_LOCAL_FILE) -> bytes:
     return read_regular(Path(path), limit, error=SpecError, what=f"{field}:")
 
 
-def spec_paths(tree: Tree, entries: list[PathEntry], mtime: int) -> None:
+def spec_paths(tree: Tree, entries: list[PathEntry], mtime: int, arch: str = "") -> None:
     for e in entries:
         path = e.path.strip("/")  # absolute and free of "..", as the spec model checks
         if e.type == "directory":
@@ -227,8 +249,9 @@ def spec_paths(tree: Tree, entries: list[PathEntry], mtime: int) -> None:
             write_entry(tree, path, dir_node(mode, mtime, e.uid, e.gid), mtime)
         elif e.type == "symlink":
             assert e.target is not None
-            check_link_target(path, e.target, f"paths: {e.path}")
-            write_entry(tree, path, Node(SYMLINK, 0o777, e.uid, e.gid, mtime, link=e.target), mtime)
+            target = expand_arch(e.target, arch)
+            check_link_target(path, target, f"paths: {e.path}")
+            write_entry(tree, path, Node(SYMLINK, 0o777, e.uid, e.gid, mtime, link=target), mtime)
         else:
             data = e.content.encode() if e.content is not None else _read_local(e.source or "", "paths")
             mode = parse_mode(e.mode) if e.mode is not None else 0o644

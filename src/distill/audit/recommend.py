@@ -30,6 +30,23 @@ _BASE_ENV = re.compile(
 )
 
 
+# The majors of the default flavors on the default distro (Debian 13): java is OpenJDK 21,
+# nodejs is Debian's Node.js 20.
+_DEFAULT_MAJOR = {"java": "21", "nodejs": "20"}
+
+
+def _major_flavor(runtime: str, version: str | None) -> str:
+    """``java21`` for JAVA_VERSION=21.0.8 (``nodejs22`` for NODE_VERSION=22.1.0) when distill
+    has that built-in, else the runtime's default flavor."""
+    from distill.spec.load import builtin_names
+
+    found = re.match(r"(?:jdk-)?v?(\d+)[.+u]", version or "")
+    if not found or found.group(1) == _DEFAULT_MAJOR[runtime]:
+        return runtime
+    name = f"{runtime}{found.group(1)}"
+    return name if name in builtin_names() else runtime
+
+
 def unwrap(argv: list[str]) -> tuple[list[str], list[str]]:
     """The program a command really runs (shell -c and runners peeled off), and notes."""
     notes = []
@@ -77,8 +94,15 @@ def recommend(
         app = {"kind": "python", "source": ".", "entrypoint": rest or None}
         notes.append("the app's requirements.txt brings its dependencies (wheels for the image's CPython)")
     elif exe in ("node", "nodejs"):
-        out.update(flavor="nodejs", reason=f"the entrypoint runs {exe}")
+        flavor = _major_flavor("nodejs", (env or {}).get("NODE_VERSION"))
+        out.update(flavor=flavor, reason=f"the entrypoint runs {exe}")
         app = {"kind": "node", "source": ".", "entrypoint": argv[1:2] or None}
+        if flavor == "nodejs" and (argv[0].startswith("/nodejs/") or (exe_path or "").startswith("/nodejs/")):
+            notes.append(
+                "the entrypoint is /nodejs/bin/node, an upstream Node.js build (Google's layout): distill's "
+                "nodejs is Debian's Node.js; nodejs22, nodejs24 and nodejs26 take the official release archives "
+                "(docs/migrating-from-distroless.md)"
+            )
     elif exe in _NODE_RUNNERS:
         out.update(flavor="nodejs", reason=f"the entrypoint runs {exe} (a package manager)")
         notes.append(
@@ -87,7 +111,9 @@ def recommend(
         )
         app = {"kind": "node", "source": "."}
     elif exe == "java":
-        out.update(flavor="java", reason="the entrypoint runs java")
+        out.update(
+            flavor=_major_flavor("java", (env or {}).get("JAVA_VERSION")), reason="the entrypoint runs java"
+        )
         jar = argv[argv.index("-jar") + 1] if "-jar" in argv[:-1] else None
         flags = [a for a in argv[1:] if a.startswith("-X") or a.startswith("-D")]
         if jar:

@@ -182,7 +182,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             if lock is None:
                 from distill.pipeline import make_lock, resolve
 
-                lock = make_lock(spec, open_(), resolve(spec, open_()))
+                lock = make_lock(spec, open_(), resolve(spec, open_()), opts)
             return build(spec, lock, opts, variant=args.variant, archs=archs, output=out, tag=tag, fetch=fetch,
                          spec_path=path, per_arch_tags=per_arch_tags)  # fmt: skip
 

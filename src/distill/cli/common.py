@@ -48,6 +48,11 @@ def add_common(p: argparse.ArgumentParser) -> None:
         help="mirror for the -security suite (default: $DISTILL_SECURITY_MIRROR, else the host's apt "
         "sources, else MIRROR-security)",
     )
+    g.add_argument(
+        "--nodejs-mirror",
+        metavar="URL",
+        help="Node.js release mirror for specs with nodejs: (default: $DISTILL_NODEJS_MIRROR)",
+    )
     g.add_argument("-j", "--jobs", type=int, default=4, help="parallel downloads (default: 4)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
@@ -87,6 +92,7 @@ def options(args: argparse.Namespace) -> Options:
         offline=args.offline,
         mirror=args.mirror,
         security_mirror=args.security_mirror,
+        nodejs_mirror=args.nodejs_mirror,
         jobs=args.jobs,
         reporter=make_reporter(args.quiet),
     )

@@ -83,7 +83,7 @@ def _lock_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
         top = source.pinned(digest)
         for arch in spec.archs:  # every architecture the spec builds must be in the image
             source.image(arch, top)
-    lock = Lock(spec_checksum(spec), spec.distro, [], {}, {}, [], {}, LockedBase(image.text, digest))
+    lock = Lock(spec_checksum(spec), spec.distro, [], {}, {}, [], {}, base=LockedBase(image.text, digest))
     write_lock(lock, lock_file)
     print(f"base: {image.text} -> {digest}")
     print(f"wrote {lock_file}")
@@ -106,7 +106,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     try:
         t0 = time.perf_counter()
         resolutions = resolve(spec, archive)
-        lock = make_lock(spec, archive, resolutions)
+        lock = make_lock(spec, archive, resolutions, opts)
     finally:
         archive.close()
         opts.reporter.close()
@@ -236,7 +236,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     archive = open_archive(spec, opts)
     try:
         if lock is None:
-            lock = make_lock(spec, archive, resolve(spec, archive))
+            lock = make_lock(spec, archive, resolve(spec, archive), opts)
         result = fetch(lock, archive, opts, list(spec.archs))
     finally:
         archive.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from distill.debian.packages import Package
 from distill.errors import LockError
 from distill.limits import read_json
 from distill.resolve.solver import Resolution
+from distill.upstream.nodejs import LockedArchive, archive_problem
 
 LOCK_VERSION = 2
 
@@ -80,6 +82,7 @@ class Lock:
     pruned: dict[str, list[dict[str, str]]]  # arch -> edges
     layers: list[str] = field(default_factory=list)  # the chain's levels, root first
     debug: dict[str, list[LockedPackage]] = field(default_factory=dict)  # arch -> debug-variant extras
+    archives: dict[str, list[LockedArchive]] = field(default_factory=dict)  # arch -> release archives
     base: LockedBase | None = None  # an app on an image: that image, by digest
 
     @property
@@ -99,6 +102,11 @@ class Lock:
                     "packages": [asdict(p) for p in self.packages[arch]],
                     "pruned": self.pruned.get(arch, []),
                     "debug": [asdict(p) for p in self.debug.get(arch, [])],
+                    **(
+                        {"archives": [asdict(a) for a in self.archives[arch]]}
+                        if self.archives.get(arch)
+                        else {}
+                    ),
                 }
                 for arch in self.archs
             },
@@ -164,6 +172,7 @@ def lock_from(
     layers: list[str] | None = None,
     assignment: dict[str, dict[str, str]] | None = None,
     debug: dict[str, Resolution] | None = None,
+    archives: dict[str, list[LockedArchive]] | None = None,
 ) -> Lock:
     """The lock of a resolution; ``assignment`` maps arch -> package -> level name."""
     layers = layers or ["image"]
@@ -179,7 +188,7 @@ def lock_from(
             extras[arch] = [
                 locked(p, debug[arch], "debug") for p in debug[arch].packages if p.name not in have
             ]
-    return Lock(spec_sha256, distro, suites, packages, pruned, layers, extras)
+    return Lock(spec_sha256, distro, suites, packages, pruned, layers, extras, archives or {})
 
 
 def default_lock_path(spec_path: Path, builtin: bool) -> Path:
@@ -211,9 +220,18 @@ def read_lock(path: Path) -> Lock:
         packages = {a: [LockedPackage(**p) for p in v["packages"]] for a, v in doc["archs"].items()}
         pruned = {a: list(v.get("pruned", [])) for a, v in doc["archs"].items()}
         debug = {a: [LockedPackage(**p) for p in v.get("debug", [])] for a, v in doc["archs"].items()}
+        archives = {a: [LockedArchive(**x) for x in v.get("archives", [])] for a, v in doc["archs"].items()}
         base = LockedBase(**doc["base"]) if doc.get("base") is not None else None
         lock = Lock(
-            doc["spec_sha256"], doc["distro"], suites, packages, pruned, list(doc["layers"]), debug, base
+            doc["spec_sha256"],
+            doc["distro"],
+            suites,
+            packages,
+            pruned,
+            list(doc["layers"]),
+            debug,
+            archives,
+            base,
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise LockError(f"{path} is not a distill lockfile ({exc})") from None
@@ -226,10 +244,15 @@ def _check_lock(lock: Lock, path: Path) -> None:
     for arch in lock.packages:
         if not isinstance(arch, str) or not _ARCH.fullmatch(arch):
             raise LockError(f"{path}: archs.{str(arch)[:40]!r} is not a Debian architecture name")
-    for kind, table in (("packages", lock.packages), ("debug", lock.debug)):
-        for arch, pkgs in table.items():
-            for i, p in enumerate(pkgs):
-                problem = package_problem(p)
+    tables: list[tuple[str, dict[str, list[Any]], Callable[[Any], str | None]]] = [
+        ("packages", lock.packages, package_problem),
+        ("debug", lock.debug, package_problem),
+        ("archives", lock.archives, archive_problem),
+    ]
+    for kind, table, check in tables:
+        for arch, entries in table.items():
+            for i, entry in enumerate(entries):
+                problem = check(entry)
                 if problem is not None:
                     raise LockError(
                         f"{path}: archs.{arch}.{kind}[{i}].{problem}",

@@ -132,7 +132,7 @@ def _merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
                 merged[key] = list(dict.fromkeys([*(old or []), *value]))
         elif key in _DICT_FIELDS and isinstance(value, dict):
             merged[key] = {**(old or {}), **value}
-        elif key in ("prune", "trim", "accounts") and isinstance(value, dict):
+        elif key in ("prune", "trim", "accounts", "nodejs") and isinstance(value, dict):
             sub = dict(old or {})
             for k, v in value.items():
                 sub[k] = [*sub.get(k, []), *v] if isinstance(v, list) else v
@@ -163,6 +163,9 @@ def _localise(data: dict[str, Any], path: Path, positions: dict[tuple[Any, ...],
 
     if data.get("keyring"):
         data["keyring"] = [str((path.parent / k).resolve()) for k in data["keyring"]]
+    node = data.get("nodejs")
+    if isinstance(node, dict) and isinstance(node.get("keyring"), list):
+        node["keyring"] = [str((path.parent / k).resolve()) for k in node["keyring"] if isinstance(k, str)]
     if data.get("certificates"):
         data["certificates"] = [
             _inside(base, c, path, where("certificates", i)) for i, c in enumerate(data["certificates"])
@@ -362,6 +365,8 @@ def spec_checksum(spec: Spec) -> str:
         # How the packages split into layers: what each level of the chain asks for.
         "levels": [[name, lv.packages, sorted(lv.exclude)] for name, lv in spec.levels[:-1]],
     }
+    if spec.nodejs is not None:  # which release, and who may sign it
+        doc["nodejs"] = [spec.nodejs.version, sorted(spec.nodejs.signers)]
     if spec.base_image is not None:  # an app on an image: the lock pins that image
         doc["from"] = spec.base_image.text
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

@@ -155,7 +155,9 @@ class PathEntry(_Model):
         default=None, description="file: a local file, relative to the spec (inside its directory)"
     )
     content: str | None = Field(default=None, description="file: inline text instead of source")
-    target: NoNul | None = Field(default=None, description="symlink: where it points")
+    target: NoNul | None = Field(
+        default=None, description="symlink: where it points (${arch}: the architecture being built)"
+    )
     mode: int | str | None = Field(
         default=None, description="Permissions, e.g. 0o755 or '0755' (default 0755 dirs, 0644 files)"
     )
@@ -238,6 +240,42 @@ class Trim(_Model):
     paths: list[str] = Field(
         default_factory=list, description="More glob patterns of image paths to drop, e.g. /usr/share/X/**"
     )
+
+
+class NodeRelease(_Model):
+    """Node.js from the official release archives (not a Debian package; see docs/nodejs.md):
+    ``node-vX.Y.Z-linux-ARCH.tar.xz`` under /nodejs, verified against SHASUMS256.txt signed by
+    a pinned Node.js release key. The mirror is the command's (--nodejs-mirror or
+    DISTILL_NODEJS_MIRROR)."""
+
+    version: str | None = Field(
+        default=None,
+        description="A major (22: the newest 22.x the mirror lists), major.minor, or exact "
+        "(a spec extending one that sets it may leave it out)",
+    )
+    keyring: list[NoNul] = Field(
+        default_factory=list,
+        description="Keyring files holding the Node.js release keys (relative to the spec; default "
+        "$DISTILL_NODEJS_KEYRING). Only pinned release keys and signers are trusted",
+    )
+    signers: list[str] = Field(
+        default_factory=list,
+        description="More primary-key fingerprints trusted to sign SHASUMS256.txt (a mirror that re-signs)",
+    )
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        from distill.upstream.nodejs import check_version
+
+        return None if v is None else check_version(v)
+
+    @field_validator("signers")
+    @classmethod
+    def _signers(cls, v: list[str]) -> list[str]:
+        from distill.upstream.nodejs import check_fingerprint
+
+        return [check_fingerprint(x) for x in v]
 
 
 AppKind = Literal["python", "node", "java", "binary"]
@@ -345,6 +383,9 @@ class Spec(_Model):
     )
     exclude: list[str] = Field(default_factory=list, description="Packages never to install")
     prune: PruneSpec = Field(default_factory=PruneSpec)
+    nodejs: NodeRelease | None = Field(
+        default=None, description="Node.js from its official release archives, under /nodejs"
+    )
 
     # The image (OCI config and extra files).
     user: str | None = Field(default=None, description="User to run as: a numeric uid[:gid] (default 0)")
@@ -352,7 +393,8 @@ class Spec(_Model):
     entrypoint: list[NoNul] | None = None
     cmd: list[NoNul] | None = None
     env: dict[EnvName, NoNul] = Field(
-        default_factory=dict, description="Environment (PATH and SSL_CERT_FILE set)"
+        default_factory=dict,
+        description="Environment (PATH and SSL_CERT_FILE set); ${arch} in a value is the architecture built",
     )
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict, description="Manifest annotations")
@@ -425,6 +467,15 @@ class Spec(_Model):
 
     def requests(self) -> list[Clause]:
         return [to_clause(item) for item in self.packages]
+
+
+ARCH_PLACEHOLDER = "${arch}"
+
+
+def expand_arch(value: str, arch: str) -> str:
+    """``${arch}`` in an ``env`` value or a symlink's ``target``: the Debian architecture
+    being built (amd64, arm64, ...), for paths such as /usr/lib/jvm/java-25-openjdk-amd64."""
+    return value.replace(ARCH_PLACEHOLDER, arch)
 
 
 def to_clause(item: str) -> Clause:

@@ -1,0 +1,1 @@
+"""Runtimes from their projects' own release archives (not Debian packages): Node.js."""
