@@ -22,7 +22,8 @@ Anything else escaping is a bug in distill.
     ├── BuildError              assembling or writing an image
     │   ├── UnsafeEntryError    an entry would escape the root, or is a device file
     │   └── OutputError         the output cannot be written
-    └── AuditError              an audit target cannot be read (corrupt, unreachable, unparsable)
+    ├── AuditError              an audit target cannot be read (corrupt, unreachable, unparsable)
+    └── VulnError               vulnerability data, a waiver file or an SBOM cannot be used
 """
 
 from __future__ import annotations
@@ -106,3 +107,8 @@ class OutputError(BuildError):
 class AuditError(DistillError):
     """An audit target cannot be read: a corrupt or truncated image, a registry that
     refuses or cannot be reached, a Dockerfile or manifest that does not parse."""
+
+
+class VulnError(DistillError):
+    """Vulnerability data (a tracker export, OSV records), a waiver file or an SBOM that
+    cannot be read or used, or a target the data does not cover."""
