@@ -30,6 +30,14 @@ def register(sub: Subparsers) -> None:
         action="store_true",
         help="do not write; fail if the lockfile does not match the spec (exit 2)",
     )
+    p.add_argument(
+        "--update",
+        nargs="*",
+        metavar="PKG",
+        help="re-lock deliberately from the existing lock: only PKG (binary or source names) and what they need "
+        "move, every other package keeps its locked version where it still fits (no PKG: everything moves); "
+        "prints the diff (old -> new with the CVEs the changelogs name, packages added or removed)",
+    )
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     add_common(p)
     p.set_defaults(func=cmd_lock)
@@ -78,20 +86,44 @@ def cmd_lock(args: argparse.Namespace) -> int:
         check_current(read_lock(lock_file), spec_checksum(spec), lock_file, list(spec.archs))
         print(f"{lock_file} is up to date")
         return 0
+    if args.check and args.update is not None:
+        raise SpecError("--check and --update do not go together")
     opts = options(args)
+    old = read_lock(lock_file) if args.update is not None else None
+    changes: list[Any] = []
     archive = open_archive(spec, opts)
     try:
         t0 = time.perf_counter()
-        resolutions = resolve(spec, archive)
-        lock = make_lock(spec, archive, resolutions)
+        prefer = None
+        if old is not None:
+            from distill.vuln.lockdiff import names_to_update, prefer_for
+
+            prefer = prefer_for(old, names_to_update(old, args.update) if args.update else None)
+        resolutions = resolve(spec, archive, prefer=prefer)
+        lock = make_lock(spec, archive, resolutions, prefer)
+        if old is not None:
+            from distill.vuln.lockdiff import diff, with_cves
+
+            changes = diff(old, lock)
+            with_cves(changes, archive, opts.reporter, opts.jobs)
     finally:
         archive.close()
         opts.reporter.close()
     write_lock(lock, lock_file)
     elapsed = time.perf_counter() - t0
     if args.json:
-        print(json.dumps(_summary(lock, lock_file, elapsed), indent=2))
+        summary = _summary(lock, lock_file, elapsed)
+        if old is not None:
+            summary["changes"] = [c.to_json() for c in changes]
+        print(json.dumps(summary, indent=2))
         return 0
+    if old is not None:
+        print(
+            f"{len(changes)} change{'s' if len(changes) != 1 else ''} to {lock_file}"
+            + (":" if changes else "")
+        )
+        for c in changes:
+            print(c.line())
     for arch in lock.archs:
         pkgs = lock.packages[arch]
         size = sum(p.size for p in pkgs)

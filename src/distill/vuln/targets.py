@@ -60,6 +60,14 @@ def _distro_suites(
     )
 
 
+def _with_release_suites(own: list[Source], release: list[Source] | None) -> list[Source]:
+    """The target's suites, and its release's when it reads the Debian mirror (a target
+    on a repository of its own is compared with that repository alone)."""
+    if release and any(s.base == release[0].base for s in own):
+        return _union(own, release)
+    return own
+
+
 def _lock_suites(lock: Lock) -> list[Source]:
     keyrings = check_keyrings(host_keyrings())
     comps: dict[str, list[str]] = {}
@@ -111,8 +119,8 @@ def open_target(
             inv = from_lock(lock, text, "lock", arch)
             if distro:
                 inv.codename = get_distro(distro).codename
-            srcs = _distro_suites(distro or lock.distro, options)
-            return Target(inv, _debs_by_arch(lock, text), _union(_lock_suites(lock), srcs or []), lock, path)
+            srcs = _with_release_suites(_lock_suites(lock), _distro_suites(distro or lock.distro, options))
+            return Target(inv, _debs_by_arch(lock, text), srcs, lock, path)
         if doc is not None:
             if not is_sbom(doc):
                 raise VulnError(
@@ -133,9 +141,11 @@ def open_target(
             raise VulnError(f"{text} goes on an OCI layout: scan the built image instead")
         lp = lock_file or default_lock_path(spec_path, spec_path.resolve().parent == builtin_dir().resolve())
         lock = read_lock(lp)
-        inv = from_lock(lock, str(lp), "spec", arch)
+        inv = from_lock(lock, text, "spec", arch)
         keyrings = tuple(Path(k) for k in spec.keyring) if spec.keyring else None
-        srcs = _union(spec_sources(spec, options), _distro_suites(spec.distro, options, keyrings) or [])
+        srcs = _with_release_suites(
+            spec_sources(spec, options), _distro_suites(spec.distro, options, keyrings)
+        )
         return Target(inv, _debs_by_arch(lock, str(lp)), srcs, lock, lp, spec, spec_path)
     inv = image_packages(text, arch, auth=auth, plain_http=plain_http, progress=progress)
     return _with_distro(inv, distro, options)
