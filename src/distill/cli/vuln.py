@@ -26,6 +26,13 @@ def _target_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--lock", type=Path, help="a spec's lockfile (default: beside the spec)")
     p.add_argument(
+        "--keyring",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="keyring of the release's suites on --mirror (default: the host's Debian keyring)",
+    )
+    p.add_argument(
         "--username", help="registry user (else DISTILL_REGISTRY_USERNAME or podman/docker auth files)"
     )
     p.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
@@ -127,6 +134,7 @@ def _targets(args: argparse.Namespace) -> list[Any]:
                 arch=args.arch,
                 distro=args.distro,
                 lock_file=args.lock,
+                keyrings=tuple(args.keyring) if args.keyring else None,
                 auth=auth,
                 plain_http=args.plain_http,
             )

@@ -68,8 +68,8 @@ def _with_release_suites(own: list[Source], release: list[Source] | None) -> lis
     return own
 
 
-def _lock_suites(lock: Lock) -> list[Source]:
-    keyrings = check_keyrings(host_keyrings())
+def _lock_suites(lock: Lock, keyrings: tuple[Path, ...] | None) -> list[Source]:
+    keyrings = check_keyrings(keyrings or host_keyrings())
     comps: dict[str, list[str]] = {}
     for pkgs in lock.packages.values():
         for p in pkgs:
@@ -104,6 +104,7 @@ def open_target(
     arch: str | None = None,
     distro: str | None = None,
     lock_file: Path | None = None,
+    keyrings: tuple[Path, ...] | None = None,
     auth: Any = None,
     plain_http: bool = False,
     progress: Any = None,
@@ -119,7 +120,9 @@ def open_target(
             inv = from_lock(lock, text, "lock", arch)
             if distro:
                 inv.codename = get_distro(distro).codename
-            srcs = _with_release_suites(_lock_suites(lock), _distro_suites(distro or lock.distro, options))
+            srcs = _with_release_suites(
+                _lock_suites(lock, keyrings), _distro_suites(distro or lock.distro, options, keyrings)
+            )
             return Target(inv, _debs_by_arch(lock, text), srcs, lock, path)
         if doc is not None:
             if not is_sbom(doc):
@@ -128,7 +131,7 @@ def open_target(
                     hint="scan takes a spec, a lock, an SBOM or an image",
                 )
             inv = read_sbom(path, doc)
-            return _with_distro(inv, distro, options)
+            return _with_distro(inv, distro, options, keyrings)
     if path.suffix in (".yaml", ".yml") or text in builtin_names():
         from distill.pipeline import spec_sources
         from distill.resolve.lock import default_lock_path
@@ -142,16 +145,18 @@ def open_target(
         lp = lock_file or default_lock_path(spec_path, spec_path.resolve().parent == builtin_dir().resolve())
         lock = read_lock(lp)
         inv = from_lock(lock, text, "spec", arch)
-        keyrings = tuple(Path(k) for k in spec.keyring) if spec.keyring else None
+        keyrings = keyrings or (tuple(Path(k) for k in spec.keyring) if spec.keyring else None)
         srcs = _with_release_suites(
             spec_sources(spec, options), _distro_suites(spec.distro, options, keyrings)
         )
         return Target(inv, _debs_by_arch(lock, str(lp)), srcs, lock, lp, spec, spec_path)
     inv = image_packages(text, arch, auth=auth, plain_http=plain_http, progress=progress)
-    return _with_distro(inv, distro, options)
+    return _with_distro(inv, distro, options, keyrings)
 
 
-def _with_distro(inv: Inventory, distro: str | None, options: Options) -> Target:
+def _with_distro(
+    inv: Inventory, distro: str | None, options: Options, keyrings: tuple[Path, ...] | None
+) -> Target:
     if distro:
         inv.codename = get_distro(distro).codename
     debs = inv.debs
@@ -161,4 +166,5 @@ def _with_distro(inv: Inventory, distro: str | None, options: Options) -> Target
             hint="name it with --distro debian13|debian12",
         )
     arch = inv.arch or "amd64"
-    return Target(inv, {arch: debs} if debs else {}, _distro_suites(inv.distro, options) if debs else None)
+    srcs = _distro_suites(inv.distro, options, keyrings) if debs else None
+    return Target(inv, {arch: debs} if debs else {}, srcs)

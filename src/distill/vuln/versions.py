@@ -81,14 +81,16 @@ def in_ranges(
         else:
             keyed.sort(key=lambda t: (t[0], t[1]) if t[0] else (0, 0))
             hit = False
-            for zero, k, kind, _v in keyed:
-                if kind == "introduced" and ((not zero and key >= k) or zero):
+            for real, k, kind, _v in keyed:
+                if kind == "introduced" and (not real or key >= k):
                     hit = True
-                elif (kind == "fixed" and key >= k) or (kind == "last_affected" and key > k):
+                elif real and kind == "fixed" and key >= k:
+                    hit = False
+                elif real and kind == "last_affected" and key > k:
                     hit = False
             if hit:
                 affected = True
-                above = [v for z, k, kind, v in keyed if kind == "fixed" and z and k > key]
+                above = [v for real, k, kind, v in keyed if real and kind == "fixed" and k > key]
                 if above and fixed is None:
                     fixed = above[0]
     return affected, fixed
