@@ -84,9 +84,7 @@ def in_ranges(
             for real, k, kind, _v in keyed:
                 if kind == "introduced" and (not real or key >= k):
                     hit = True
-                elif real and kind == "fixed" and key >= k:
-                    hit = False
-                elif real and kind == "last_affected" and key > k:
+                elif real and ((kind == "fixed" and key >= k) or (kind == "last_affected" and key > k)):
                     hit = False
             if hit:
                 affected = True
