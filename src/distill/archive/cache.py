@@ -10,6 +10,8 @@ Layout under the cache directory::
     vuln/<sha256>.changelog   the parsed changelog of a .deb (sealed; distill.vuln)
     vuln/<sha256>.data        a vulnerability data file downloaded from a URL, named by its hash
     vuln/<sha256>.index       the look-up table made from a data file (sealed)
+    vuln/<sha256>.candidates  the newest candidates of a set of packages, named by the
+                              suites' InRelease digests and the names (sealed)
     vuln/<key>.url            what a data URL last gave: its hash, validators and time (sealed)
     tmp/                      partial downloads (resumed by the next run) and entry locks
 
@@ -247,7 +249,7 @@ class Cache:
     def vuln_path(self, key: str, kind: str) -> Path:
         """An entry of the vulnerability data (see the module docstring); ``key`` is a
         SHA256: the .deb's, the data file's, or (``url``) the URL's."""
-        if kind not in ("changelog", "data", "index", "url"):
+        if kind not in ("changelog", "candidates", "data", "index", "url"):
             raise ValueError(kind)
         return self._dir("vuln") / f"{check_digest(key, 'vulnerability data key')}.{kind}"
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,8 +103,9 @@ class Changelogs:
         }
         atomic_write(self.cache.vuln_path(p.sha256, "changelog"), seal(json.dumps(doc).encode()))
 
-    def get(self, packages: Iterable[Package], universe: Universe) -> dict[str, Changelog]:
-        """sha256 of each package -> its changelog."""
+    def get(self, packages: Iterable[Package], universe: Callable[[], Universe]) -> dict[str, Changelog]:
+        """sha256 of each package -> its changelog (``universe`` is asked for only when a
+        doc directory links to a sibling whose changelog is not cached)."""
         out: dict[str, Changelog] = {}
         missing: dict[str, Package] = {}
         for p in packages:
@@ -142,7 +143,7 @@ class Changelogs:
                 out[p.sha256] = self._parse(p, p.name, data)
             elif link is not None:
                 target = posixpath.basename(posixpath.normpath(link))
-                sib = _sibling(universe, p, target)
+                sib = _sibling(universe(), p, target)
                 if sib is None:
                     out[p.sha256] = Changelog(
                         None, p.name, f"its doc directory links to {target}, not in the suites"

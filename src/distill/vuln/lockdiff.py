@@ -3,6 +3,7 @@ ids the new version's changelog names since the old one; packages added or remov
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,7 +116,7 @@ def with_cves(
             hit = next((p for p in universe.candidates(c.name) if p.sha256 == c.new.sha256), None)
             if hit is not None:
                 pkgs[c.name] = hit
-        logs = getter.get(pkgs.values(), universe)
+        logs = getter.get(pkgs.values(), functools.partial(archive.universe, arch))
         for c in mine:
             p = pkgs.get(c.name)
             log = logs.get(p.sha256) if p else None

@@ -9,8 +9,12 @@ timezone data, ...). Changelog entries are compared by *source* version (a binNM
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from dataclasses import dataclass, field
 
+from distill.archive.cache import CorruptEntryError, atomic_write, read_sealed, seal
 from distill.archive.repo import Archive
 from distill.debian.packages import Package
 from distill.debian.version import version_key
@@ -19,6 +23,7 @@ from distill.vuln.archive import Changelog, Changelogs
 from distill.vuln.changelog import Entry, between
 from distill.vuln.model import Pkg
 
+_FORMAT = 1
 URGENCIES = ("unknown", "low", "medium", "high", "emergency", "critical")
 
 
@@ -76,8 +81,37 @@ class Outdated:
         return [u for u in self.updates if not u.security]
 
 
+_CANDIDATE_FIELDS = ("name", "version", "architecture", "filename", "size", "sha256", "installed_size",
+                     "source", "source_version", "suite", "component")  # fmt: skip
+
+
+def _candidates_key(archive: Archive, installed: dict[str, list[Pkg]]) -> str:
+    """What the answer depends on: the verified InRelease of every suite (which pins every
+    index by its SHA256) and the names asked about."""
+    suites = sorted(
+        (st.source.base, st.source.suite, list(st.source.components), st.inrelease_sha256)
+        for st in archive.suite_states()
+    )
+    names = {arch: sorted({p.name for p in pkgs}) for arch, pkgs in sorted(installed.items())}
+    return hashlib.sha256(json.dumps([_FORMAT, suites, names]).encode()).hexdigest()
+
+
 def candidates(archive: Archive, installed: dict[str, list[Pkg]]) -> dict[tuple[str, str], Package]:
-    """(arch, package name) -> the best candidate in the suites (the highest version)."""
+    """(arch, package name) -> the best candidate in the suites (the highest version).
+
+    The answer is kept as a sealed cache entry named by the suites' InRelease digests and
+    the names: a warm run verifies the InRelease files and loads no package index."""
+    path = archive.cache.vuln_path(_candidates_key(archive, installed), "candidates")
+    try:
+        payload = read_sealed(path, "candidate table")
+    except CorruptEntryError:
+        payload = None
+    if payload is not None:
+        try:
+            rows = json.loads(payload)
+            return {(a, n): _package(f) for a, n, f in rows}
+        except (ValueError, TypeError, KeyError):
+            pass
     out: dict[tuple[str, str], Package] = {}
     universes = archive.universes(sorted(installed))
     for arch, pkgs in installed.items():
@@ -86,7 +120,22 @@ def candidates(archive: Archive, installed: dict[str, list[Pkg]]) -> dict[tuple[
             cands = u.candidates(p.name)
             if cands:
                 out[(arch, p.name)] = cands[0]
+    rows_out = [[a, n, {f: getattr(p, f) for f in _CANDIDATE_FIELDS}] for (a, n), p in sorted(out.items())]
+    atomic_write(path, seal(json.dumps(rows_out).encode()))
     return out
+
+
+def _package(f: dict[str, object]) -> Package:
+    """A candidate from the table: the fields an update needs (no relations)."""
+    values = {k: f[k] for k in _CANDIDATE_FIELDS}
+    if not all(isinstance(values[k], int) for k in ("size", "installed_size")):
+        raise TypeError("sizes")
+    if not all(isinstance(values[k], str) for k in _CANDIDATE_FIELDS if k not in ("size", "installed_size")):
+        raise TypeError("fields")
+    return Package(
+        multi_arch="no", depends=(), pre_depends=(), conflicts=(), breaks=(), provides=(), priority="optional",
+        essential=False, **values,  # type: ignore[arg-type]
+    )  # fmt: skip
 
 
 def find_updates(
@@ -124,7 +173,7 @@ def find_updates(
     getter = Changelogs(archive, reporter, jobs)
     for arch in sorted({a for a, _ in reps.values()}):
         pkgs = [p for a, p in reps.values() if a == arch]
-        logs.update(getter.get(pkgs, archive.universe(arch)))
+        logs.update(getter.get(pkgs, functools.partial(archive.universe, arch)))
     for u in rows.values():
         _, rep = reps[(u.candidate.source, u.candidate.source_version)]
         log = logs.get(rep.sha256)
