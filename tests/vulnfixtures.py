@@ -209,7 +209,7 @@ EXPECTED = {
     ("libfoo1", "CVE-2026-1001", "fixed", "fixed by rebuilding", ("tracker", "osv", "archive")),
     ("libfoo1", "CVE-2026-1002", "fixed", "fixed by rebuilding", ("archive",)),
     ("libfoo1", "CVE-2026-1003", "affected", "no fix yet", ("tracker",)),
-    ("libfoo1", "CVE-2026-5001", "fixed", "fixed in 1.0-1+deb13u2", ("osv",)),
+    ("libfoo1", "CVE-2026-5001", "fixed", "fixed, not in the suites yet", ("osv",)),
     ("libbar1", "CVE-2026-2001", "fixed", "fixed by rebuilding", ("tracker", "archive")),
     ("libbar1", "CVE-2026-2002", "will-not-fix", "will not be fixed", ("tracker",)),
     ("libbar1", "CVE-2026-2003", "affected", "no fix yet", ("tracker",)),

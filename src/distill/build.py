@@ -21,7 +21,7 @@ from distill.archive.cache import Cache, CorruptEntryError
 from distill.assemble.expand import Expanded, expand, load_expanded
 from distill.assemble.rootfs import LevelInput, assemble
 from distill.assemble.system import BUNDLE, NONROOT_UID
-from distill.distros import get_distro
+from distill.distros import get_distro, host_arch
 from distill.errors import BuildError, DistillError, LockError, OutputError, SpecError
 from distill.oci.image import (
     CONFIG,
@@ -43,7 +43,7 @@ from distill.oci.layer import LayerBlob, LayerCache
 from distill.oci.sink import DockerEntry, write_archive, write_layout
 from distill.options import Options
 from distill.resolve.lock import Lock, LockedPackage
-from distill.spec.model import Spec, host_arch
+from distill.spec.model import Spec
 
 VARIANTS = ("latest", "nonroot", "debug", "debug-nonroot")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

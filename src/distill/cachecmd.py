@@ -135,7 +135,14 @@ def _problem(root: Path, e: Entry) -> str | None:
     """Why an entry is bad, or None when it is intact."""
     if e.kind == "vuln":
         stem, _, suffix = e.key.partition(".")
-        if not is_digest(stem) or suffix not in ("changelog", "candidates", "data", "index", "url"):
+        if not is_digest(stem) or suffix not in (
+            "changelog",
+            "candidates",
+            "data",
+            "index",
+            "inventory",
+            "url",
+        ):
             return "not a name distill writes"
         if suffix == "data":
             return None if sha256_file(e.paths[0]) == stem else "does not match its SHA256"

@@ -12,6 +12,7 @@ Layout under the cache directory::
     vuln/<sha256>.index       the look-up table made from a data file (sealed)
     vuln/<sha256>.candidates  the newest candidates of a set of packages, named by the
                               suites' InRelease digests and the names (sealed)
+    vuln/<sha256>.inventory   the packages of an image, named by its config and layer digests (sealed)
     vuln/<key>.url            what a data URL last gave: its hash, validators and time (sealed)
     tmp/                      partial downloads (resumed by the next run) and entry locks
 
@@ -249,7 +250,7 @@ class Cache:
     def vuln_path(self, key: str, kind: str) -> Path:
         """An entry of the vulnerability data (see the module docstring); ``key`` is a
         SHA256: the .deb's, the data file's, or (``url``) the URL's."""
-        if kind not in ("changelog", "candidates", "data", "index", "url"):
+        if kind not in ("changelog", "candidates", "data", "index", "inventory", "url"):
             raise ValueError(kind)
         return self._dir("vuln") / f"{check_digest(key, 'vulnerability data key')}.{kind}"
 

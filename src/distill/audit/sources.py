@@ -150,7 +150,7 @@ class Source:
 
     def image(self, arch: str | None) -> Image:
         """The image for ``arch`` (default: the host's, else the only or first one)."""
-        from distill.spec.model import host_arch
+        from distill.distros import host_arch
 
         media, data, digest = self.top()
         for _ in range(4):

@@ -20,7 +20,6 @@ from distill.cli.common import (
     source_date_epoch,
 )
 from distill.resolve.lock import Lock, check_current, read_lock
-from distill.spec.load import spec_checksum
 
 
 def register(sub: Subparsers) -> None:
@@ -84,6 +83,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     lock: Lock | None = None
     if spec.base_layout is None and ((lock_file.exists() or lock_file.is_symlink()) or args.locked):
         lock = read_lock(lock_file)
+        from distill.spec.load import spec_checksum
+
         check_current(lock, spec_checksum(spec), lock_file, archs)
     archive = None
 

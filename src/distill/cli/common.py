@@ -8,15 +8,16 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.distros import ARCHS
 from distill.errors import SpecError
 from distill.options import Options
 from distill.progress import make_reporter
 from distill.resolve.lock import default_lock_path
-from distill.spec.load import builtin_dir, load_spec, with_overrides
-from distill.spec.model import Spec
+
+if TYPE_CHECKING:  # the spec model (pydantic) is imported by the commands that load a spec
+    from distill.spec.model import Spec
 
 EXIT_ERROR = 2
 
@@ -64,6 +65,8 @@ def add_spec_args(p: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> tuple[Spec, Path]:
+    from distill.spec.load import load_spec, with_overrides
+
     spec, path = load_spec(args.spec)
     update: dict[str, Any] = {}
     if args.distro:
@@ -93,6 +96,8 @@ def lock_path(args: argparse.Namespace, path: Path, attr: str = "output") -> Pat
     explicit = getattr(args, attr, None)
     if explicit:
         return Path(explicit)
+    from distill.spec.load import builtin_dir
+
     builtin = path.resolve().parent == builtin_dir().resolve()
     return default_lock_path(path, builtin)
 

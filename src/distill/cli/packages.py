@@ -6,14 +6,15 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.cli.common import Subparsers, add_common, add_spec_args, load, lock_path, mib, options
 from distill.debian.relation import parse_relations
 from distill.errors import DistillError, LockError, SpecError
 from distill.resolve.lock import Lock, check_current, read_lock, write_lock
-from distill.spec.load import spec_checksum
-from distill.spec.model import Spec
+
+if TYPE_CHECKING:
+    from distill.spec.model import Spec
 
 
 def register(sub: Subparsers) -> None:
@@ -83,6 +84,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
     spec, path = _packages_spec(args)
     lock_file = lock_path(args, path)
     if args.check:
+        from distill.spec.load import spec_checksum
+
         check_current(read_lock(lock_file), spec_checksum(spec), lock_file, list(spec.archs))
         print(f"{lock_file} is up to date")
         return 0
@@ -193,6 +196,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if (lock_file.exists() or lock_file.is_symlink()) or args.locked:
         lock = read_lock(lock_file)
         try:
+            from distill.spec.load import spec_checksum
+
             check_current(lock, spec_checksum(spec), lock_file, list(spec.archs))
         except LockError:
             if args.locked:

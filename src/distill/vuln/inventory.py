@@ -73,7 +73,7 @@ def from_lock(lock: Lock, name: str, kind: str, arch: str | None) -> Inventory:
     pick = arch if arch in archs else None
     if arch is not None and pick is None:
         raise VulnError(f"{name} has no {arch} section", hint=f"it has {', '.join(archs)}")
-    from distill.spec.model import host_arch
+    from distill.distros import host_arch
 
     pick = pick or (host_arch() if host_arch() in archs else archs[0])
     pkgs = [
@@ -203,31 +203,83 @@ def _os_codename(release: dict[str, str]) -> str | None:
     return code or None
 
 
+_INVENTORY_FORMAT = 1
+
+
+def _cache_key(image: Any) -> str:
+    """An image's package list depends only on its layers (named by their digests) and its
+    config: the digests name it, wherever the image is read from."""
+    import hashlib
+    import json
+
+    layers = [str(d.get("digest")) for d in image.layers]
+    config = str((image.manifest.get("config") or {}).get("digest"))
+    return hashlib.sha256(json.dumps([_INVENTORY_FORMAT, config, layers]).encode()).hexdigest()
+
+
+def _cached(cache: Any, key: str) -> tuple[list[Pkg], dict[str, str]] | None:
+    import json
+
+    from distill.archive.cache import CorruptEntryError, read_sealed
+
+    try:
+        payload = read_sealed(cache.vuln_path(key, "inventory"), "image package list")
+    except CorruptEntryError:
+        return None
+    if payload is None:
+        return None
+    try:
+        doc = json.loads(payload)
+        pkgs = [Pkg(*map(str, row)) for row in doc["packages"] if isinstance(row, list) and len(row) == 7]
+        release = {str(k): str(v) for k, v in doc["os_release"].items()}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return pkgs, release
+
+
+def _store(cache: Any, key: str, pkgs: list[Pkg], release: dict[str, str]) -> None:
+    import json
+
+    from distill.archive.cache import atomic_write, seal
+
+    rows = [[p.ecosystem, p.name, p.version, p.source, p.source_version, p.arch, p.location] for p in pkgs]
+    doc = {"packages": rows, "os_release": release}
+    atomic_write(cache.vuln_path(key, "inventory"), seal(json.dumps(doc).encode()))
+
+
 def image_packages(
-    target: str, arch: str | None, *, auth: Any = None, plain_http: bool = False, progress: Any = None
+    target: str,
+    arch: str | None,
+    *,
+    auth: Any = None,
+    plain_http: bool = False,
+    progress: Any = None,
+    cache: Any = None,
 ) -> Inventory:
     """The packages installed in an image (the one place that reads images for the
-    vulnerability commands: it streams the layers through the audit's image sources)."""
+    vulnerability commands: it streams the layers through the audit's image sources).
+    With ``cache`` (a :class:`~distill.archive.cache.Cache`) the list is kept by the
+    image's config and layer digests, so a second scan reads the manifest and config only."""
     from distill.audit.image import dpkg_installed, os_release, scan
     from distill.audit.sources import open_source
 
     source = open_source(target, auth=auth, plain_http=plain_http)
     try:
         image = source.image(arch)
-        table = scan(source, image, progress, keep=_wanted).table
+        key = _cache_key(image)
+        got = _cached(cache, key) if cache is not None else None
+        if got is not None:
+            pkgs, release = got
+        else:
+            table = scan(source, image, progress, keep=_wanted).table
+            debs = _dpkg(table) if dpkg_installed(table) is not None else []
+            release = os_release(table)
+            pkgs = debs + app_packages(table.content)
+            if cache is not None:
+                _store(cache, key, pkgs, release)
     finally:
         source.close()
-    debs = _dpkg(table)
-    if dpkg_installed(table) is None:
-        debs = []
-    release = os_release(table)
-    inv = Inventory(
-        target,
-        "image",
-        debs + app_packages(table.content),
-        _os_codename(release),
-        image.config.get("architecture"),
-    )
+    inv = Inventory(target, "image", pkgs, _os_codename(release), image.config.get("architecture"))
     if release and inv.codename is None:
         inv.notes.append(f"the image's OS is {release.get('PRETTY_NAME') or release.get('ID')}, not Debian")
     return inv

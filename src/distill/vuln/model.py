@@ -41,11 +41,11 @@ class Pkg:
 
     @property
     def match_name(self) -> str:
-        return self.source or self.name if self.ecosystem == "deb" else self.name
+        return (self.source or self.name) if self.ecosystem == "deb" else self.name
 
     @property
     def match_version(self) -> str:
-        return self.source_version or self.version if self.ecosystem == "deb" else self.version
+        return (self.source_version or self.version) if self.ecosystem == "deb" else self.version
 
     def purl(self, distro: str = "") -> str:
         if self.ecosystem == "deb":
@@ -114,4 +114,6 @@ class Finding:
             return "no fix yet"
         if self.available:
             return "fixed by rebuilding"
-        return f"fixed in {self.fixed_version}" if self.fixed_version else "fixed"
+        if self.package.ecosystem != "deb":
+            return "fixed by upgrading it"
+        return "fixed, not in the suites yet"

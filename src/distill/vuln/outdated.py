@@ -88,9 +88,12 @@ _CANDIDATE_FIELDS = ("name", "version", "architecture", "filename", "size", "sha
 def _candidates_key(archive: Archive, installed: dict[str, list[Pkg]]) -> str:
     """What the answer depends on: the verified InRelease of every suite (which pins every
     index by its SHA256) and the names asked about."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(archive.sources), archive.jobs))) as pool:
+        states = list(pool.map(archive.suite, archive.sources))  # one gpgv each, side by side
     suites = sorted(
-        (st.source.base, st.source.suite, list(st.source.components), st.inrelease_sha256)
-        for st in archive.suite_states()
+        (st.source.base, st.source.suite, list(st.source.components), st.inrelease_sha256) for st in states
     )
     names = {arch: sorted({p.name for p in pkgs}) for arch, pkgs in sorted(installed.items())}
     return hashlib.sha256(json.dumps([_FORMAT, suites, names]).encode()).hexdigest()

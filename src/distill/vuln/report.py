@@ -8,9 +8,6 @@ import uuid
 from collections import Counter
 from typing import IO, Any
 
-from rich.console import Console
-from rich.table import Table
-
 from distill import __version__
 from distill.audit.report import sarif_log
 from distill.vuln.db import describe_age
@@ -44,7 +41,9 @@ _SCORE = {
 }
 
 
-def _console(stream: IO[str]) -> Console:
+def _console(stream: IO[str]) -> Any:
+    from rich.console import Console  # only the outdated table uses rich
+
     return Console(file=stream, highlight=False, soft_wrap=False, width=None if stream.isatty() else 140)
 
 
@@ -117,6 +116,8 @@ def outdated_terminal(reports: list[Outdated], stream: IO[str]) -> None:
         for title, rows in (("security updates", sec), ("other updates", other)):
             if not rows:
                 continue
+            from rich.table import Table
+
             t = Table(title=title, title_justify="left", pad_edge=False)
             for col in ("package", "installed", "candidate", "suite", "urgency", "CVEs"):
                 t.add_column(col, overflow="fold")
@@ -229,20 +230,36 @@ def _source_text(s: dict[str, Any]) -> str:
     )
 
 
+_ANSI = {"critical": "\x1b[1;31m", "high": "\x1b[31m", "medium": "\x1b[33m", "low": "\x1b[36m"}
+
+
+def _plain_table(headers: list[str], rows: list[list[str]], stream: IO[str], colour: dict[int, str]) -> None:
+    """Columns padded to their widest cell (a scan of a large image lists thousands of
+    findings: a rich table of them took seconds to lay out). ``colour`` maps row indexes
+    to an ANSI colour for the severity column (only on a terminal)."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    widths[-1] = len(headers[-1])  # the last column (the summary) is not padded
+    stream.write("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip() + "\n")
+    for n, r in enumerate(rows):
+        cells = [c.ljust(w) for c, w in zip(r, widths, strict=True)]
+        if n in colour:
+            cells[2] = colour[n] + cells[2] + "\x1b[0m"
+        stream.write("  " + "  ".join(cells).rstrip() + "\n")
+
+
 def scan_terminal(results: list[ScanResult], stream: IO[str]) -> None:
-    console = _console(stream)
+    tty = stream.isatty()
     for r in results:
         counts = ", ".join(f"{n} {s}" for s, n in _counts(r.findings).items()) or "none"
-        console.print(
-            f"[bold]{r.target}[/]: {len(r.findings)} vulnerabilities ({counts})"
+        stream.write(
+            f"{r.target}: {len(r.findings)} vulnerabilities ({counts})"
             + (f", {len(r.waived)} waived" if r.waived else "")
-            + f" in {len(r.inventory.packages)} packages"
+            + f" in {len(r.inventory.packages)} packages\n"
         )
-        console.print("  [dim]data:[/] " + ("; ".join(_source_text(s) for s in r.sources) or "none"))
+        stream.write("  data: " + ("; ".join(_source_text(s) for s in r.sources) or "none") + "\n")
         if r.findings:
-            t = Table(pad_edge=False)
-            for col in ("package", "installed", "severity", "id", "fix", "fixed in", "summary"):
-                t.add_column(col, overflow="fold")
+            rows: list[list[str]] = []
+            colour: dict[int, str] = {}
             last = None
             for f in sorted(r.findings, key=lambda f: (f.package.name, -rank(f.severity), f.id)):
                 p = f.package
@@ -254,20 +271,25 @@ def scan_terminal(results: list[ScanResult], stream: IO[str]) -> None:
                 )
                 version = "" if key == last else p.version
                 last = key
+                if tty and f.severity in _ANSI:
+                    colour[len(rows)] = _ANSI[f.severity]
                 fix = f.fix + (f" ({f.detail})" if f.detail else "")
-                t.add_row(
-                    name,
-                    version,
-                    f"[{_COLOUR[f.severity]}]{f.severity}[/]",
-                    f.id,
-                    fix,
-                    f.available or f.fixed_version or "-",
-                    f.summary[:80],
+                rows.append(
+                    [
+                        name,
+                        version,
+                        f.severity,
+                        f.id,
+                        fix,
+                        f.available or f.fixed_version or "-",
+                        f.summary[:70],
+                    ]
                 )
-            console.print(t)
+            headers = ["package", "installed", "severity", "id", "fix", "fixed in", "summary"]
+            _plain_table(headers, rows, stream, colour)
         for n in r.notes:
-            console.print(f"  [dim]note:[/] {n}")
-        console.print()
+            stream.write(f"  note: {n}\n")
+        stream.write("\n")
 
 
 def sarif(results: list[ScanResult], errors: list[str]) -> str:

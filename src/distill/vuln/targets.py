@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.archive.sources import Source, check_keyrings, distro_sources, host_keyrings
 from distill.distros import DISTROS, get_distro
@@ -19,10 +19,12 @@ from distill.errors import VulnError
 from distill.limits import read_json
 from distill.options import Options
 from distill.resolve.lock import Lock, read_lock
-from distill.spec.model import Spec
 from distill.vuln.inventory import Inventory, from_lock, image_packages
 from distill.vuln.model import Pkg
 from distill.vuln.sbom import MAX_SBOM, is_sbom, read_sbom
+
+if TYPE_CHECKING:
+    from distill.spec.model import Spec
 
 
 @dataclass
@@ -110,8 +112,6 @@ def open_target(
     progress: Any = None,
 ) -> Target:
     """The target ``text`` names (see the module docstring)."""
-    from distill.spec.load import builtin_names, load_spec
-
     path = Path(text)
     if path.is_file() and path.suffix not in (".yaml", ".yml"):
         doc = _sniff_json(path)
@@ -132,10 +132,10 @@ def open_target(
                 )
             inv = read_sbom(path, doc)
             return _with_distro(inv, distro, options, keyrings)
-    if path.suffix in (".yaml", ".yml") or text in builtin_names():
+    if path.suffix in (".yaml", ".yml") or _builtin(text, path):
         from distill.pipeline import spec_sources
         from distill.resolve.lock import default_lock_path
-        from distill.spec.load import builtin_dir, with_overrides
+        from distill.spec.load import builtin_dir, load_spec, with_overrides
 
         spec, spec_path = load_spec(text)
         if distro:
@@ -150,8 +150,20 @@ def open_target(
             spec_sources(spec, options), _distro_suites(spec.distro, options, keyrings)
         )
         return Target(inv, _debs_by_arch(lock, str(lp)), srcs, lock, lp, spec, spec_path)
-    inv = image_packages(text, arch, auth=auth, plain_http=plain_http, progress=progress)
+    from distill.archive.cache import Cache
+
+    cache = Cache(options.cache_dir)
+    inv = image_packages(text, arch, auth=auth, plain_http=plain_http, progress=progress, cache=cache)
     return _with_distro(inv, distro, options, keyrings)
+
+
+def _builtin(text: str, path: Path) -> bool:
+    """A built-in flavor's name (``python3``), unless a file or directory has that name."""
+    if path.exists() or not text.replace("-", "").isalnum():
+        return False
+    from distill.spec.load import builtin_names
+
+    return text in builtin_names()
 
 
 def _with_distro(

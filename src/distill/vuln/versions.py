@@ -13,8 +13,6 @@ from functools import lru_cache
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
-from univers.versions import InvalidVersion as UniversInvalid
-from univers.versions import MavenVersion, SemverVersion
 
 from distill.debian.version import version_key
 
@@ -24,10 +22,14 @@ def _pypi(v: str) -> Any:
 
 
 def _npm(v: str) -> Any:
+    from univers.versions import SemverVersion  # imported when an npm version is compared
+
     return SemverVersion(v)
 
 
 def _maven(v: str) -> Any:
+    from univers.versions import MavenVersion
+
     return MavenVersion(v)
 
 
@@ -45,7 +47,7 @@ def sort_key(ecosystem: str, version: str) -> Any:
         return None
     try:
         return fn(version)
-    except (InvalidVersion, UniversInvalid, ValueError, TypeError):
+    except (InvalidVersion, ValueError, TypeError):  # univers' InvalidVersion is a ValueError
         return None
 
 
