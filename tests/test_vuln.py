@@ -235,6 +235,8 @@ def test_scan_matches_by_source_with_every_tracker_state(project: Any) -> None:
     assert by[("tool", "CVE-2026-4001")]["severity"] == "negligible"  # "unimportant"
     assert by[("libfoo1", "CVE-2026-5001")]["severity"] == "high"  # OSV ecosystem_specific urgency
     assert by[("zed", "CVE-2026-3003")]["available"] == "1:3.0-1+deb13u1"
+    assert by[("zed", "CVE-2026-5003")]["severity"] == "critical"  # CVSS 3.1 base score 9.8
+    assert by[("zed", "CVE-2026-5003")]["fixed_version"] == "1:3.0-1"
     sources = doc["results"][0]["sources"]
     assert [s["kind"] for s in sources] == ["archive", "tracker", "osv"]
     assert all(s["age_seconds"] is not None for s in sources[1:])
@@ -516,3 +518,103 @@ def test_sbom_from_syft_of_a_fixture_image_is_read(project: Any, tmp_path: Path)
                    cwd=work, cache=cache)  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         assert _findings(json.loads(proc.stdout)) == vf.EXPECTED, fmt
+
+
+def _jar(entries: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_application_packages_in_an_image_are_matched_with_osv(project: Any, tmp_path: Path) -> None:
+    """PyPI (dist-info), npm (node_modules) and Maven (pom.properties in a jar, and in a jar
+    inside it) packages put into an image by a spec's paths, matched with OSV records in
+    each ecosystem's order; what Debian packaged is left to the Debian data."""
+    server, work, cache, _ = project
+    inner = _jar(
+        {
+            "META-INF/maven/org.example/inner/pom.properties": b"groupId=org.example\nartifactId=inner\nversion=2.0\n"
+        }
+    )
+    (work / "demo.jar").write_bytes(
+        _jar(
+            {
+                "META-INF/maven/org.example/demo/pom.properties": b"# built\ngroupId=org.example\nartifactId=demo\nversion=1.2.0\n",
+                "BOOT-INF/lib/inner-2.0.jar": inner,
+            }
+        )
+    )
+    meta = "Metadata-Version: 2.1\nName: Flask\nVersion: 3.1.0\n\nLong description: Name: nope\n"
+    debian_meta = "Metadata-Version: 2.1\nName: requests\nVersion: 2.0.0\n"
+    (work / "apps.yaml").write_text(
+        (work / "release.yaml").read_text()
+        + "paths:\n"
+        + "  - {path: /app/libs/demo.jar, type: file, source: demo.jar}\n"
+        + '  - {path: /app/node_modules/left-pad/package.json, type: file, content: \'{"name": "left-pad", "version": "1.3.0"}\'}\n'
+        + '  - {path: /app/node_modules/@scope/tool/package.json, type: file, content: \'{"name": "@scope/tool", "version": "0.1.0-beta.2"}\'}\n'
+        + f"  - {{path: /usr/local/lib/python3.13/dist-packages/flask-3.1.0.dist-info/METADATA, type: file, content: {json.dumps(meta)}}}\n"
+        + f"  - {{path: /usr/lib/python3/dist-packages/requests-2.0.0.dist-info/METADATA, type: file, content: {json.dumps(debian_meta)}}}\n"
+    )
+    assert run("lock", "apps.yaml", "-q", cwd=work, cache=cache).returncode == 0
+    proc = run("build", "apps.yaml", "--locked", "-o", str(tmp_path / "apps"), "-q", cwd=work, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+
+    def rec(
+        vid: str, eco: str, name: str, events: list[dict[str, str]], kind: str = "ECOSYSTEM"
+    ) -> dict[str, Any]:
+        return {"id": vid, "modified": "2026-06-01T00:00:00Z", "database_specific": {"severity": "HIGH"},
+                "affected": [{"package": {"ecosystem": eco, "name": name}, "ranges": [{"type": kind, "events": events}]}]}  # fmt: skip
+
+    records = [
+        rec("GHSA-demo", "Maven", "org.example:demo", [{"introduced": "0"}, {"fixed": "1.2.1"}]),
+        rec("GHSA-demo-old", "Maven", "org.example:demo", [{"introduced": "0"}, {"fixed": "1.2.0"}]),
+        rec("GHSA-inner", "Maven", "org.example:inner", [{"introduced": "1.0"}, {"last_affected": "2.0"}]),
+        rec("GHSA-pad", "npm", "left-pad", [{"introduced": "0"}, {"fixed": "1.3.1"}], "SEMVER"),
+        rec(
+            "GHSA-tool",
+            "npm",
+            "@scope/tool",
+            [{"introduced": "0.1.0-beta.1"}, {"fixed": "0.1.0-beta.10"}],
+            "SEMVER",
+        ),
+        rec("PYSEC-flask", "PyPI", "flask", [{"introduced": "0"}, {"fixed": "3.1.1"}]),
+        rec("PYSEC-requests", "PyPI", "requests", [{"introduced": "0"}, {"fixed": "9.0"}]),
+    ]
+    osv = vf.write_osv_dir(tmp_path / "osv-apps", records)
+    mirror = ("--mirror", server.url, "--security-mirror", server.url, "--keyring", key_of(work))
+    proc = run(
+        "scan",
+        str(tmp_path / "apps"),
+        "--db",
+        str(osv),
+        *mirror,
+        "--format",
+        "json",
+        "-q",
+        cwd=work,
+        cache=cache,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)["results"][0]
+    apps = {
+        (f["ecosystem"], f["package"], f["version"], f["id"], f["fix"])
+        for f in doc["findings"]
+        if f["ecosystem"] != "deb"
+    }
+    assert apps == {
+        ("maven", "org.example:demo", "1.2.0", "GHSA-demo", "fixed by upgrading it"),
+        ("maven", "org.example:inner", "2.0", "GHSA-inner", "no fix yet"),
+        ("npm", "left-pad", "1.3.0", "GHSA-pad", "fixed by upgrading it"),
+        ("npm", "@scope/tool", "0.1.0-beta.2", "GHSA-tool", "fixed by upgrading it"),  # beta.2 < beta.10
+        ("pypi", "flask", "3.1.0", "PYSEC-flask", "fixed by upgrading it"),
+    }
+    by = {f["id"]: f for f in doc["findings"]}
+    assert by["GHSA-demo"]["purl"] == "pkg:maven/org.example/demo@1.2.0"
+    assert by["GHSA-tool"]["purl"] == "pkg:npm/%40scope/tool@0.1.0-beta.2"
+    assert by["GHSA-inner"]["location"] == "/app/libs/demo.jar!/BOOT-INF/lib/inner-2.0.jar"
+    assert by["PYSEC-flask"]["severity"] == "high" and by["PYSEC-flask"]["fixed_version"] == "3.1.1"

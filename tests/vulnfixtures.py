@@ -175,6 +175,19 @@ def osv_debian() -> list[dict[str, Any]]:
             ],
         },
         {
+            "id": "OSV-2026-5003",
+            "modified": "2026-06-01T00:00:00Z",
+            "aliases": ["CVE-2026-5003"],
+            "summary": "zed: rated by its CVSS vector alone",
+            "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+            "affected": [
+                {
+                    "package": {"ecosystem": "Debian:13", "name": "zed"},
+                    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1:3.0-1"}]}],
+                }
+            ],
+        },
+        {
             "id": "DEBIAN-CVE-2026-5002",
             "modified": "2026-06-01T00:00:00Z",
             "upstream": ["CVE-2026-5002"],
@@ -218,5 +231,6 @@ EXPECTED = {
     ("bar-base", "CVE-2026-2003", "affected", "no fix yet", ("tracker",)),
     ("zed", "CVE-2026-3001", "fixed", "fixed by rebuilding", ("tracker", "archive")),
     ("zed", "CVE-2026-3003", "fixed", "fixed by rebuilding", ("tracker",)),
+    ("zed", "CVE-2026-5003", "fixed", "fixed by rebuilding", ("osv",)),
     ("tool", "CVE-2026-4001", "affected", "no fix yet", ("tracker",)),
 }
