@@ -4,8 +4,9 @@
 Debian 12 locked from its release suite alone is behind bookworm-security: outdated
 names the security updates with the CVE ids read from the candidates' real changelogs
 (OpenSSL's among them), lock --update moves them, and a freshly locked flavor has
-nothing waiting. The python-web example, built, is scanned with tracker and OSV data
-generated for its own packages, and Syft's SBOMs of it give the same findings."""
+nothing waiting. The python-web and node-web examples, built, are scanned with tracker and OSV
+data generated for their own packages (Debian, PyPI, npm), and Syft's SBOMs of them give
+the same findings."""
 
 from __future__ import annotations
 
@@ -103,15 +104,17 @@ def test_a_freshly_locked_flavor_has_nothing_waiting(tmp_path: Path, cache_dir: 
     assert r["security"] == [] and r["ordinary"] == [] and r["checked"] > 20
 
 
-def _generated_data(lock: dict[str, Any], work: Path) -> tuple[Path, Path, set[tuple[str, str, str]]]:
+def _generated_data(
+    lock: dict[str, Any], example: str, work: Path
+) -> tuple[Path, Path, set[tuple[str, str, str]]]:
     """Tracker and OSV data made for the image's real packages, and what a scan must find."""
     pkgs = lock["archs"]["amd64"]["packages"]
     by_source: dict[str, dict[str, Any]] = {}
     for p in pkgs:
         by_source.setdefault(p["source"], p)
     binaries = {s: sorted(p["name"] for p in pkgs if p["source"] == s) for s in by_source}
-    ssl, expat = by_source["openssl"], by_source["expat"]
-    assert "zlib" in by_source
+    ssl = by_source["openssl"]
+    assert "zlib" in by_source and "base-files" in by_source
     tracker = {
         "openssl": {
             "CVE-2099-0001": {"releases": {"trixie": {"status": "resolved", "urgency": "high",
@@ -121,40 +124,90 @@ def _generated_data(lock: dict[str, Any], work: Path) -> tuple[Path, Path, set[t
         },
         "zlib": {"CVE-2099-0003": {"releases": {"trixie": {"status": "open", "urgency": "low", "nodsa": "minor",
                                                            "nodsa_reason": ""}}}},
-        "expat": {"CVE-2099-0004": {"releases": {"trixie": {"status": "resolved", "fixed_version": "0",
+        # in the image, and not affected: finds nothing
+        "base-files": {"CVE-2099-0004": {"releases": {"trixie": {"status": "resolved", "fixed_version": "0",
                                                             "urgency": "high"}}}},
     }  # fmt: skip
     (work / "tracker.json").write_text(json.dumps(tracker))
+    want = {(b, "CVE-2099-0001", "fixed") for b in binaries["openssl"]}
+    want |= {(b, "CVE-2099-0003", "affected") for b in binaries["zlib"]}
+    if example == "python-web":
+        records = [
+            (
+                "GHSA-test-0001",
+                "PyPI",
+                "Flask",
+                "ECOSYSTEM",
+                [{"introduced": "0"}, {"fixed": "99.0"}],
+                ["CVE-2099-0101"],
+            ),
+            ("GHSA-test-0002", "PyPI", "waitress", "ECOSYSTEM", [{"introduced": "0"}, {"fixed": "1.0"}], []),
+            (
+                "GHSA-test-0003",
+                "PyPI",
+                "Werkzeug",
+                "ECOSYSTEM",
+                [{"introduced": "0"}, {"last_affected": "99.0"}],
+                [],
+            ),
+        ]
+        want |= {("flask", "CVE-2099-0101", "fixed"), ("werkzeug", "GHSA-test-0003", "affected")}
+    else:
+        npm = json.loads((REPO / "examples" / "node-web" / "package-lock.json").read_text())["packages"]
+        express, parser = npm["node_modules/express"]["version"], npm["node_modules/body-parser"]["version"]
+        dev = npm["node_modules/is-number"]["version"]  # a devDependency: not in the image
+        records = [
+            (
+                "GHSA-test-0011",
+                "npm",
+                "express",
+                "SEMVER",
+                [{"introduced": "0"}, {"fixed": "99.0.0"}],
+                ["CVE-2099-0111"],
+            ),
+            (
+                "GHSA-test-0012",
+                "npm",
+                "body-parser",
+                "SEMVER",
+                [{"introduced": "0"}, {"last_affected": parser}],
+                [],
+            ),
+            (
+                "GHSA-test-0013",
+                "npm",
+                "is-number",
+                "SEMVER",
+                [{"introduced": "0"}, {"last_affected": dev}],
+                [],
+            ),
+            ("GHSA-test-0014", "npm", "express", "SEMVER", [{"introduced": "0"}, {"fixed": express}], []),
+        ]
+        want |= {("express", "CVE-2099-0111", "fixed"), ("body-parser", "GHSA-test-0012", "affected")}
     osv = work / "osv"
     osv.mkdir()
-    records = [
-        ("GHSA-test-0001", "PyPI", "Flask", [{"introduced": "0"}, {"fixed": "99.0"}], ["CVE-2099-0101"]),
-        ("GHSA-test-0002", "PyPI", "waitress", [{"introduced": "0"}, {"fixed": "1.0"}], []),
-        ("GHSA-test-0003", "PyPI", "Werkzeug", [{"introduced": "0"}, {"last_affected": "99.0"}], []),
-    ]
-    for vid, eco, name, events, aliases in records:
+    for vid, eco, name, kind, events, aliases in records:
         doc = {"id": vid, "modified": "2026-01-01T00:00:00Z", "aliases": aliases,
                "database_specific": {"severity": "MODERATE"},
                "affected": [{"package": {"ecosystem": eco, "name": name},
-                             "ranges": [{"type": "ECOSYSTEM", "events": events}]}]}  # fmt: skip
+                             "ranges": [{"type": kind, "events": events}]}]}  # fmt: skip
         (osv / f"{vid}.json").write_text(json.dumps(doc))
-    want = {(b, "CVE-2099-0001", "fixed") for b in binaries["openssl"]}
-    want |= {(b, "CVE-2099-0003", "affected") for b in binaries["zlib"]}
-    want |= {("flask", "CVE-2099-0101", "fixed"), ("werkzeug", "GHSA-test-0003", "affected")}
-    assert expat  # in the image: its not-affected record must find nothing
     return work / "tracker.json", osv, want
 
 
-def test_python_web_image_and_its_syft_sboms_give_the_same_findings(tmp_path: Path, cache_dir: Path) -> None:
-    work = tmp_path / "python-web"
-    shutil.copytree(REPO / "examples" / "python-web", work, ignore=shutil.ignore_patterns("*.lock.json"))
+@pytest.mark.parametrize("example", ["python-web", "node-web"])
+def test_example_image_and_its_syft_sboms_give_the_same_findings(
+    tmp_path: Path, cache_dir: Path, example: str
+) -> None:
+    work = tmp_path / example
+    shutil.copytree(REPO / "examples" / example, work, ignore=shutil.ignore_patterns("*.lock.json"))
     assert distill("lock", "app.yaml", "--arch", "amd64", cwd=work, cache=cache_dir).returncode == 0
     proc = distill(
         "build", "app.yaml", "--arch", "amd64", "-o", str(tmp_path / "img"), cwd=work, cache=cache_dir
     )
     assert proc.returncode == 0, proc.stderr
     lock = json.loads((work / "app.lock.json").read_text())
-    tracker, osv, want = _generated_data(lock, tmp_path)
+    tracker, osv, want = _generated_data(lock, example, tmp_path)
     dbs = ("--db", str(tracker), "--db", str(osv))
 
     def found(target: str) -> set[tuple[str, str, str]]:

@@ -65,6 +65,7 @@ _CVE = re.compile(r"CVE-\d{4}-\d{4,}")
 
 _SEVERITY_WORDS = {
     "critical": "critical",
+    "emergency": "critical",  # a changelog's highest upload urgency
     "high": "high",
     "important": "high",
     "moderate": "medium",
