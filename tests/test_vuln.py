@@ -618,3 +618,50 @@ def test_application_packages_in_an_image_are_matched_with_osv(project: Any, tmp
     assert by["GHSA-tool"]["purl"] == "pkg:npm/%40scope/tool@0.1.0-beta.2"
     assert by["GHSA-inner"]["location"] == "/app/libs/demo.jar!/BOOT-INF/lib/inner-2.0.jar"
     assert by["PYSEC-flask"]["severity"] == "high" and by["PYSEC-flask"]["fixed_version"] == "3.1.1"
+
+
+def test_trivy_shaped_sboms_give_the_lock_s_findings(project: Any, tmp_path: Path) -> None:
+    """Trivy is not installed here: its documents are written as Trivy writes them (epoch as a
+    purl qualifier; source name, version, release and epoch as CycloneDX properties; SPDX's
+    sourceInfo), for the fixture's packages."""
+    server, work, cache, data = project
+    lock = json.loads((work / "full.lock.json").read_text())["archs"]["amd64"]["packages"]
+
+    def split(v: str) -> tuple[str, str, str]:
+        epoch, _, rest = v.rpartition(":")
+        upstream, _, release = rest.rpartition("-")
+        return epoch, upstream, release
+
+    components, packages = [], []
+    for p in lock:
+        epoch, up, rel = split(p["version"])
+        q = f"arch={p['architecture']}&distro=debian-13.1" + (f"&epoch={epoch}" if epoch else "")
+        purl = f"pkg:deb/debian/{p['name']}@{up}-{rel}?{q}"
+        s_epoch, s_up, s_rel = split(p["source_version"])
+        props = [{"name": "aquasecurity:trivy:SrcName", "value": p["source"]},
+                 {"name": "aquasecurity:trivy:SrcVersion", "value": s_up},
+                 {"name": "aquasecurity:trivy:SrcRelease", "value": s_rel}]  # fmt: skip
+        if s_epoch:
+            props.append({"name": "aquasecurity:trivy:SrcEpoch", "value": s_epoch})
+        components.append({"bom-ref": purl, "type": "library", "name": p["name"], "version": p["version"],
+                           "purl": purl, "properties": props})  # fmt: skip
+        packages.append({"name": p["name"], "SPDXID": f"SPDXRef-{p['name']}", "versionInfo": p["version"],
+                         "sourceInfo": f"built package from: {p['source']} {p['source_version']}",
+                         "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
+                                           "referenceLocator": purl}]})  # fmt: skip
+    cdx = {"bomFormat": "CycloneDX", "specVersion": "1.5", "components": components}
+    spdx = {"spdxVersion": "SPDX-2.3", "packages": packages}
+    (tmp_path / "trivy.cdx.json").write_text(json.dumps(cdx))
+    (tmp_path / "trivy.spdx.json").write_text(json.dumps(spdx))
+    dbs = ("--db", str(data / "tracker.json"), "--db", str(data / "osv-debian"))
+    mirror = ("--mirror", server.url, "--security-mirror", server.url, "--keyring", key_of(work))
+    for name in ("trivy.cdx.json", "trivy.spdx.json"):
+        proc = run(
+            "scan", str(tmp_path / name), *dbs, *mirror, "--format", "json", "-q", cwd=work, cache=cache
+        )
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads(proc.stdout)
+        assert doc["results"][0]["release"] == "trixie"  # from the distro qualifier
+        assert _findings(doc) == vf.EXPECTED, name
+        zed = next(f for f in doc["results"][0]["findings"] if f["package"] == "zed")
+        assert zed["version"] == "1:3.0~rc1-1" and zed["source_version"] == "1:3.0~rc1-1"
