@@ -279,6 +279,23 @@ def test_scan_of_the_built_image_finds_what_the_lock_does(project: Any, tmp_path
     proc = run("scan", str(tmp_path / "img"), *dbs, *mirror, "--format", "json", "-q", cwd=work, cache=cache)
     assert _findings(json.loads(proc.stdout)) == vf.EXPECTED
     assert json.loads(proc.stdout)["results"][0]["release"] == "trixie"
+    # the same image in a registry (Debian's docker-registry on 127.0.0.1), read through the API
+    from test_audit_images import _Registry
+
+    (tmp_path / "reg").mkdir()
+    reg = _Registry(tmp_path / "reg", None)
+    try:
+        push = ["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{tmp_path / 'img'}",
+                f"docker://127.0.0.1:{reg.port}/fixture/app:1"]  # fmt: skip
+        assert subprocess.run(push, capture_output=True, text=True, timeout=120).returncode == 0
+        ref = f"docker://127.0.0.1:{reg.port}/fixture/app:1"
+        # a cache of its own: the package list is kept by layer digests, and the layout's are the same
+        proc = run("scan", ref, *dbs, *mirror, "--format", "json", "-q", cwd=work, cache=tmp_path / "c2")
+        assert proc.returncode == 0, proc.stderr
+        assert _findings(json.loads(proc.stdout)) == vf.EXPECTED
+        assert list((tmp_path / "c2" / "distill" / "vuln").glob("*.inventory"))
+    finally:
+        reg.close()
     # an SBOM that does not say which release its Debian packages are from
     bom = {"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [{"type": "library", "name": "zed",
            "version": "1:3.0~rc1-1", "purl": "pkg:deb/debian/zed@1:3.0~rc1-1?arch=amd64"}]}  # fmt: skip

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from distill.cli.common import EXIT_ERROR, Subparsers, add_common, options
-from distill.errors import BuildError, DistillError, SpecError
+from distill.cli.common import Subparsers, add_common, options
+from distill.errors import BuildError, SpecError
 
 TARGETS = (
     "a spec (its lock beside it, or --lock), a lock (NAME.lock.json), an SBOM (SPDX or CycloneDX JSON: "
@@ -193,6 +193,3 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.fail_on != "none" and any(r.at_least(args.fail_on) for r in results):
         return 1
     return 0
-
-
-__all__ = ["EXIT_ERROR", "DistillError", "register"]

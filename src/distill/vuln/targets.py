@@ -81,10 +81,12 @@ def _lock_suites(lock: Lock, keyrings: tuple[Path, ...] | None) -> list[Source]:
     return [Source(s.url, s.suite, tuple(comps.get(s.suite) or ["main"]), keyrings) for s in lock.suites]
 
 
-def _debs_by_arch(lock: Lock, name: str) -> dict[str, list[Pkg]]:
+def _debs_by_arch(lock: Lock, name: str, arch: str | None) -> dict[str, list[Pkg]]:
+    """Every architecture's packages (only ``arch``'s when one is asked for)."""
     return {
-        arch: [Pkg("deb", p.name, p.version, p.source, p.source_version, p.architecture, name) for p in pkgs]
-        for arch, pkgs in lock.packages.items()
+        a: [Pkg("deb", p.name, p.version, p.source, p.source_version, p.architecture, name) for p in pkgs]
+        for a, pkgs in lock.packages.items()
+        if arch is None or a == arch
     }
 
 
@@ -123,7 +125,7 @@ def open_target(
             srcs = _with_release_suites(
                 _lock_suites(lock, keyrings), _distro_suites(distro or lock.distro, options, keyrings)
             )
-            return Target(inv, _debs_by_arch(lock, text), srcs, lock, path)
+            return Target(inv, _debs_by_arch(lock, text, arch), srcs, lock, path)
         if doc is not None:
             if not is_sbom(doc):
                 raise VulnError(
@@ -149,7 +151,7 @@ def open_target(
         srcs = _with_release_suites(
             spec_sources(spec, options), _distro_suites(spec.distro, options, keyrings)
         )
-        return Target(inv, _debs_by_arch(lock, str(lp)), srcs, lock, lp, spec, spec_path)
+        return Target(inv, _debs_by_arch(lock, str(lp), arch), srcs, lock, lp, spec, spec_path)
     from distill.archive.cache import Cache
 
     cache = Cache(options.cache_dir)
