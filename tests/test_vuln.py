@@ -682,3 +682,50 @@ def test_trivy_shaped_sboms_give_the_lock_s_findings(project: Any, tmp_path: Pat
         assert _findings(doc) == vf.EXPECTED, name
         zed = next(f for f in doc["results"][0]["findings"] if f["package"] == "zed")
         assert zed["version"] == "1:3.0~rc1-1" and zed["source_version"] == "1:3.0~rc1-1"
+
+
+def test_an_image_distill_did_not_build_is_read_from_its_dpkg_status(project: Any, tmp_path: Path) -> None:
+    """A conventional layout (made by the tests' OCI tools): /var/lib/dpkg/status with
+    installed and removed packages, os-release, and a later layer whose whiteout removes a
+    Python package: outdated and scan read what is installed in the final filesystem."""
+    from ocitools import F, layer_tar, write_layout
+
+    server, work, cache, data = project
+    lock = json.loads((work / "full.lock.json").read_text())["archs"]["amd64"]["packages"]
+    paras = [
+        f"Package: {p['name']}\nStatus: install ok installed\nArchitecture: {p['architecture']}\n"
+        f"Version: {p['version']}\n" + (f"Source: {p['source']}\n" if p["source"] != p["name"] else "")
+        for p in lock
+    ]
+    paras.append(
+        "Package: gone\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 1.0\nSource: foo\n"
+    )
+    base = layer_tar([
+        F("etc/os-release", b'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nID=debian\nVERSION_ID="13"\nVERSION_CODENAME=trixie\n'),
+        F("var/lib/dpkg/status", "\n".join(paras).encode()),
+        F("usr/local/lib/python3.13/site-packages/flask-3.1.0.dist-info/METADATA", b"Name: Flask\nVersion: 3.1.0\n"),
+        F("usr/local/lib/python3.13/site-packages/old-1.0.dist-info/METADATA", b"Name: old\nVersion: 1.0\n"),
+    ])  # fmt: skip
+    top = layer_tar([F("usr/local/lib/python3.13/site-packages/.wh.old-1.0.dist-info")])
+    write_layout(tmp_path / "conv", [base, top])
+    mirror = ("--mirror", server.url, "--security-mirror", server.url, "--keyring", key_of(work))
+    proc = run("outdated", str(tmp_path / "conv"), *mirror, "--format", "json", "-q", cwd=work, cache=cache)
+    assert proc.returncode == 1, proc.stderr
+    r = json.loads(proc.stdout)["reports"][0]
+    assert {u["package"] for u in r["security"]} == {"libfoo1", "libbar1", "bar-base", "zed"}
+    assert r["checked"] == len(lock)  # "gone" is not installed
+    osv = vf.write_osv_dir(tmp_path / "osv-py", [
+        {"id": "PYSEC-old", "affected": [{"package": {"ecosystem": "PyPI", "name": "old"},
+                                          "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}]}]},
+        {"id": "PYSEC-flask", "affected": [{"package": {"ecosystem": "PyPI", "name": "flask"},
+                                            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.1.1"}]}]}]},
+    ])  # fmt: skip
+    dbs = ("--db", str(data / "tracker.json"), "--db", str(data / "osv-debian"), "--db", str(osv))
+    proc = run("scan", str(tmp_path / "conv"), *dbs, *mirror, "--format", "json", "-q", cwd=work, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    debs = {f for f in _findings(doc) if f[0] != "flask"}
+    assert debs == vf.EXPECTED
+    assert {f[:2] for f in _findings(doc) if f[0] == "flask"} == {
+        ("flask", "PYSEC-flask")
+    }  # "old" is whited out
