@@ -729,3 +729,18 @@ def test_an_image_distill_did_not_build_is_read_from_its_dpkg_status(project: An
     assert {f[:2] for f in _findings(doc) if f[0] == "flask"} == {
         ("flask", "PYSEC-flask")
     }  # "old" is whited out
+
+
+def test_a_target_that_cannot_be_read_does_not_stop_the_others(project: Any, tmp_path: Path) -> None:
+    _, work, cache, data = project
+    (tmp_path / "broken").mkdir()
+    proc = run("scan", str(tmp_path / "broken"), "full.yaml", "--db", str(data / "tracker.json"), "--format",
+               "json", "-q", cwd=work, cache=cache)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len([ln for ln in proc.stderr.splitlines() if ln.startswith("distill: error:")]) == 1
+    doc = json.loads(proc.stdout)
+    assert [r["target"] for r in doc["results"]] == ["full.yaml"] and len(doc["errors"]) == 1
+    proc = run(
+        "outdated", "full.yaml", str(tmp_path / "broken"), "-q", "--format", "json", cwd=work, cache=cache
+    )
+    assert proc.returncode == 2 and json.loads(proc.stdout)["reports"][0]["security"]

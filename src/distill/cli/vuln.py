@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from distill.cli.common import Subparsers, add_common, options
-from distill.errors import BuildError, SpecError
+from distill.cli.common import EXIT_ERROR, Subparsers, add_common, options
+from distill.errors import BuildError, DistillError, SpecError
 
 TARGETS = (
     "a spec (its lock beside it, or --lock), a lock (NAME.lock.json), an SBOM (SPDX or CycloneDX JSON: "
@@ -118,17 +118,18 @@ def _write(args: argparse.Namespace, text: str) -> None:
         sys.stdout.write(text)
 
 
-def _targets(args: argparse.Namespace) -> list[Any]:
+def _each(args: argparse.Namespace, opts: Any, fn: Any) -> tuple[list[Any], list[str]]:
+    """``fn(target)`` for every target; a target that cannot be read is one error line and
+    the others go on (exit status 2 at the end, as ``distill audit`` does)."""
     from distill.vuln import open_target
 
     if args.lock and len(args.targets) != 1:
         raise SpecError("--lock takes one spec target")
-    opts = options(args)
     auth = _auth(args)
-    out = []
+    out, errors = [], []
     for t in args.targets:
-        out.append(
-            open_target(
+        try:
+            target = open_target(
                 t,
                 opts,
                 arch=args.arch,
@@ -138,8 +139,11 @@ def _targets(args: argparse.Namespace) -> list[Any]:
                 auth=auth,
                 plain_http=args.plain_http,
             )
-        )
-    return out
+            out.append(fn(target))
+        except DistillError as exc:
+            errors.append(exc.one_line())
+            print(f"distill: error: {exc.one_line()}", file=sys.stderr)
+    return out, errors
 
 
 def cmd_outdated(args: argparse.Namespace) -> int:
@@ -148,11 +152,11 @@ def cmd_outdated(args: argparse.Namespace) -> int:
 
     opts = options(args)
     try:
-        reports = [outdated(t, opts) for t in _targets(args)]
+        reports, errors = _each(args, opts, lambda t: outdated(t, opts))
     finally:
         opts.reporter.close()
     if args.format == "json":
-        _write(args, render.outdated_json(reports))
+        _write(args, render.outdated_json(reports, errors))
     elif args.format == "markdown":
         _write(args, render.outdated_markdown(reports))
     elif args.output:
@@ -161,6 +165,8 @@ def cmd_outdated(args: argparse.Namespace) -> int:
         _write(args, buf.getvalue())
     else:
         render.outdated_terminal(reports, sys.stdout)
+    if errors:
+        return EXIT_ERROR
     return 1 if any(r.security for r in reports) else 0
 
 
@@ -169,18 +175,20 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from distill.vuln import db as vdb
     from distill.vuln import report as render
     from distill.vuln import scan
+    from distill.vuln.scan import read_waivers
 
     opts = options(args)
     try:
+        waivers = read_waivers(args.ignore) if args.ignore else None
         cache = Cache(opts.cache_dir)
         dbs = [vdb.load(spec, cache, offline=opts.offline) for spec in vdb.from_environment(args.db)]
-        results = [scan(t, opts, dbs, args.ignore, args.only_fixed) for t in _targets(args)]
+        results, errors = _each(args, opts, lambda t: scan(t, opts, dbs, waivers, args.only_fixed))
     finally:
         opts.reporter.close()
     if args.format == "json":
-        _write(args, render.scan_json(results, []))
+        _write(args, render.scan_json(results, errors))
     elif args.format == "sarif":
-        _write(args, render.sarif(results, []))
+        _write(args, render.sarif(results, errors))
     elif args.format == "cyclonedx":
         stamp = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
         _write(args, render.cyclonedx(results, stamp))
@@ -190,6 +198,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         _write(args, buf.getvalue())
     else:
         render.scan_terminal(results, sys.stdout)
+    if errors:
+        return EXIT_ERROR
     if args.fail_on != "none" and any(r.at_least(args.fail_on) for r in results):
         return 1
     return 0

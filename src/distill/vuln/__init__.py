@@ -12,14 +12,13 @@ CycloneDX readers), :mod:`~.targets`, :mod:`~.scan` (matching, waivers) and
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from distill.archive.cache import Cache
 from distill.archive.repo import Archive
 from distill.options import Options
 from distill.vuln.outdated import Outdated, candidates, find_updates
-from distill.vuln.scan import ScanResult, apply_waivers, check_coverage, match, read_waivers
+from distill.vuln.scan import ScanResult, Waiver, apply_waivers, check_coverage, match, read_waivers
 from distill.vuln.targets import Target, open_target
 
 
@@ -46,20 +45,20 @@ def outdated(target: Target, options: Options) -> Outdated:
             if not target.installed
             else f"Debian {target.inventory.codename} is not a release distill has suites for"
         )
-        return Outdated(name, [], checked, [], [note])
+        return Outdated(name, [], checked, [], [note], target.inventory.kind)
     try:
         updates = find_updates(archive, target.installed, reporter=options.reporter, jobs=options.jobs)
         suites = [s.suite for s in archive.sources]
     finally:
         archive.close()
-    return Outdated(name, suites, checked, updates)
+    return Outdated(name, suites, checked, updates, kind=target.inventory.kind)
 
 
 def scan(
     target: Target,
     options: Options,
     dbs: list[Any],
-    waivers: Path | None = None,
+    waivers: list[Waiver] | None = None,
     only_fixed: bool = False,
 ) -> ScanResult:
     """The findings of ``target`` from the archive and the given data sources."""
@@ -100,9 +99,9 @@ def scan(
             }
         )
     result = ScanResult(inv.name, inv, findings, [], sources, notes)
-    if waivers is not None:
-        apply_waivers(result, read_waivers(waivers))
+    if waivers:
+        apply_waivers(result, waivers)
     return result
 
 
-__all__ = ["Outdated", "ScanResult", "Target", "open_target", "outdated", "scan"]
+__all__ = ["Outdated", "ScanResult", "Target", "Waiver", "open_target", "outdated", "read_waivers", "scan"]

@@ -71,6 +71,7 @@ class Outdated:
     checked: int
     updates: list[Update]
     notes: list[str] = field(default_factory=list)
+    kind: str = "lock"  # spec | lock | image | sbom
 
     @property
     def security(self) -> list[Update]:

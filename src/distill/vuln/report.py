@@ -83,7 +83,7 @@ def update_json(u: Update) -> dict[str, Any]:
     }
 
 
-def outdated_json(reports: list[Outdated]) -> str:
+def outdated_json(reports: list[Outdated], errors: list[str] | None = None) -> str:
     doc = {
         "tool": "distill",
         "version": __version__,
@@ -98,6 +98,7 @@ def outdated_json(reports: list[Outdated]) -> str:
             }
             for r in reports
         ],
+        "errors": errors or [],
     }
     return json.dumps(doc, indent=2) + "\n"
 
@@ -130,7 +131,14 @@ def outdated_terminal(reports: list[Outdated], stream: IO[str]) -> None:
         for n in r.notes:
             console.print(f"  [dim]note:[/] {n}")
         if sec:
-            console.print("  [bold]to take them:[/] distill lock SPEC --update, then rebuild")
+            how = (
+                f"distill lock {r.target} --update, then rebuild"
+                if r.kind == "spec"
+                else "distill lock SPEC --update, then rebuild"
+                if r.kind == "lock"
+                else "rebuild the image from an updated lock (distill lock SPEC --update)"
+            )
+            console.print(f"  [bold]to take them:[/] {how}")
         console.print()
 
 
