@@ -80,7 +80,7 @@ def scan(
         notes.append(
             f"the archive's changelogs were not read: distill has no suites for Debian {inv.codename}"
         )
-    findings = match(inv, dbs, updates, best)
+    findings = match(inv, dbs, updates, best, suites_read=archive is not None)
     if only_fixed:
         findings = [f for f in findings if f.state == "fixed"]
     sources: list[dict[str, Any]] = []

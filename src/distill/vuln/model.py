@@ -104,6 +104,7 @@ class Finding:
     aliases: list[str] = field(default_factory=list)
     origins: list[str] = field(default_factory=list)  # archive | tracker | osv
     waiver: dict[str, str] | None = None
+    suites_read: bool = True  # whether the archive's suites were looked at for a fix
 
     @property
     def fix(self) -> str:
@@ -116,4 +117,4 @@ class Finding:
             return "fixed by rebuilding"
         if self.package.ecosystem != "deb":
             return "fixed by upgrading it"
-        return "fixed, not in the suites yet"
+        return "fixed, not in the suites yet" if self.suites_read else "fixed"

@@ -29,7 +29,7 @@ from distill.debian.version import version_key
 from distill.errors import VulnError
 from distill.vuln.db import Database, urgency_severity
 from distill.vuln.inventory import Inventory
-from distill.vuln.model import Finding, Pkg, rank
+from distill.vuln.model import Finding, rank
 from distill.vuln.outdated import Update
 from distill.vuln.versions import in_ranges
 
@@ -68,7 +68,7 @@ class ScanResult:
         return [f for f in self.findings if rank(f.severity) >= rank(severity)]
 
 
-def _from_updates(updates: list[Update], by_pkg: dict[tuple[str, str], Pkg]) -> list[Finding]:
+def _from_updates(updates: list[Update]) -> list[Finding]:
     out = []
     for u in updates:
         for cve in u.cves:
@@ -101,11 +101,11 @@ def match(
     dbs: list[Database],
     updates: list[Update],
     best: dict[str, Package],
+    suites_read: bool = True,
 ) -> list[Finding]:
-    """Every finding for ``inv``; ``best`` maps package names to their newest candidate."""
-    findings: list[Finding] = []
-    by_pkg = {(p.name, p.version): p for p in inv.packages}
-    findings += _from_updates(updates, by_pkg)
+    """Every finding for ``inv``; ``best`` maps package names to their newest candidate
+    (``suites_read`` False: the suites could not be looked at)."""
+    findings: list[Finding] = _from_updates(updates)
     eco_deb = f"debian:{inv.codename}" if inv.codename else None
     for db in dbs:
         for p in inv.packages:
@@ -132,6 +132,7 @@ def match(
                     available = _available(best.get(p.name), fixed) if p.ecosystem == "deb" else None
                     f = Finding(a.id, p, "fixed" if fixed else "affected", a.severity, fixed, available)
                 f.urgency, f.detail, f.summary = a.urgency, a.detail, a.summary
+                f.suites_read = suites_read
                 f.aliases = list(a.aliases)
                 f.origins = [a.origin]
                 findings.append(f)
