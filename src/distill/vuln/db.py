@@ -506,7 +506,16 @@ def _fetch_url(url: str, cache: Cache, offline: bool) -> tuple[bytes, str, float
                     cached = body
             except OSError:
                 cached = None
-    fetched = float(record.get("fetched", 0)) if isinstance(record, dict) and cached is not None else 0.0
+    when = record.get("fetched") if isinstance(record, dict) else None
+    fetched = float(when) if cached is not None and isinstance(when, (int, float)) else 0.0
+    old_etag = (
+        record.get("etag") if isinstance(record, dict) and isinstance(record.get("etag"), str) else None
+    )
+    old_modified = (
+        record.get("last_modified")
+        if isinstance(record, dict) and isinstance(record.get("last_modified"), str)
+        else None
+    )
     if offline:
         if cached is None:
             raise VulnError(
@@ -518,8 +527,8 @@ def _fetch_url(url: str, cache: Cache, offline: bool) -> tuple[bytes, str, float
     try:
         got = transport.get(
             url,
-            etag=record.get("etag") if cached is not None and record else None,
-            last_modified=record.get("last_modified") if cached is not None and record else None,
+            etag=old_etag if cached is not None else None,
+            last_modified=old_modified if cached is not None else None,
             max_size=db_limit(),
         )
     except NetworkError as exc:
@@ -540,7 +549,14 @@ def _fetch_url(url: str, cache: Cache, offline: bool) -> tuple[bytes, str, float
     sha = hashlib.sha256(data).hexdigest()
     if got.status != 304 or cached is None:
         atomic_write(cache.vuln_path(sha, "data"), data)
-    doc = {"url": url, "sha256": sha, "etag": got.etag, "last_modified": got.last_modified, "fetched": now}
+    unchanged = got.status == 304
+    doc = {
+        "url": url,
+        "sha256": sha,
+        "etag": got.etag or (old_etag if unchanged else None),
+        "last_modified": got.last_modified or (old_modified if unchanged else None),
+        "fetched": now,
+    }
     atomic_write(record_path, seal(json.dumps(doc).encode()))
     return data, sha, now
 
