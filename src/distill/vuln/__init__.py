@@ -68,9 +68,11 @@ def scan(
     notes = list(inv.notes)
     updates = []
     best = {}
-    if archive is not None and inv.arch is not None:
+    # the architecture whose suites are read: the inventory's, else the one the target was filed under
+    arch = inv.arch if inv.arch in target.installed else next(iter(target.installed), None)
+    if archive is not None and arch is not None:
         try:
-            mine = {inv.arch: [p for p in inv.debs]}
+            mine = {arch: inv.debs}
             cands = candidates(archive, mine)
             best = {name: pkg for (_, name), pkg in cands.items()}
             updates = find_updates(archive, mine, reporter=options.reporter, jobs=options.jobs, best=cands)
