@@ -112,7 +112,7 @@ def tracker() -> dict[str, Any]:
             "releases": {"trixie": trixie, "bookworm": _rel("resolved", fixed="0")},
         }
 
-    return {
+    doc: dict[str, Any] = {
         "foo": {
             "CVE-2026-1001": issue("foo: heap overflow", _rel("resolved", "high", "1.0-1+deb13u1")),
             "CVE-2026-1003": issue(
@@ -120,6 +120,9 @@ def tracker() -> dict[str, Any]:
             ),
             "CVE-2026-1004": issue("foo: not in this release", _rel("resolved", "high", "0")),
             "CVE-2026-1005": issue("foo: fixed long ago", _rel("resolved", "high", "0.9-1")),
+            "CVE-2026-1006": issue(
+                "foo: resolved, version unknown", _rel("resolved", "high", "undetermined")
+            ),
         },
         "bar": {
             "CVE-2026-2001": issue("bar: use after free", _rel("resolved", "medium", "2.0-1+deb13u1")),
@@ -140,6 +143,8 @@ def tracker() -> dict[str, Any]:
             "CVE-2026-4001": issue("tool: under investigation", _rel("undetermined", "unimportant")),
         },
     }
+    doc["foo"]["CVE-2026-1001"]["releases"][""] = {"status": "open"}  # the export has such a key
+    return doc
 
 
 def osv_debian() -> list[dict[str, Any]]:

@@ -62,6 +62,7 @@ ZIP_ERRORS = (
     ValueError,
 )
 _CVE = re.compile(r"CVE-\d{4}-\d{4,}")
+_DEB_VERSION = re.compile(r"(\d+:)?\d")  # a Debian version starts with a digit (after its epoch)
 
 _SEVERITY_WORDS = {
     "critical": "critical",
@@ -265,9 +266,13 @@ def _tracker(doc: dict[str, Any], label: str) -> tuple[dict[str, dict[str, list[
                 fixed = fixed if isinstance(fixed, str) and fixed else None
                 urgency = str(r["urgency"]) if isinstance(r.get("urgency"), str) else ""
                 nodsa = str(r["nodsa_reason"]) if isinstance(r.get("nodsa_reason"), str) else ""
+                if not release or not isinstance(release, str):
+                    continue  # the export's "" release: not a release
                 if status == "resolved":
                     if fixed is None or fixed == "0":
                         continue  # never affected
+                    if not _DEB_VERSION.match(fixed):
+                        continue  # "undetermined" and the like: no version to compare with
                     state, detail = "fixed", ""
                 elif urgency == "end-of-life":
                     state, detail, fixed = "will-not-fix", "end-of-life", None
