@@ -59,6 +59,7 @@ class Pkg:
     breaks: str = ""
     multi_arch: str = ""
     priority: str = "optional"
+    source: str = ""  # "name" or "name (version)", as a Packages index writes it
     files: dict[str, bytes] = field(default_factory=dict)
     entries: list[Entry] = field(default_factory=list)
 
@@ -71,6 +72,7 @@ class Pkg:
             f"Priority: {self.priority}",
         ]
         for key, value in (
+            ("Source", self.source),
             ("Multi-Arch", self.multi_arch),
             ("Provides", self.provides),
             ("Pre-Depends", self.pre_depends),
@@ -203,9 +205,7 @@ def write_suite(
     stanzas: dict[str, list[str]] = {a: [] for a in archs}
     for pkg in packages:
         data = make_deb(pkg)
-        rel = (
-            f"pool/main/{pkg.name[0]}/{pkg.name}/{pkg.name}_{pkg.version.replace(':', '%3a')}_{pkg.arch}.deb"
-        )
+        rel = f"pool/main/{pkg.name[0]}/{pkg.name}/{pkg.name}_{pkg.version.partition(':')[2] or pkg.version}_{pkg.arch}.deb"
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

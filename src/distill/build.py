@@ -22,7 +22,7 @@ from distill.assemble.expand import Expanded, expand, expand_tarball, load_expan
 from distill.assemble.rootfs import LevelInput, assemble
 from distill.assemble.system import BUNDLE, NONROOT_UID, java_version
 from distill.assemble.tree import Tree
-from distill.distros import get_distro
+from distill.distros import get_distro, host_arch
 from distill.errors import BuildError, DistillError, LockError, OutputError, SpecError
 from distill.oci.image import (
     CONFIG,
@@ -47,7 +47,7 @@ from distill.oci.source import Document
 from distill.oci.source import Image as SourceImage
 from distill.options import Options
 from distill.resolve.lock import Lock, LockedPackage
-from distill.spec.model import Spec, expand_arch, host_arch
+from distill.spec.model import Spec, expand_arch
 from distill.upstream import nodejs
 
 VARIANTS = ("latest", "nonroot", "debug", "debug-nonroot")

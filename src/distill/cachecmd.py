@@ -31,6 +31,7 @@ _KINDS = {
     "expanded": "expanded package",
     "layers": "layer",
     "blobs": "blob",
+    "vuln": "vulnerability data",
 }
 
 
@@ -71,6 +72,7 @@ _CACHE_NAMES = {
     "apps",
     "npm",
     "pip",
+    "vuln",
 }
 
 
@@ -129,10 +131,26 @@ def entries(root: Path) -> Iterator[Entry]:
         yield Entry("layers", p.name.removesuffix(".json"), (p,))
     for p in _files(root / "blobs" / "sha256"):
         yield Entry("blobs", p.name, (p,))
+    for p in _files(root / "vuln"):
+        yield Entry("vuln", p.name, (p,))
 
 
 def _problem(root: Path, e: Entry) -> str | None:
     """Why an entry is bad, or None when it is intact."""
+    if e.kind == "vuln":
+        stem, _, suffix = e.key.partition(".")
+        if not is_digest(stem) or suffix not in (
+            "changelog",
+            "candidates",
+            "data",
+            "index",
+            "inventory",
+            "url",
+        ):
+            return "not a name distill writes"
+        if suffix == "data":
+            return None if sha256_file(e.paths[0]) == stem else "does not match its SHA256"
+        return None if _unsealed(e.paths[0]) is not None else "damaged (or from an older distill)"
     if e.kind != "layers" and not is_digest(e.key):
         return "not a name distill writes"
     by_name = {p.name: p for p in e.paths}
@@ -186,7 +204,7 @@ def verify(root: Path, on_removed: Callable[[Path, str], None] | None = None) ->
     """Hash every entry; remove the bad ones (layers after blobs, as they point at them)."""
     check_root(root)
     report = Report()
-    order = {"debs": 0, "archives": 0, "indexes": 1, "expanded": 2, "blobs": 3, "layers": 4}
+    order = {"debs": 0, "archives": 0, "indexes": 1, "expanded": 2, "blobs": 3, "layers": 4, "vuln": 5}
     for e in sorted(entries(root), key=lambda e: order[e.kind]):
         report.checked += 1
         try:

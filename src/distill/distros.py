@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
 
 from distill.errors import SpecError
@@ -52,6 +53,23 @@ DEBIAN_SUITE_NAMES = frozenset(
         "experimental",
     }
 )
+
+
+_MACHINE_TO_ARCH = {
+    "x86_64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "armv7l": "armhf",
+    "i686": "i386",
+    "ppc64le": "ppc64el",
+    "riscv64": "riscv64",
+    "s390x": "s390x",
+}
+
+
+def host_arch() -> str:
+    """The Debian architecture of this machine (amd64 when it is none Debian names)."""
+    return _MACHINE_TO_ARCH.get(platform.machine(), "amd64")
 
 
 def get_distro(name: str) -> Distro:

@@ -24,7 +24,8 @@ Anything else escaping is a bug in distill.
     │   └── OutputError         the output cannot be written
     ├── ImageError              an image cannot be read or written (source, sink, reference)
     │   └── RegistryError       a registry refused, failed or cannot be reached
-    └── AuditError              an audit target cannot be read (corrupt, unreachable, unparsable)
+    ├── AuditError              an audit target cannot be read (corrupt, unreachable, unparsable)
+    └── VulnError               vulnerability data, a waiver file or an SBOM cannot be used
 """
 
 from __future__ import annotations
@@ -127,3 +128,8 @@ class RegistryError(ImageError):
 class AuditError(DistillError):
     """An audit target cannot be read: a corrupt or truncated image, a registry that
     refuses or cannot be reached, a Dockerfile or manifest that does not parse."""
+
+
+class VulnError(DistillError):
+    """Vulnerability data (a tracker export, OSV records), a waiver file or an SBOM that
+    cannot be read or used, or a target the data does not cover."""

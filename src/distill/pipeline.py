@@ -64,8 +64,14 @@ def policy_for(spec: Spec) -> PrunePolicy:
     return PrunePolicy.make(defaults=spec.prune.defaults, keep=spec.prune.keep, exclude=spec.exclude)
 
 
-def resolve(spec: Spec, archive: Archive, archs: list[str] | None = None) -> dict[str, Resolution]:
-    """Resolve the spec's packages for each architecture."""
+Prefer = dict[str, dict[str, str]]  # arch -> package -> the version to try first (a lock's)
+
+
+def resolve(
+    spec: Spec, archive: Archive, archs: list[str] | None = None, prefer: Prefer | None = None
+) -> dict[str, Resolution]:
+    """Resolve the spec's packages for each architecture (``prefer``: versions to keep
+    where they still fit, for ``lock --update PKG``)."""
     if not spec.packages:
         raise SpecError("the spec lists no packages", hint="add a packages: list (or extends:)")
     archs = archs or list(spec.archs)
@@ -74,7 +80,7 @@ def resolve(spec: Spec, archive: Archive, archs: list[str] | None = None) -> dic
     requests = spec.requests()
     out: dict[str, Resolution] = {}
     for arch in archs:
-        out[arch] = Resolver(universes[arch], policy).resolve(requests)
+        out[arch] = Resolver(universes[arch], policy, (prefer or {}).get(arch)).resolve(requests)
     return out
 
 
@@ -82,7 +88,7 @@ DEBUG_PACKAGES = ("busybox-static",)
 
 
 def level_assignment(
-    spec: Spec, archive: Archive, resolutions: dict[str, Resolution]
+    spec: Spec, archive: Archive, resolutions: dict[str, Resolution], prefer: Prefer | None = None
 ) -> dict[str, dict[str, str]]:
     """arch -> package -> the lowest level of the spec's chain that brings it in (same version).
 
@@ -97,7 +103,9 @@ def level_assignment(
             if not level.packages:
                 continue
             try:
-                level_res = Resolver(universe, policy_for(level)).resolve(level.requests())
+                level_res = Resolver(universe, policy_for(level), (prefer or {}).get(arch)).resolve(
+                    level.requests()
+                )
             except ResolveError:
                 continue  # the level does not stand alone: its packages go higher up
             for p in level_res.packages:
@@ -107,13 +115,17 @@ def level_assignment(
     return out
 
 
-def resolve_debug(spec: Spec, archive: Archive, archs: list[str]) -> dict[str, Resolution]:
+def resolve_debug(
+    spec: Spec, archive: Archive, archs: list[str], prefer: Prefer | None = None
+) -> dict[str, Resolution]:
     """What the debug variants add: a static busybox (with whatever it needs)."""
     requests = [to_clause(n) for n in DEBUG_PACKAGES]
     out = {}
     for arch in archs:
         try:
-            out[arch] = Resolver(archive.universe(arch), policy_for(spec)).resolve(requests)
+            out[arch] = Resolver(archive.universe(arch), policy_for(spec), (prefer or {}).get(arch)).resolve(
+                requests
+            )
         except ResolveError:
             continue  # no busybox here: the debug variants cannot be built from this lock
     return out
@@ -146,7 +158,11 @@ def lock_archives(
 
 
 def make_lock(
-    spec: Spec, archive: Archive, resolutions: dict[str, Resolution], options: Options | None = None
+    spec: Spec,
+    archive: Archive,
+    resolutions: dict[str, Resolution],
+    options: Options | None = None,
+    prefer: Prefer | None = None,
 ) -> Lock:
     suites = [
         LockedSuite(
@@ -164,8 +180,8 @@ def make_lock(
         suites,
         resolutions,
         layers=[name for name, _ in spec.levels],
-        assignment=level_assignment(spec, archive, resolutions),
-        debug=resolve_debug(spec, archive, sorted(resolutions)),
+        assignment=level_assignment(spec, archive, resolutions, prefer),
+        debug=resolve_debug(spec, archive, sorted(resolutions), prefer),
         archives=archives,
     )
 

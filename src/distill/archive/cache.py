@@ -7,6 +7,13 @@ Layout under the cache directory::
     indexes/<sha256>          a verified, decompressed Packages file, named by its hash
     indexes/<sha256>.idx      the parsed look-up table for it (sealed: checksummed, see below)
     debs/<sha256>.deb         verified .deb files, named by their hash
+    vuln/<sha256>.changelog   the parsed changelog of a .deb (sealed; distill.vuln)
+    vuln/<sha256>.data        a vulnerability data file downloaded from a URL, named by its hash
+    vuln/<sha256>.index       the look-up table made from a data file (sealed)
+    vuln/<sha256>.candidates  the newest candidates of a set of packages, named by the
+                              suites' InRelease digests and the names (sealed)
+    vuln/<sha256>.inventory   the packages of an image, named by its config and layer digests (sealed)
+    vuln/<key>.url            what a data URL last gave: its hash, validators and time (sealed)
     tmp/                      partial downloads (resumed by the next run) and entry locks
 
 Every write goes to a temporary file with a name unique to its writer, in the same
@@ -239,6 +246,13 @@ class Cache:
 
     def lock_path(self, sha256: str) -> Path:
         return self._dir("tmp") / f"{check_digest(sha256, 'package hash')}.lock"
+
+    def vuln_path(self, key: str, kind: str) -> Path:
+        """An entry of the vulnerability data (see the module docstring); ``key`` is a
+        SHA256: the .deb's, the data file's, or (``url``) the URL's."""
+        if kind not in ("changelog", "candidates", "data", "index", "inventory", "url"):
+            raise ValueError(kind)
+        return self._dir("vuln") / f"{check_digest(key, 'vulnerability data key')}.{kind}"
 
     def has_deb(self, sha256: str) -> bool:
         return (self.root / "debs" / f"{check_digest(sha256, 'package hash')}.deb").is_file()

@@ -14,6 +14,7 @@ import os
 import posixpath
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -238,7 +239,16 @@ def entry_argv(config: dict[str, Any]) -> list[str]:
     return [str(x) for x in (c.get("Entrypoint") or []) + (c.get("Cmd") or [])]
 
 
-def scan(source: Source, image: Image, progress: Any = None, max_entries: int | None = None) -> Scan:
+def scan(
+    source: Source,
+    image: Image,
+    progress: Any = None,
+    max_entries: int | None = None,
+    keep: Callable[[str], bool] | None = None,
+) -> Scan:
+    """The image's layers streamed into a :class:`FileTable`; ``keep`` names more files
+    whose content is kept (within :data:`MAX_KEPT`), as the vulnerability scan's package
+    manifests."""
     table = FileTable()
     budget = EntryBudget(image.name, AuditError, max_entries)
     keep_names = _keep_names(image.config)
@@ -323,7 +333,11 @@ def scan(source: Source, image: Image, progress: Any = None, max_entries: int | 
                             files += 1
                             entry = Entry(FILE, mode, m.uid, m.gid, m.size, idx)
                             data = None
-                            want = name in _KEEP_EXACT or name.startswith(_KEEP_PREFIX)
+                            want = (
+                                name in _KEEP_EXACT
+                                or name.startswith(_KEEP_PREFIX)
+                                or (keep is not None and keep(name))
+                            )
                             elf = base in keep_names and m.size <= MAX_ELF
                             sniff = m.size <= _SMALL and (_KEY_NAMES.search(base) or base in _CRED_NAMES)
                             if (want or elf or sniff) and kept + m.size <= MAX_KEPT:

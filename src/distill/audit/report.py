@@ -161,6 +161,13 @@ def sarif(reports: list[Report], errors: list[str]) -> str:
                     "properties": {"severity": f.severity, "target": r.target},
                 }
             )
+    return sarif_log(rules, results, errors, "docs/audit.md")
+
+
+def sarif_log(
+    rules: dict[str, dict[str, Any]], results: list[dict[str, Any]], errors: list[str], information_uri: str
+) -> str:
+    """A SARIF 2.1.0 log of one run of distill (its rules, results and any errors)."""
     doc = {
         "version": "2.1.0",
         "runs": [
@@ -169,7 +176,7 @@ def sarif(reports: list[Report], errors: list[str]) -> str:
                     "driver": {
                         "name": "distill",
                         "version": __version__,
-                        "informationUri": "docs/audit.md",
+                        "informationUri": information_uri,
                         "rules": list(rules.values()),
                     }
                 },

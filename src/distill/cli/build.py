@@ -7,7 +7,7 @@ import argparse
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.cli.common import (
     Subparsers,
@@ -22,10 +22,11 @@ from distill.cli.common import (
 )
 from distill.cli.push import add_push_flags, parse_refs, push_to, settings_for_push
 from distill.errors import LockError
-from distill.oci.registry import RegistrySettings
 from distill.resolve.lock import Lock, check_current, read_lock
-from distill.spec.load import spec_checksum
-from distill.spec.model import Spec
+
+if TYPE_CHECKING:
+    from distill.oci.registry import RegistrySettings
+    from distill.spec.model import Spec
 
 
 def register(sub: Subparsers) -> None:
@@ -133,6 +134,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     lock: Lock | None = None
     if (lock_file.exists() or lock_file.is_symlink()) or args.locked:
         lock = read_lock(lock_file)
+        from distill.spec.load import spec_checksum
+
         check_current(lock, spec_checksum(spec), lock_file, archs)
     base = (
         base_of(spec, lock, settings, args.locked, lock_file, args.offline)

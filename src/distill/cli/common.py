@@ -15,8 +15,9 @@ from distill.errors import SpecError
 from distill.options import Options
 from distill.progress import make_reporter
 from distill.resolve.lock import default_lock_path
-from distill.spec.load import builtin_dir, load_spec, with_overrides
-from distill.spec.model import Spec
+
+if TYPE_CHECKING:  # the spec model (pydantic) is imported by the commands that load a spec
+    from distill.spec.model import Spec
 
 if TYPE_CHECKING:
     from distill.oci.registry import RegistrySettings
@@ -72,6 +73,8 @@ def add_spec_args(p: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> tuple[Spec, Path]:
+    from distill.spec.load import load_spec, with_overrides
+
     spec, path = load_spec(args.spec)
     update: dict[str, Any] = {}
     if args.distro:
@@ -102,6 +105,8 @@ def lock_path(args: argparse.Namespace, path: Path, attr: str = "output") -> Pat
     explicit = getattr(args, attr, None)
     if explicit:
         return Path(explicit)
+    from distill.spec.load import builtin_dir
+
     builtin = path.resolve().parent == builtin_dir().resolve()
     return default_lock_path(path, builtin)
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.cli.common import (
     Subparsers,
@@ -20,10 +20,11 @@ from distill.cli.common import (
     registry_settings,
 )
 from distill.debian.relation import parse_relations
-from distill.errors import DistillError, LockError
+from distill.errors import DistillError, LockError, SpecError
 from distill.resolve.lock import Lock, LockedBase, check_current, read_lock, write_lock
-from distill.spec.load import spec_checksum
-from distill.spec.model import Spec
+
+if TYPE_CHECKING:
+    from distill.spec.model import Spec
 
 
 def register(sub: Subparsers) -> None:
@@ -39,6 +40,14 @@ def register(sub: Subparsers) -> None:
         "--check",
         action="store_true",
         help="do not write; fail if the lockfile does not match the spec (exit 2)",
+    )
+    p.add_argument(
+        "--update",
+        nargs="*",
+        metavar="PKG",
+        help="re-lock deliberately from the existing lock: only PKG (binary or source names) and what they need "
+        "move, every other package keeps its locked version where it still fits (no PKG: everything moves); "
+        "prints the diff (old -> new with the CVEs the changelogs name, packages added or removed)",
     )
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     add_common(p)
@@ -74,6 +83,7 @@ def _lock_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
     """An app on an image: the lock pins the image's digest (a tag resolved once)."""
     from distill.oci.base import current_digest
     from distill.oci.source import open_source
+    from distill.spec.load import spec_checksum
 
     image = spec.base_image
     assert image is not None
@@ -96,25 +106,51 @@ def cmd_lock(args: argparse.Namespace) -> int:
     spec, path = load(args)
     lock_file = lock_path(args, path)
     if args.check:
+        from distill.spec.load import spec_checksum
+
         check_current(read_lock(lock_file), spec_checksum(spec), lock_file, list(spec.archs))
         print(f"{lock_file} is up to date")
         return 0
+    if args.check and args.update is not None:
+        raise SpecError("--check and --update do not go together")
     if spec.base_image is not None:
         return _lock_base(args, spec, lock_file)
     opts = options(args)
+    old = read_lock(lock_file) if args.update is not None else None
+    changes: list[Any] = []
     archive = open_archive(spec, opts)
     try:
         t0 = time.perf_counter()
-        resolutions = resolve(spec, archive)
-        lock = make_lock(spec, archive, resolutions, opts)
+        prefer = None
+        if old is not None:
+            from distill.vuln.lockdiff import names_to_update, prefer_for
+
+            prefer = prefer_for(old, names_to_update(old, args.update) if args.update else None)
+        resolutions = resolve(spec, archive, prefer=prefer)
+        lock = make_lock(spec, archive, resolutions, opts, prefer)
+        if old is not None:
+            from distill.vuln.lockdiff import diff, with_cves
+
+            changes = diff(old, lock)
+            with_cves(changes, archive, opts.reporter, opts.jobs)
     finally:
         archive.close()
         opts.reporter.close()
     write_lock(lock, lock_file)
     elapsed = time.perf_counter() - t0
     if args.json:
-        print(json.dumps(_summary(lock, lock_file, elapsed), indent=2))
+        summary = _summary(lock, lock_file, elapsed)
+        if old is not None:
+            summary["changes"] = [c.to_json() for c in changes]
+        print(json.dumps(summary, indent=2))
         return 0
+    if old is not None:
+        print(
+            f"{len(changes)} change{'s' if len(changes) != 1 else ''} to {lock_file}"
+            + (":" if changes else "")
+        )
+        for c in changes:
+            print(c.line())
     for arch in lock.archs:
         pkgs = lock.packages[arch]
         size = sum(p.size for p in pkgs)
@@ -180,6 +216,7 @@ def _fetch_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
     from distill.oci.base import open_base
     from distill.oci.image import BlobStore
     from distill.oci.source import pull_blob
+    from distill.spec.load import spec_checksum
 
     image = spec.base_image
     assert image is not None
@@ -228,6 +265,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if (lock_file.exists() or lock_file.is_symlink()) or args.locked:
         lock = read_lock(lock_file)
         try:
+            from distill.spec.load import spec_checksum
+
             check_current(lock, spec_checksum(spec), lock_file, list(spec.archs))
         except LockError:
             if args.locked:

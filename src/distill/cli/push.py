@@ -4,13 +4,16 @@ into a registry; and the push step ``distill build --push`` and ``publish`` shar
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from distill.cli.common import Subparsers, add_registry, mib, registry_settings
 from distill.errors import SpecError
-from distill.oci.ref import Reference, parse_reference
-from distill.oci.registry import PushStats, RegistrySettings
-from distill.oci.source import Document, Source
 from distill.progress import Reporter, make_reporter
+
+if TYPE_CHECKING:
+    from distill.oci.ref import Reference
+    from distill.oci.registry import PushStats, RegistrySettings
+    from distill.oci.source import Document, Source
 
 
 def register(sub: Subparsers) -> None:
@@ -45,6 +48,8 @@ def add_push_flags(p: argparse.ArgumentParser) -> None:
 
 
 def parse_refs(texts: list[str]) -> list[Reference]:
+    from distill.oci.ref import parse_reference
+
     refs = [parse_reference(t, what="an image reference to push to") for t in texts]
     for r in refs:
         if r.digest is not None:

@@ -14,7 +14,7 @@ import io
 import lzma
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -144,6 +144,30 @@ class Deb:
         except _READ_ERRORS as exc:
             raise DebFormatError(f"{self.path.name}: {m.name}: {exc}") from None
         return total
+
+    def files(self, wanted: Callable[[str], bool], limit: int = MAX_CONTROL_MEMBER) -> dict[str, bytes | str]:
+        """The data members whose path (without the leading ``./``) ``wanted`` accepts:
+        the contents of a regular file (at most ``limit`` bytes each), the target of a
+        symbolic link. Only those members are read; the rest of the tar is skipped."""
+        out: dict[str, bytes | str] = {}
+        try:
+            with self._tar("data.tar") as tf:
+                for info in members(tf, EntryBudget(f"{self.path.name}: data.tar", DebFormatError)):
+                    name = info.name.removeprefix("./").rstrip("/")
+                    if not wanted(name):
+                        continue
+                    if info.issym():
+                        out[name] = info.linkname
+                    elif info.isfile():
+                        if info.size > limit:
+                            raise DebFormatError(
+                                f"{self.path.name}: data.tar: {name} is {info.size} bytes, more than {limit}"
+                            )
+                        f = tf.extractfile(info)
+                        out[name] = f.read() if f else b""
+        except _READ_ERRORS as exc:
+            raise DebFormatError(f"{self.path.name}: data.tar: {exc}") from None
+        return out
 
     def data(self) -> Iterator[tuple[tarfile.TarInfo, bytes | None]]:
         """Each data member with its contents (None for non-regular files), in archive order."""

@@ -305,7 +305,7 @@ class Source:
     def image(self, arch: str | None, start: Document | None = None) -> Image:
         """The image for ``arch`` (default: the host's, else the only or first one),
         from ``start`` (default: :meth:`top`). ``arch`` is a Debian or OCI name."""
-        from distill.spec.model import host_arch
+        from distill.distros import host_arch
 
         doc = start or self.top()
         media, data, digest = doc.media_type, doc.data, doc.digest

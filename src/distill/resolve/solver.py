@@ -123,10 +123,16 @@ def _cut_reason(cut: list[tuple[str, str]]) -> str:
 
 
 class Resolver:
-    def __init__(self, universe: Universe, policy: PrunePolicy | None = None) -> None:
+    """``prefer`` maps package names to a version tried before the others (a lock's, so
+    ``distill lock --update PKG`` moves only PKG and what it needs)."""
+
+    def __init__(
+        self, universe: Universe, policy: PrunePolicy | None = None, prefer: dict[str, str] | None = None
+    ) -> None:
         self.universe = universe
         self.policy = policy or PrunePolicy.make()
         self.arch = universe.arch
+        self.prefer = prefer or {}
 
     # -- candidates ------------------------------------------------------------
 
@@ -141,6 +147,8 @@ class Resolver:
                 cut.append((rel.name, reason))
                 continue
             real = [p for p in self.universe.candidates(rel.name) if matches(rel, p, self.arch)]
+            if rel.name in self.prefer:  # stable: the preferred version first, the rest as they were
+                real.sort(key=lambda p: p.version != self.prefer[rel.name])
             provs = [p for p in self.universe.providers(rel.name) if matches(rel, p, self.arch)]
             provs.sort(key=lambda p: (PRIORITY_RANK.get(p.priority, 9), p.name))
             for p in real + provs:

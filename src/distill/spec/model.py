@@ -3,7 +3,6 @@ overrides) are options of the command, never read from here."""
 
 from __future__ import annotations
 
-import platform
 import re
 from dataclasses import dataclass
 from typing import Annotated, Literal, cast
@@ -20,25 +19,10 @@ from pydantic import (
 )
 
 from distill.debian.relation import Clause, RelationSyntaxError, parse_relations
-from distill.distros import ARCHS, DEFAULT_DISTRO, DISTROS
+from distill.distros import ARCHS, DEFAULT_DISTRO, DISTROS, host_arch
 
 ArchName = Literal["amd64", "arm64", "armhf", "armel", "i386", "ppc64el", "riscv64", "s390x"]
 DistroName = Literal["debian13", "debian12"]
-
-_MACHINE_TO_ARCH = {
-    "x86_64": "amd64",
-    "aarch64": "arm64",
-    "arm64": "arm64",
-    "armv7l": "armhf",
-    "i686": "i386",
-    "ppc64le": "ppc64el",
-    "riscv64": "riscv64",
-    "s390x": "s390x",
-}
-
-
-def host_arch() -> str:
-    return _MACHINE_TO_ARCH.get(platform.machine(), "amd64")
 
 
 def _check_relation(item: str) -> str:
