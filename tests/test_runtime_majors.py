@@ -9,6 +9,7 @@ repacked into node-vX.Y.Z-linux-x64.tar.xz, listed in a SHASUMS256.txt signed by
 generated key, which a spec extending the built-in trusts through nodejs.keyring and
 nodejs.signers (the documented options). Each image is built once per variant; every
 variant's files are checked (tests/dropin.py), the latest and debug-nonroot ones run.
+examples/node-web (app kind node) is built on nodejs22 and nodejs24 and answers HTTP.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import lzma
+import re
 import shutil
 import subprocess
 import sys
@@ -249,9 +251,11 @@ def test_node_web_example_on_the_node_majors(
     for port, (flavor, major) in zip((18185, 18186), NODE.items(), strict=True):
         app = work / f"node-web-{major}"
         shutil.copytree(REPO / "examples" / "node-web", app, ignore=shutil.ignore_patterns("*.lock.json"))
-        spec = (app / "app.yaml").read_text()
-        assert "\nfrom: nodejs\n" in spec
-        (app / "app.yaml").write_text(spec.replace("\nfrom: nodejs\n", f"\nfrom: {flavor}\n") + trust)
+        spec, found = re.subn(
+            r"^from: nodejs\b.*$", f"from: {flavor}", (app / "app.yaml").read_text(), flags=re.M
+        )
+        assert found == 1
+        (app / "app.yaml").write_text(spec + trust)
         tag = f"node-web-{major}:test"
         distill("build", "app.yaml", "--arch", "amd64", "--nodejs-mirror", server.url, "--load", "--tag", tag,
                 env=env, cwd=app)  # fmt: skip

@@ -10,6 +10,12 @@ Packages for another OS, CPU or C library (``os``/``cpu``/``libc``; the image is
 glibc) are skipped, as npm does; an ``engines.node`` range the image's node misses
 is a warning. Native addons (``*.node``) must be prebuilt for the image's
 architecture and its Node module ABI (Node-API addons fit every version).
+
+The image's node (:class:`Runtime`) is Debian's (``libnodeNNN``), a release archive's
+(the lock's version, the archive's ``node_version.h``) or, on an image distill reads,
+whatever binary it holds at Google's, upstream's or Debian's path (what the binary says
+of itself). No table of versions and ABIs is kept: what the source does not state stays
+unknown.
 """
 
 from __future__ import annotations
