@@ -186,7 +186,7 @@ def test_node_majors_from_verified_release_archives(
             proc = sh("podman", "run", "--rm", "--entrypoint", "/nodejs/bin/node", tag, "--version", env=env)
             assert proc.stdout.strip() == f"v{versions[major]}", tag
             script = "console.log(process.getuid(), require('tls').rootCertificates.length, require('crypto').randomUUID().length)"
-            if variant == "latest":  # Google's entrypoint, and /usr/bin/node for distill's app kind node
+            if variant == "latest":  # Google's entrypoint, and the /usr/bin/node link distill adds
                 uid, cas, uuid = sh("podman", "run", "--rm", tag, "-e", script, env=env).stdout.split()
                 assert (uid, uuid) == ("0", "36") and int(cas) > 100, tag
                 proc = sh(
