@@ -15,6 +15,24 @@ from debrepo import Key
 NODE_ARCH = {"amd64": "x64", "arm64": "arm64"}
 
 
+def made_up_abi(version: str) -> int:
+    """The NODE_MODULE_VERSION generated archives declare: no real release's (22 -> 522),
+    so a test sees that distill read it from the archive."""
+    return 500 + int(version.split(".")[0])
+
+
+def version_header(version: str, abi: int) -> bytes:
+    """include/node/node_version.h as a release has it (the embedder's override first)."""
+    major, minor, patch = version.split(".")
+    return (
+        f"#define NODE_MAJOR_VERSION {major}\n#define NODE_MINOR_VERSION {minor}\n"
+        f"#define NODE_PATCH_VERSION {patch}\n#define NODE_VERSION_IS_RELEASE 1\n"
+        "#if defined(NODE_EMBEDDER_MODULE_VERSION)\n"
+        "#define NODE_MODULE_VERSION NODE_EMBEDDER_MODULE_VERSION\n#else\n"
+        f"#define NODE_MODULE_VERSION {abi}\n#endif\n"
+    ).encode()
+
+
 def archive(
     version: str, node_arch: str, files: dict[str, bytes] | None = None, *, dirs: bool = True
 ) -> bytes:
@@ -26,6 +44,7 @@ def archive(
         "bin/node": f"#!generated node {version} {node_arch}\n".encode(),
         "lib/node_modules/npm/bin/npm-cli.js": b"// npm\n",
         "include/node/node.h": b"/* headers */\n",
+        "include/node/node_version.h": version_header(version, made_up_abi(version)),
         "share/man/man1/node.1": b".TH NODE 1\n",
         "LICENSE": b"Node.js is licensed for use as follows ...\n",
         "CHANGELOG.md": b"# changes\n",
@@ -90,3 +109,14 @@ def write_release(
         index.append({"version": rel.parent.name, "files": files, "lts": False})
     (root / "index.json").write_text(json.dumps(index))
     return sums
+
+
+def node_binary(version: str, abi: int, at: int = (1 << 20) - 12) -> bytes:
+    """A stand-in node binary holding what a release build compiles in: process.config
+    (configure's config.gypi, with node_module_version) and process.release's headersUrl;
+    ``at`` puts node_module_version across a 1 MiB boundary (distill reads in chunks)."""
+    config = f'{{"target_defaults": {{}}, "variables": {{"libdir": "lib", "node_module_version": {abi}, "shlib_suffix": "so.{abi}"}}}}'.encode()
+    head = b"\x7fELF generated node\n"
+    pad = at - len(head) - config.index(b'"node_module_version"')
+    url = f"https://mirror.invalid/dist/v{version}/node-v{version}-headers.tar.gz".encode()
+    return head + b"\0" * pad + config + b"\0" * 4096 + url + b"\0"

@@ -320,6 +320,25 @@ def test_node_addon_for_another_abi_is_refused(work: Path, tmp_path: Path) -> No
     assert_one_line_error(proc, "built for Node module ABI 93, but the image's node 20.19.2 has ABI 115")
 
 
+def test_node_app_on_an_image_with_debians_nodejs(work: Path, tmp_path: Path) -> None:
+    """from: an image holding Debian's nodejs: its dpkg records give the ABI (libnode115) and
+    the version, and the app runs /usr/bin/node, as on the spec."""
+    src, cache = work / "svc", tmp_path / "c"
+    build(work, cache, "node.yaml", "-o", "base.oci")
+    left_pad = {"left-pad": ({"index.js": b"1\n"}, {"engines": {"node": ">=22"}})}
+    node_project(
+        src, {**left_pad, "old-addon": ({"b.node": addon(tmp_path, "node_register_module_v93")}, {})}
+    )
+    (src / "app.yaml").write_text("name: svc\nfrom: oci:../base.oci\narchs: [amd64]\napp: {kind: node}\n")
+    proc = run("build", "app.yaml", "-o", "img", cwd=src, cache=cache)
+    assert_one_line_error(proc, "built for Node module ABI 93, but the image's node 20.19.2 has ABI 115")
+    node_project(src, left_pad)
+    build(src, cache, "app.yaml", "-o", str(tmp_path / "img"))
+    assert config(tmp_path / "img")["Entrypoint"] == ["/usr/bin/node"]
+    proc = run("build", "app.yaml", "-o", str(tmp_path / "img2"), cwd=src, cache=cache)
+    assert "warning: left-pad@1.0.0 wants node '>=22', the image has node 20.19.2" in proc.stderr
+
+
 def test_node_download_not_matching_its_integrity_is_refused(work: Path, tmp_path: Path) -> None:
     src = work / "svc"
     node_project(src, {"left-pad": ({"index.js": b"1\n"}, {})})

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from debrepo import Key, Server
-from noderelease import archive, write_release
-from test_build import PACKAGES
+from noderelease import archive, made_up_abi, node_binary, write_release
+from test_apps import addon, config, node_project
+from test_build import PACKAGES, rootfs
 from test_cli import MakeRepo, assert_one_line_error
 
 
@@ -231,6 +232,124 @@ def test_no_mirror_an_unreachable_one_and_an_edited_lock(setup, tmp_path: Path) 
     (work / "app.yaml").write_text(good.replace("  version: '22'\n", ""))
     proc = distill("lock", "app.yaml", "--nodejs-mirror", releases.url, cwd=work, cache=cache)
     assert_one_line_error(proc, "nodejs: has no version")
+
+
+# -- app kind node on a release archive's Node.js ------------------------------------------
+
+
+def build_app(src: Path, cache: Path, releases: Server, out: str = "img") -> subprocess.CompletedProcess[str]:
+    return distill("build", "app.yaml", "-o", out, "--nodejs-mirror", releases.url, cwd=src, cache=cache)
+
+
+def test_node_app_runs_the_archives_node_with_the_abi_its_header_declares(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The lock pins node 22.3.0, whose archive declares NODE_MODULE_VERSION 522 (made up: no
+    table has it) in include/node/node_version.h, which the image itself leaves out."""
+    work, _, releases = setup
+    cache = tmp_path / "cache"
+    src = work / "svc"
+    abi = made_up_abi("22.3.0")
+    packages = {
+        "left-pad": ({"index.js": b"module.exports = 1;\n"}, {"engines": {"node": ">=24"}}),
+        "napi-addon": ({"build/Release/a.node": addon(tmp_path, "napi_register_module_v1")}, {}),
+        "abi-addon": ({"build/Release/b.node": addon(tmp_path, f"node_register_module_v{abi}")}, {}),
+    }
+    node_project(src, packages)
+    (src / "app.yaml").write_text("name: svc\nfrom: ../app.yaml\napp: {kind: node}\n")
+    proc = build_app(src, cache, releases)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: left-pad@1.0.0 wants node '>=24', the image has node 22.3.0" in proc.stderr
+    c = config(src / "img")
+    assert c["Entrypoint"] == ["/nodejs/bin/node"] and c["Cmd"] == ["/app/server.js"]  # Google's path
+    fs = rootfs(src / "img")
+    assert fs["nodejs/bin/node"][1] == b"#!generated node 22.3.0 x64\n" and "usr/bin/node" not in fs
+    assert "nodejs/include/node/node_version.h" not in fs  # trimmed: read from the cached archive
+    for name in ("napi-addon/build/Release/a.node", "abi-addon/build/Release/b.node"):
+        assert f"app/node_modules/{name}" in fs
+    node_project(
+        src, {**packages, "old-addon": ({"b.node": addon(tmp_path, "node_register_module_v127")}, {})}
+    )
+    proc = build_app(src, cache, releases, "img2")
+    assert_one_line_error(
+        proc,
+        "node addon /app/node_modules/old-addon/b.node is built for Node module ABI 127, but the image's "
+        f"node 22.3.0 has ABI {abi}",
+    )
+    assert not (src / "img2").exists()
+
+
+def test_node_app_on_an_archive_that_does_not_declare_its_abi(setup, tmp_path: Path, other_key: Key) -> None:  # type: ignore[no-untyped-def]
+    """No node_version.h: a Node-API addon still fits; one built for an ABI is refused in one
+    line saying why the image's ABI is unknown (never guessed from the version)."""
+    work, root, releases = setup
+    bare = archive("22.5.0", "x64", {"bin/node": b"#!node\n", "LICENSE": b"MIT\n"})
+    write_release(root, "22.5.0", other_key, {"amd64": bare})
+    spec = work / "app.yaml"
+    spec.write_text(spec.read_text().replace("version: '22'", "version: '22.5.0'"))
+    src = work / "svc"
+    napi = {"napi-addon": ({"a.node": addon(tmp_path, "napi_register_module_v1")}, {})}
+    node_project(src, napi)
+    (src / "app.yaml").write_text("name: svc\nfrom: ../app.yaml\napp: {kind: node}\n")
+    proc = build_app(src, tmp_path / "cache", releases)
+    assert proc.returncode == 0, proc.stderr
+    node_project(src, {**napi, "old-addon": ({"b.node": addon(tmp_path, "node_register_module_v127")}, {})})
+    proc = build_app(src, tmp_path / "cache", releases, "img2")
+    assert_one_line_error(
+        proc,
+        "is built for Node module ABI 127, and the image's Node module ABI is unknown: "
+        "node-v22.5.0-linux-x64.tar.xz has no include/node/node_version.h",
+    )
+
+
+def test_node_app_on_an_image_reads_what_its_node_binary_says(setup, tmp_path: Path, other_key: Key) -> None:  # type: ignore[no-untyped-def]
+    """from: an image with node only at /nodejs/bin/node and no headers (Google's layout):
+    the ABI comes from the build configuration compiled into the binary (process.config),
+    the version from its headersUrl, read as the layers stream by (here across a chunk
+    boundary). A binary that says neither, and an image without node, are one line each."""
+    work, root, releases = setup
+    cache = tmp_path / "cache"
+    spec = work / "app.yaml"
+    flavor = spec.read_text()
+    proc = distill(
+        "build", "app.yaml", "-o", "plain.oci", "--nodejs-mirror", releases.url, cwd=work, cache=cache
+    )
+    assert proc.returncode == 0, proc.stderr
+    files = {"bin/node": node_binary("22.7.0", 622), "include/node/node.h": b"/* */\n", "LICENSE": b"MIT\n"}
+    write_release(root, "22.7.0", other_key, {"amd64": archive("22.7.0", "x64", files)})
+    spec.write_text(flavor.replace("version: '22'", "version: '22.7.0'"))
+    proc = distill(
+        "build", "app.yaml", "-o", "base.oci", "--nodejs-mirror", releases.url, cwd=work, cache=cache
+    )
+    assert proc.returncode == 0, proc.stderr
+    (work / "bare.yaml").write_text(flavor.split("nodejs:")[0].replace("name: node22", "name: bare"))
+    proc = distill("build", "bare.yaml", "-o", "bare.oci", cwd=work, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    src = work / "svc"
+    packages = {
+        "left-pad": ({"index.js": b"1\n"}, {"engines": {"node": ">=24"}}),
+        "abi-addon": ({"b.node": addon(tmp_path, "node_register_module_v622")}, {}),
+    }
+    node_project(src, packages)
+    for base in ("base", "plain", "bare"):
+        (src / f"{base}.yaml").write_text(
+            f"name: svc\nfrom: oci:../{base}.oci\narchs: [amd64]\napp: {{kind: node}}\n"
+        )
+    proc = distill("build", "base.yaml", "-o", "img", cwd=src, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: left-pad@1.0.0 wants node '>=24', the image has node 22.7.0" in proc.stderr
+    c = config(src / "img")
+    assert c["Entrypoint"] == ["/nodejs/bin/node"] and c["Cmd"] == ["/app/server.js"]
+    old = {**packages, "old-addon": ({"o.node": addon(tmp_path, "node_register_module_v127")}, {})}
+    node_project(src, old)
+    proc = distill("build", "base.yaml", "-o", "img2", cwd=src, cache=cache)
+    assert_one_line_error(proc, "built for Node module ABI 127, but the image's node 22.7.0 has ABI 622")
+    proc = distill("build", "plain.yaml", "-o", "img3", cwd=src, cache=cache)
+    assert_one_line_error(
+        proc, "ABI is unknown: no Node module ABI (node_module_version) found in its /nodejs/bin/node"
+    )
+    proc = distill("build", "bare.yaml", "-o", "img4", cwd=src, cache=cache)
+    assert_one_line_error(
+        proc, "has no Debian nodejs (libnode) and no node at /nodejs/bin/node, /usr/local/bin/node"
+    )
 
 
 def test_the_pinned_release_keys_are_the_node_js_releasers() -> None:

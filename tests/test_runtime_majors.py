@@ -9,6 +9,7 @@ repacked into node-vX.Y.Z-linux-x64.tar.xz, listed in a SHASUMS256.txt signed by
 generated key, which a spec extending the built-in trusts through nodejs.keyring and
 nodejs.signers (the documented options). Each image is built once per variant; every
 variant's files are checked (tests/dropin.py), the latest and debug-nonroot ones run.
+examples/node-web (app kind node) is built on nodejs22 and nodejs24 and answers HTTP.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import lzma
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +30,9 @@ import pytest
 from debrepo import Key, Server
 from dropin import BUSYBOX, CERTS_C, JAVA_ENCODING, check_common, check_runtime_files, image_files
 from noderelease import write_release
+from test_apps import addon, npm_tarball, sri
+from test_examples import http_get
+from test_images import REPO
 
 pytestmark = [pytest.mark.network, pytest.mark.podman]
 
@@ -181,7 +186,7 @@ def test_node_majors_from_verified_release_archives(
             proc = sh("podman", "run", "--rm", "--entrypoint", "/nodejs/bin/node", tag, "--version", env=env)
             assert proc.stdout.strip() == f"v{versions[major]}", tag
             script = "console.log(process.getuid(), require('tls').rootCertificates.length, require('crypto').randomUUID().length)"
-            if variant == "latest":  # Google's entrypoint, and /usr/bin/node for distill's app kind node
+            if variant == "latest":  # Google's entrypoint, and the /usr/bin/node link distill adds
                 uid, cas, uuid = sh("podman", "run", "--rm", tag, "-e", script, env=env).stdout.split()
                 assert (uid, uuid) == ("0", "36") and int(cas) > 100, tag
                 proc = sh(
@@ -205,3 +210,82 @@ def test_node_majors_from_verified_release_archives(
                 "podman", "run", "--rm", "-v", f"{work}:/x:ro", "--entrypoint", "/x/check_certs", tag, env=env
             )
             assert proc.stdout.startswith("/etc/ssl/certs/ca-certificates.crt "), tag
+
+
+# NODE_MODULE_VERSION of the real majors (Node.js's ABI registry), which the release
+# archives' node_version.h and the binaries' process.config must tell distill.
+REAL_ABI = {"22": 127, "24": 137}
+
+
+def with_addon(app: Path, tmp: Path, abi: int) -> None:
+    """The app's package-lock.json gains a prebuilt addon for Node module ABI ``abi``."""
+    data = npm_tarball({"build/Release/x.node": addon(tmp, f"node_register_module_v{abi}")})
+    (app / "vendor").mkdir(exist_ok=True)
+    (app / "vendor" / "old-addon.tgz").write_bytes(data)
+    lock = json.loads((app / "package-lock.json").read_text())
+    lock["packages"]["node_modules/old-addon"] = {
+        "version": "1.0.0", "resolved": "file:vendor/old-addon.tgz", "integrity": sri(data)
+    }  # fmt: skip
+    (app / "package-lock.json").write_text(json.dumps(lock))
+
+
+def refused(*args: str, env: dict[str, str], cwd: Path) -> str:
+    """The one error line of a distill command that must fail with exit 2."""
+    cache = ["--cache-dir", env["DISTILL_TEST_CACHE"]]
+    proc = sh(sys.executable, "-m", "distill", *args, *cache, "-q", env=env, cwd=cwd, check=False)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("distill: error:")]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(errors) == 1, proc.stderr
+    return errors[0]
+
+
+def test_node_web_example_on_the_node_majors(
+    env: dict[str, str], work: Path, releases: tuple[Server, Key, dict[str, str]], tmp_path: Path
+) -> None:
+    """examples/node-web (express 5 from the npm registry) with ``from: nodejs22`` and
+    ``from: nodejs24`` (the spec adds only the generated release key): /nodejs/bin/node runs
+    it as 65532 and it answers HTTP. An addon for another ABI is refused against the ABI of
+    the archive's node_version.h, and on the flavor's layout (``from: oci:``, no headers in
+    it) against what the real binary says of itself."""
+    server, key, versions = releases
+    trust = f"nodejs:\n  keyring: [{key.keyring}]\n  signers: ['{key.fingerprint}']\n"
+    for port, (flavor, major) in zip((18185, 18186), NODE.items(), strict=True):
+        app = work / f"node-web-{major}"
+        shutil.copytree(REPO / "examples" / "node-web", app, ignore=shutil.ignore_patterns("*.lock.json"))
+        spec, found = re.subn(
+            r"^from: nodejs\b.*$", f"from: {flavor}", (app / "app.yaml").read_text(), flags=re.M
+        )
+        assert found == 1
+        (app / "app.yaml").write_text(spec + trust)
+        tag = f"node-web-{major}:test"
+        distill("build", "app.yaml", "--arch", "amd64", "--nodejs-mirror", server.url, "--load", "--tag", tag,
+                env=env, cwd=app)  # fmt: skip
+        config = json.loads(sh("podman", "image", "inspect", f"localhost/{tag}", env=env).stdout)[0]["Config"]
+        assert config["Entrypoint"] == ["/nodejs/bin/node"] and config["Cmd"] == ["/app/server.js"]
+        assert config["User"] == "65532" and config["WorkingDir"] == "/app"
+        cid = sh(
+            "podman", "run", "-d", "-p", f"127.0.0.1:{port}:8080", f"localhost/{tag}", env=env
+        ).stdout.strip()
+        try:
+            body = http_get(port)
+            assert body == f"hello from express on node {versions[major]} as uid 65532\n", body
+            assert json.loads(http_get(port, "/healthz")) == {"status": "ok"}
+        finally:
+            sh("podman", "rm", "-f", "-t", "0", cid, env=env)
+        sh("podman", "rmi", f"localhost/{tag}", env=env)
+        with_addon(app, tmp_path, 115)  # Debian 13's node 20
+        line = refused("build", "app.yaml", "--arch", "amd64", "--nodejs-mirror", server.url, "-o", "x.oci",
+                       env=env, cwd=app)  # fmt: skip
+        expected = (
+            f"built for Node module ABI 115, but the image's node {versions[major]} has ABI {REAL_ABI[major]}"
+        )
+        assert expected in line, line
+    # The same app on nodejs22's layout: node_version.h is not in it, the binary says it all.
+    (work / "flavor22.yaml").write_text(f"extends: nodejs22\nname: flavor22\n{trust}")
+    distill("build", "flavor22.yaml", "--arch", "amd64", "--nodejs-mirror", server.url, "-o", "flavor22.oci",
+            env=env, cwd=work)  # fmt: skip
+    app = work / "node-web-22"
+    (app / "layout.yaml").write_text(
+        "name: node-web\nfrom: oci:../flavor22.oci\narchs: [amd64]\napp: {kind: node, entrypoint: [server.js]}\n"
+    )
+    line = refused("build", "layout.yaml", "-o", "y.oci", env=env, cwd=app)
+    assert f"built for Node module ABI 115, but the image's node {versions['22']} has ABI 127" in line, line

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from distill.app import AppBuild
 from distill.app import Target as AppTarget
+from distill.app import node as node_app
 from distill.app import prepare as prepare_app
 from distill.archive.cache import Cache, CorruptEntryError
-from distill.assemble.expand import Expanded, expand, expand_tarball, load_expanded
+from distill.assemble.expand import Expanded, expand, expand_tarball, load_expanded, read_member
 from distill.assemble.rootfs import LevelInput, assemble
 from distill.assemble.system import BUNDLE, NONROOT_UID, java_version
 from distill.assemble.tree import Tree
@@ -320,10 +321,25 @@ def _app_target(
     options: Options,
     spec_path: Path | None,
     output: Path | None,
+    node_runtime: node_app.Runtime | None = None,
 ) -> AppTarget:
     # The output may sit inside the app's source: it is never part of the code.
     skip = (output,) if output is not None else ()
-    return AppTarget(packages, arch, cache.root, spec_path, options.offline, options.reporter, skip)
+    return AppTarget(
+        packages, arch, cache.root, spec_path, options.offline, options.reporter, skip, node_runtime
+    )
+
+
+def _release_node(lock: Lock, arch: str, archives: dict[str, Expanded]) -> node_app.Runtime | None:
+    """The Node.js a lock's release archive puts under /nodejs (None: the lock has none):
+    the version the lock pins, the ABI from the archive's own node_version.h."""
+    for a in lock.archives.get(arch, []):
+        if a.name == "nodejs":
+            header = read_member(
+                archives[a.sha256], "nodejs/include/node/node_version.h", node_app.MAX_HEADER
+            )
+            return node_app.release_runtime(a.version, a.file, header)
+    return None
 
 
 # How many damaged cache entries one build repairs before it gives up (each repair is
@@ -428,6 +444,7 @@ def _build(
                     options,
                     spec_path,
                     output,
+                    _release_node(lock, arch, archives) if spec.app.kind == "node" else None,
                 ),
             )
     images = [
@@ -564,9 +581,11 @@ def _build_on_image(
             image = source.image(arch, top)
             read.check_reusable(image)
             task = options.reporter.task(f"reading {source.name} ({arch})")
-            tree, newest, stats = read.read_tree(source, image, store)
+            # A node app's checks need what the image's node binary says of itself.
+            scan = node_app.BinaryScan() if spec.app.kind == "node" else None
+            tree, newest, stats = read.read_tree(source, image, store, scan=scan)
             options.reporter.done(task)
-            images.append(on.arch_image(image, tree, newest, stats, arch))
+            images.append(on.arch_image(image, tree, newest, stats, arch, scan))
     finally:
         source.close()
     # The base's documents too, so that a locked build reads it from the cache alone.
@@ -591,7 +610,13 @@ class _OnImage:
     top: Document
 
     def arch_image(
-        self, image: SourceImage, tree: Tree, newest: int, stats: list[tuple[int, int]], arch: str
+        self,
+        image: SourceImage,
+        tree: Tree,
+        newest: int,
+        stats: list[tuple[int, int]],
+        arch: str,
+        scan: node_app.BinaryScan | None = None,
     ) -> ArchImage:
         """One platform's image: the base's layers as they are, the app's on top, the base's
         config amended (user, workdir, env, entrypoint, labels, ports)."""
@@ -599,7 +624,9 @@ class _OnImage:
         from distill.oci import read
 
         epoch = self.options.source_date_epoch if self.options.source_date_epoch is not None else newest
-        target = _app_target(read.packages(tree), arch, self.cache, self.options, self.spec_path, self.output)
+        packages = read.packages(tree)
+        node = node_app.image_runtime(tree, packages, scan, image.name) if scan is not None else None
+        target = _app_target(packages, arch, self.cache, self.options, self.spec_path, self.output, node)
         assert self.spec.app is not None
         app = prepare_app(self.spec.app, target)
         plans = app_layers(tree, app, arch, epoch)

@@ -58,6 +58,7 @@ class Target:
     offline: bool = False
     reporter: Reporter = field(default_factory=Reporter)
     skip: tuple[Path, ...] = ()
+    node_runtime: node.Runtime | None = None  # Node.js not from Debian (a release archive, an image's)
 
 
 def _project(app: AppSpec) -> Path:
@@ -211,9 +212,9 @@ def _python(app: AppSpec, t: Target) -> AppBuild:
 
 def _node(app: AppSpec, t: Target) -> AppBuild:
     source = _project(app)
-    abi, version = node.runtime(t.packages)
+    rt = t.node_runtime if t.node_runtime is not None else node.runtime(t.packages)
     layers = []
-    deps, key, count = node.install(source, t.arch, t.cache, t.offline, t.reporter, version)
+    deps, key, count = node.install(source, t.arch, t.cache, t.offline, t.reporter, rt.version)
     addons: list[tuple[str, elf.ElfInfo]] = []
     if deps is not None:
         entries = files.collect(deps, f"{app.dest}/node_modules", cid=f"node:{key}")
@@ -239,19 +240,29 @@ def _node(app: AppSpec, t: Target) -> AppBuild:
     cmd = [first, *script[1:], *(app.args or [])]
 
     def check(tree: Tree, arch: str) -> None:
-        _needs(tree, "usr/bin/node", "app kind node needs /usr/bin/node in the image", "use from: nodejs")
+        _needs(tree, rt.path.lstrip("/"), f"app kind node needs {rt.path} in the image",
+               "use from: nodejs, nodejs22, nodejs24 or nodejs26")  # fmt: skip
         for path, info in addons:
             if info.arch != arch:
                 raise SpecError(f"node addon /{path} is built for {info.arch}, but the image is {arch}",
                                 hint="install the package's prebuilt binary for the image's architecture")  # fmt: skip
-            if not info.napi and info.node_abi is not None and info.node_abi != abi:
+            if info.napi or info.node_abi is None or info.node_abi == rt.abi:
+                continue  # Node-API addons fit every version
+            if rt.abi is None:
                 raise SpecError(
-                    f"node addon /{path} is built for Node module ABI {info.node_abi}, but the image's node "
-                    f"{version} has ABI {abi}",
-                    hint="rebuild it against this node (or use a Node-API build of the package)",
+                    f"node addon /{path} is built for Node module ABI {info.node_abi}, and the image's Node module "
+                    f"ABI is unknown: {rt.unknown}",
+                    hint="use a Node-API build of the package, or a base whose node says its ABI",
                 )
+            node_is = f"node {rt.version}" if rt.version else f"node ({rt.path})"
+            raise SpecError(
+                f"node addon /{path} is built for Node module ABI {info.node_abi}, but the image's {node_is} "
+                f"has ABI {rt.abi}",
+                hint="rebuild it against this node (or use a Node-API build of the package)",
+            )
 
-    return AppBuild("node", layers, ["/usr/bin/node"], cmd, app.dest, {"NODE_ENV": "production"}, [check])
+    env = {"NODE_ENV": "production"}
+    return AppBuild("node", layers, [rt.path], cmd, app.dest, env, [check])
 
 
 def _java(app: AppSpec) -> AppBuild:

@@ -10,6 +10,12 @@ Packages for another OS, CPU or C library (``os``/``cpu``/``libc``; the image is
 glibc) are skipped, as npm does; an ``engines.node`` range the image's node misses
 is a warning. Native addons (``*.node``) must be prebuilt for the image's
 architecture and its Node module ABI (Node-API addons fit every version).
+
+The image's node (:class:`Runtime`) is Debian's (``libnodeNNN``), a release archive's
+(the lock's version, the archive's ``node_version.h``) or, on an image distill reads,
+whatever binary it holds at Google's, upstream's or Debian's path (what the binary says
+of itself). No table of versions and ABIs is kept: what the source does not state stays
+unknown.
 """
 
 from __future__ import annotations
@@ -25,13 +31,17 @@ import subprocess
 import tarfile
 import tempfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
 from distill.app import cachecheck
 from distill.archive.cache import atomic_write
-from distill.errors import BuildError, SpecError
+from distill.assemble.expand import FILE
+from distill.assemble.tree import Node, Tree
+from distill.errors import BuildError, SpecError, UnsafeEntryError
 from distill.limits import MAX_JSON, MAX_TEXT, load_json, read_json, read_regular, read_text
 from distill.progress import Reporter
 
@@ -47,8 +57,33 @@ MAX_TAR_HEADER = 1 << 20
 IMAGE_LIBC = "glibc"  # every distill image's C library (npm's 'libc' field)
 
 
-def runtime(packages: list[tuple[str, str]]) -> tuple[int, str]:
-    """The image's Node module ABI (NODE_MODULE_VERSION, from libnodeNNN) and node's version."""
+@dataclass(frozen=True)
+class Runtime:
+    """The image's Node.js, as far as the image tells: the binary an app's entrypoint runs,
+    its version (for engines.node) and its Node module ABI (NODE_MODULE_VERSION, for
+    addons); ``unknown`` says why the ABI is not known when it is None."""
+
+    path: str  # /usr/bin/node (Debian's), /nodejs/bin/node (the release archives, Google's)
+    version: str  # "22.12.0"; "" when the image does not say
+    abi: int | None
+    unknown: str = ""
+
+
+NODE_PATHS = ("nodejs/bin/node", "usr/local/bin/node", "usr/bin/node")  # Google's, upstream's, Debian's
+MAX_HEADER = 256 << 10  # include/node/node_version.h (about 4 KiB)
+MAX_BINARY = 1 << 30  # a node binary read for its build configuration (about 120 MiB)
+# node_version.h: the numeric definition (the other one is NODE_EMBEDDER_MODULE_VERSION's).
+_HEADER_ABI = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+NODE_MODULE_VERSION[ \t]+([0-9]{1,5})[ \t]*$", re.M)
+# In a node binary: process.config (configure's config.gypi, node_module_version from
+# node_version.h) and process.release.headersUrl (a release build's version).
+_BINARY_ABI = re.compile(rb'"node_module_version": ?([0-9]{1,5})[,}\s]')
+_BINARY_VERSION = re.compile(rb"/v([0-9]{1,4}\.[0-9]{1,6}\.[0-9]{1,6})/node-v\1-headers\.tar\.gz")
+_OVERLAP = 512  # bytes a match may straddle between two chunks
+
+
+def debian_runtime(packages: list[tuple[str, str]]) -> Runtime | None:
+    """Debian's Node.js: the ABI from the libnodeNNN package's name, the version from
+    nodejs's; None when the image has no libnode."""
     abi = None
     version = ""
     for name, pkg_version in packages:
@@ -57,11 +92,88 @@ def runtime(packages: list[tuple[str, str]]) -> tuple[int, str]:
             abi = int(m.group(1))
         if name == "nodejs":
             version = pkg_version.split(":")[-1].split("+")[0].split("~")[0]
-    if abi is None:
+    return Runtime("/usr/bin/node", version, abi) if abi is not None else None
+
+
+def runtime(packages: list[tuple[str, str]]) -> Runtime:
+    """Debian's Node.js in a distill image, or the error that says the image has none."""
+    found = debian_runtime(packages)
+    if found is None:
         raise SpecError(
-            "app kind node needs Node.js in the image", hint="use from: nodejs (or a spec extending it)"
+            "app kind node needs Node.js in the image",
+            hint="use from: nodejs, nodejs22, nodejs24 or nodejs26 (or a spec extending one)",
         )
-    return abi, version
+    return found
+
+
+def header_abi(header: bytes) -> int | None:
+    """NODE_MODULE_VERSION as node_version.h defines it (None if it does not)."""
+    found = {int(m.group(1)) for m in _HEADER_ABI.finditer(header)}
+    return found.pop() if len(found) == 1 else None
+
+
+def release_runtime(version: str, file: str, header: bytes | None) -> Runtime:
+    """Node.js from a release archive (under /nodejs): the version the lock pins, the ABI
+    from the archive's own include/node/node_version.h."""
+    abi = header_abi(header) if header is not None else None
+    why = "" if abi is not None else f"{file} has no include/node/node_version.h defining NODE_MODULE_VERSION"
+    return Runtime("/nodejs/bin/node", version, abi, why)
+
+
+class BinaryScan:
+    """What the node binaries in an image's layers say of themselves, read as the layers
+    stream by (:class:`distill.oci.read.ContentScan`): the Node module ABI from the build
+    configuration compiled into them (``process.config``), the version from a release
+    build's ``process.release.headersUrl``. Only those two facts are kept."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, tuple[Node, int | None, str]] = {}
+
+    def wants(self, path: str, size: int) -> bool:
+        return (path == "bin/node" or path.endswith("/bin/node")) and size <= MAX_BINARY
+
+    def read(self, path: str, node: Node, content: IO[bytes]) -> None:
+        abis: set[int] = set()
+        version = ""
+        tail = b""
+        while chunk := content.read(1 << 20):
+            window = tail + chunk
+            abis.update(int(m.group(1)) for m in _BINARY_ABI.finditer(window))
+            if not version:
+                m = _BINARY_VERSION.search(window)
+                version = m.group(1).decode() if m else ""
+            tail = window[-_OVERLAP:]
+        self.found[path] = (node, abis.pop() if len(abis) == 1 else None, version)
+
+    def facts(self, path: str, node: Node) -> tuple[int | None, str] | None:
+        """(ABI, version) of the file read at ``path``, if it is still ``node``."""
+        seen = self.found.get(path)
+        return (seen[1], seen[2]) if seen is not None and seen[0] is node else None
+
+
+def image_runtime(tree: Tree, packages: list[tuple[str, str]], scan: BinaryScan, image: str) -> Runtime:
+    """The Node.js of an image distill reads (``from:`` an image): Debian's (its packages),
+    else the first of /nodejs/bin/node, /usr/local/bin/node and /usr/bin/node that is a
+    file, with what the binary says of itself."""
+    found = debian_runtime(packages)
+    if found is not None:
+        return found
+    for candidate in NODE_PATHS:
+        try:
+            real = tree.resolve(candidate)
+        except UnsafeEntryError:
+            continue
+        binary = tree.get(real)
+        if binary is None or binary.kind != FILE:
+            continue
+        abi, version = scan.facts(real, binary) or (None, "")
+        why = "" if abi is not None else f"no Node module ABI (node_module_version) found in its /{real}"
+        return Runtime(f"/{candidate}", version, abi, why)
+    raise SpecError(
+        f"app kind node needs Node.js in the image: {image} has no Debian nodejs (libnode) and no "
+        f"node at {', '.join('/' + p for p in NODE_PATHS)}",
+        hint="build on an image with Node.js (distill's nodejs, nodejs22, nodejs24, nodejs26, or Google's)",
+    )
 
 
 def _allowed(values: list[str] | None, mine: str) -> bool:

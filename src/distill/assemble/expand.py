@@ -122,6 +122,18 @@ def check_tar(path: str) -> None:
         _verified[path] = ident
 
 
+def read_member(exp: Expanded, path: str, limit: int) -> bytes | None:
+    """The bytes of the regular file ``path`` in an expanded package or archive (hashed on
+    read as every content is); None when it has no such file or it is over ``limit``."""
+    found = next((m for m in exp.members if m[0] == path and m[1] == FILE), None)
+    if found is None or found[6] > limit:
+        return None
+    check_tar(str(exp.tar))
+    with open(exp.tar, "rb") as f:
+        f.seek(found[8])
+        return f.read(found[6])
+
+
 def _members(raw: object) -> list[Member] | None:
     if not isinstance(raw, list):
         return None

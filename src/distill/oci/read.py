@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import IO, Any, Protocol
 
 from isal import igzip
 
@@ -29,6 +29,15 @@ from distill.tarsafe import Capped, EntryBudget, members, open_stream, read_erro
 
 _KEEP_CONTENT = ("var/lib/dpkg/status", "etc/ld.so.conf")
 MAX_KEPT = 64 << 20  # content kept for checks, at most (a dpkg status of a big image is a few MB)
+
+
+class ContentScan(Protocol):
+    """Reads files the checks need a fact of but not the content (a runtime's version in
+    its binary), as the layers stream by: nothing is kept but what ``read`` records."""
+
+    def wants(self, path: str, size: int) -> bool: ...
+
+    def read(self, path: str, node: Node, content: IO[bytes]) -> None: ...
 
 
 def check_reusable(image: Image) -> None:
@@ -88,13 +97,18 @@ class _Layers:
 
 
 def read_tree(
-    source: Source, image: Image, store: BlobStore | None = None, max_entries: int | None = None
+    source: Source,
+    image: Image,
+    store: BlobStore | None = None,
+    max_entries: int | None = None,
+    scan: ContentScan | None = None,
 ) -> tuple[Tree, int, list[tuple[int, int]]]:
     """The image's filesystem (headers; content only where checks need it), the newest
     mtime in it and each layer's (tar size, files). Each layer is checked against its digest,
     size and diff_id, and bounded: headers (distill.tarsafe), entries over all layers, and
-    expansion. With ``store``, each layer is read from it when there, else kept in it."""
-    reader = _TreeReader(image.name, max_entries)
+    expansion. With ``store``, each layer is read from it when there, else kept in it.
+    ``scan`` is shown the files it wants (of every layer: a later one may replace them)."""
+    reader = _TreeReader(image.name, max_entries, scan)
     diff_ids = (image.config.get("rootfs") or {}).get("diff_ids") or []
     for idx, desc in enumerate(image.layers):
         opener: AbstractContextManager[Verified] = (
@@ -111,8 +125,9 @@ def read_tree(
 class _TreeReader:
     """Layers applied one after the other to one tree (see :func:`read_tree`)."""
 
-    def __init__(self, name: str, max_entries: int | None) -> None:
+    def __init__(self, name: str, max_entries: int | None, scan: ContentScan | None = None) -> None:
         self.tree = Tree()
+        self.scan = scan
         self.index = _Layers(self.tree.nodes)
         self.budget = EntryBudget(name, ImageError, max_entries)
         self.name = name
@@ -191,9 +206,12 @@ class _TreeReader:
                     if name.startswith(_KEEP_CONTENT):
                         data = raw
                         self.kept += len(raw)
-                index.add(
-                    name, Node(FILE, mode, m.uid, m.gid, int(m.mtime), m.size, data=data, soname=soname), idx
-                )
+                node = Node(FILE, mode, m.uid, m.gid, int(m.mtime), m.size, data=data, soname=soname)
+                if self.scan is not None and not wanted and self.scan.wants(name, m.size):
+                    content = tf.extractfile(m)
+                    if content is not None:
+                        self.scan.read(name, node, content)
+                index.add(name, node, idx)
         return files
 
 
