@@ -280,10 +280,9 @@ def test_scan_of_the_built_image_finds_what_the_lock_does(project: Any, tmp_path
     assert _findings(json.loads(proc.stdout)) == vf.EXPECTED
     assert json.loads(proc.stdout)["results"][0]["release"] == "trixie"
     # the same image in a registry (Debian's docker-registry on 127.0.0.1), read through the API
-    from test_audit_images import _Registry
+    from registries import Registry
 
-    (tmp_path / "reg").mkdir()
-    reg = _Registry(tmp_path / "reg", None)
+    reg = Registry(tmp_path / "reg")
     try:
         push = ["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{tmp_path / 'img'}",
                 f"docker://127.0.0.1:{reg.port}/fixture/app:1"]  # fmt: skip
