@@ -149,6 +149,8 @@ class Registry:
         self.name = name or host
         self.creds = self.settings.auth or stored_credentials(host)
         self.base = f"{self.settings.scheme(host)}://{host}/v2"
+        base = httpx.URL(self.base)
+        self._origin = (base.scheme, base.host, base.port)
         self._auth: dict[frozenset[str], str] = {}  # scopes -> Authorization header
         self._basic = False  # the registry asked for Basic: one header for everything
         self._lock = threading.Lock()
@@ -175,6 +177,16 @@ class Registry:
         self.client.close()
 
     # -- authentication ---------------------------------------------------------
+
+    def _own(self, url: str | httpx.URL) -> bool:
+        """Whether ``url`` is on the registry's own origin (scheme, host, port): only there
+        do credentials and tokens go. An upload Location or a redirect to another host, or
+        to plain HTTP, gets none, and a 401 from there is not answered with them."""
+        try:
+            u = httpx.URL(url)
+        except httpx.InvalidURL:
+            return False
+        return (u.scheme, u.host, u.port) == self._origin
 
     def _authorization(self, scopes: frozenset[str]) -> str | None:
         with self._lock:
@@ -273,11 +285,16 @@ class Registry:
                 attempt += 1
                 try:
                     h = dict(headers or {})
-                    authorization = self._authorization(scopes)
+                    authorization = self._authorization(scopes) if self._own(url) else None
                     if authorization:
                         h["Authorization"] = authorization
                     body = content() if content is not None else None
                     with self.client.stream(method, url, headers=h, content=body) as r:
+                        if r.status_code == 401 and not self._own(r.url):
+                            raise RegistryError(
+                                f"{self.name}: {r.url.netloc.decode('ascii', 'replace')} (not the registry) asks for "
+                                f"credentials; distill sends them only to {self.host}"
+                            )
                         if r.status_code == 401 and not authenticated:
                             self._authenticate(r, scopes)
                             authenticated = True

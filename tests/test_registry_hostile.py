@@ -1,0 +1,143 @@
+"""The registry client against hostile registries: small HTTP servers of the tests' own
+on 127.0.0.1 that answer as a registry must not (an upload Location on another host,
+a 401 from a third party, redirect loops, lying digests and headers, endless bodies,
+nested indexes). Every failure must be one RegistryError/ImageError (one line, exit 2
+on the command line), never a traceback, a hang, a credential sent off the registry's
+host, or a push that reports success for what the registry did not store."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from distill.errors import RegistryError
+from distill.oci.registry import Registry, RegistrySettings
+
+ZERO = "sha256:" + "0" * 64
+CREDS = ("user", "secret")
+BASIC = "Basic " + base64.b64encode(b"user:secret").decode()
+
+
+class Hostile:
+    """An HTTP/1.1 server on 127.0.0.1 whose every answer is ``answer(request)``; it
+    records (method, path, headers) of each request in ``seen``."""
+
+    def __init__(self, answer: Callable[[Request], None]) -> None:
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    while size := int(self.rfile.readline().strip() or b"0", 16):
+                        self.rfile.read(size + 2)
+                    self.rfile.readline()
+                else:
+                    self.rfile.read(length)
+                server.seen.append((self.command, self.path, dict(self.headers)))
+                answer(Request(self, server))
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def authorizations(self) -> list[str]:
+        return [h["Authorization"] for _, _, h in self.seen if "Authorization" in h]
+
+
+class Request:
+    def __init__(self, handler: BaseHTTPRequestHandler, server: Hostile) -> None:
+        self.handler = handler
+        self.server = server
+        self.method = handler.command
+        self.path = handler.path
+        self.headers = handler.headers
+
+    def reply(self, status: int, body: bytes = b"", **headers: str) -> None:
+        h = self.handler
+        h.send_response(status)
+        for k, v in headers.items():
+            h.send_header(k.replace("_", "-"), v)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        if self.method != "HEAD":
+            h.wfile.write(body)
+
+
+@pytest.fixture
+def servers() -> Iterator[Callable[[Callable[[Request], None]], Hostile]]:
+    made: list[Hostile] = []
+
+    def make(answer: Callable[[Request], None]) -> Hostile:
+        made.append(Hostile(answer))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.close()
+
+
+# -- credentials stay on the registry's host -----------------------------------------------
+
+
+def test_no_credentials_to_an_upload_location_or_a_401_on_another_host(
+    servers: Callable[[Callable[[Request], None]], Hostile],
+) -> None:
+    """A registry's upload Location may name another host (a storage backend, or a
+    hostile one): the blob goes there, the user's credentials and tokens do not, and a
+    401 from that host is not answered with them (Basic, or a Bearer realm it names)."""
+
+    def third(req: Request) -> None:
+        if req.path.startswith("/token"):
+            req.reply(200, b'{"token": "stolen"}')
+        elif "ask-basic" in req.path:
+            req.reply(401, WWW_Authenticate='Basic realm="third"')
+        elif "ask-bearer" in req.path and "Authorization" not in req.headers:
+            req.reply(401, WWW_Authenticate=f'Bearer realm="http://{req.server.host}/token",service="x"')
+        else:
+            req.reply(201)
+
+    other = servers(third)
+    where = {"path": "/upload"}
+
+    def registry(req: Request) -> None:
+        if req.headers.get("Authorization") != BASIC:
+            req.reply(401, WWW_Authenticate='Basic realm="registry"')
+        elif req.method == "POST":
+            req.reply(202, Location=f"http://{other.host}{where['path']}")
+        else:
+            req.reply(404)
+
+    reg_server = servers(registry)
+    reg = Registry(reg_server.host, RegistrySettings(auth=CREDS))
+    try:
+        location, _ = reg.start_upload("team/app")
+        assert location.startswith(f"http://{other.host}/")
+        reg.put_blob("team/app", location, ZERO, 3, lambda: b"abc")
+        assert [m for m, _, _ in other.seen] == ["PUT"]
+        for path in ("/ask-basic", "/ask-bearer"):
+            where["path"] = path
+            location, _ = reg.start_upload("team/app")
+            with pytest.raises(RegistryError, match="not the registry"):
+                reg.put_blob("team/app", location, ZERO, 3, lambda: b"abc")
+    finally:
+        reg.close()
+    assert reg_server.authorizations() and set(reg_server.authorizations()) == {BASIC}
+    assert other.authorizations() == []  # neither the password nor a token went there
+    assert not any(p.startswith("/token") for _, p, _ in other.seen)
