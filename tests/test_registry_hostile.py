@@ -11,11 +11,15 @@ import base64
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from distill.errors import RegistryError
+from distill.oci.image import MANIFEST as OCI_MANIFEST
 from distill.oci.registry import Registry, RegistrySettings
+from hostile import one_error_line
+from test_registry import distill
 
 ZERO = "sha256:" + "0" * 64
 CREDS = ("user", "secret")
@@ -51,7 +55,7 @@ class Hostile:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -141,3 +145,46 @@ def test_no_credentials_to_an_upload_location_or_a_401_on_another_host(
     assert reg_server.authorizations() and set(reg_server.authorizations()) == {BASIC}
     assert other.authorizations() == []  # neither the password nor a token went there
     assert not any(p.startswith("/token") for _, p, _ in other.seen)
+
+
+# -- every failure is one error, never a traceback -----------------------------------------
+
+
+def test_redirect_loops_bad_encodings_and_replayed_bodies_are_registry_errors(
+    servers: Callable[[Callable[[Request], None]], Hostile], tmp_path: Path
+) -> None:
+    """httpx errors that are not transport errors (too many redirects, a body that does
+    not decode as its Content-Encoding says, a streamed upload redirected by a 307,
+    which cannot be sent twice) were tracebacks."""
+    mode = {"now": ""}
+
+    def answer(req: Request) -> None:
+        if mode["now"] == "loop":
+            req.reply(302, Location=req.path)
+        elif mode["now"] == "gzip":
+            req.reply(200, b"not gzip", Content_Encoding="gzip", Content_Type=OCI_MANIFEST)
+        elif mode["now"] == "307" and "again" not in req.path:
+            req.reply(307, Location="/v2/again")
+        else:
+            req.reply(201)
+
+    server = servers(answer)
+    reg = Registry(server.host)
+
+    def streamed() -> Iterator[bytes]:
+        yield b"abc"
+
+    try:
+        for now, call in (
+            ("loop", lambda: reg.get_manifest("team/app", "1", "app")),
+            ("gzip", lambda: reg.get_manifest("team/app", "1", "app")),
+            ("307", lambda: reg.put_blob("team/app", f"http://{server.host}/v2/up", ZERO, 3, streamed)),
+        ):
+            mode["now"] = now
+            with pytest.raises(RegistryError):
+                call()
+    finally:
+        reg.close()
+    mode["now"] = "loop"
+    line = one_error_line(distill("audit", f"docker://{server.host}/team/app:1", cwd=tmp_path))
+    assert "redirect" in line, line

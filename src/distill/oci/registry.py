@@ -319,6 +319,13 @@ class Registry:
                             else None,
                             transient=not isinstance(exc, httpx.InvalidURL),
                         ) from None
+                except (httpx.HTTPError, httpx.StreamError) as exc:
+                    # not the network: a redirect loop, a body that does not decode as its
+                    # Content-Encoding says, an upload redirected (a stream is sent once)
+                    path = urllib.parse.urlsplit(url).path.removeprefix("/v2/")
+                    raise RegistryError(
+                        f"{self.name}: the answer to {method} {path[:200]} cannot be used ({_describe(exc)})"
+                    ) from None
                 time.sleep(delay)
                 delay *= 2
 
