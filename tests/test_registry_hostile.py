@@ -77,7 +77,7 @@ class Request:
         h = self.handler
         h.send_response(status)
         for k, v in headers.items():
-            h.send_header(k.replace("_", "-"), v)
+            h.send_header(k.replace("_", "-"), v.encode().decode("latin-1"))  # UTF-8 on the wire
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         if self.method != "HEAD":
@@ -188,3 +188,29 @@ def test_redirect_loops_bad_encodings_and_replayed_bodies_are_registry_errors(
     mode["now"] = "loop"
     line = one_error_line(distill("audit", f"docker://{server.host}/team/app:1", cwd=tmp_path))
     assert "redirect" in line, line
+
+
+def test_numbers_in_headers_that_are_not_numbers(
+    servers: Callable[[Callable[[Request], None]], Hostile],
+) -> None:
+    """OCI-Chunk-Min-Length and an upload's Range are the registry's numbers: a digit
+    that int() refuses ('²' passes str.isdigit) or 5000 of them (past Python's limit
+    for int()) was a ValueError traceback; now such a header counts as absent."""
+    value = {"now": ""}
+
+    def answer(req: Request) -> None:
+        req.reply(202 if req.method == "POST" else 204, Location="/v2/up", OCI_Chunk_Min_Length=value["now"],
+                  Range=f"0-{value['now']}")  # fmt: skip
+
+    server = servers(answer)
+    reg = Registry(server.host)
+    try:
+        for now in ("²", "٣", "9" * 5000, "-5", "1e9"):
+            value["now"] = now
+            assert reg.start_upload("team/app")[1] == 0, now
+            assert reg.upload_offset("team/app", f"http://{server.host}/v2/up") == 0, now
+        value["now"] = "1023"
+        assert reg.start_upload("team/app")[1] == 1023
+        assert reg.upload_offset("team/app", f"http://{server.host}/v2/up") == 1024
+    finally:
+        reg.close()

@@ -108,6 +108,13 @@ def _error_code(body: bytes) -> str:
     return code if isinstance(code, str) and re.fullmatch(r"[A-Z_]{1,64}", code) else ""
 
 
+def _header_int(value: str) -> int | None:
+    """A header's number: ASCII digits, at most 18 of them (``str.isdigit`` takes '²', which
+    ``int()`` refuses, and ``int()`` refuses more than 4300 digits), else None."""
+    value = value.strip()
+    return int(value) if re.fullmatch(r"[0-9]{1,18}", value) else None
+
+
 class _Chunks(io.RawIOBase):
     """An iterator of byte chunks as a readable stream."""
 
@@ -363,7 +370,7 @@ class Registry:
             "GET", f"/{repo}/manifests/{reference}", scopes=pull(repo), headers={"Accept": ACCEPT}
         ) as r:
             declared = r.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > MAX_DOCUMENT:
+            if (_header_int(declared) or 0) > MAX_DOCUMENT:
                 raise RegistryError(
                     f"{name}: the manifest declares {declared} bytes; refusing more than {MAX_DOCUMENT}"
                 )
@@ -445,8 +452,7 @@ class Registry:
             ok=(202,),
             what="an upload",
         ) as r:
-            minimum = r.headers.get("oci-chunk-min-length", "")
-            return self._location(r), int(minimum) if minimum.isdigit() else 0
+            return self._location(r), _header_int(r.headers.get("oci-chunk-min-length", "")) or 0
 
     def _location(self, r: httpx.Response) -> str:
         location = r.headers.get("location")
@@ -463,7 +469,7 @@ class Registry:
                 got = r.headers.get("range", "")
         except RegistryError:
             return None
-        m = re.fullmatch(r"(?:bytes=)?0-(\d+)", got.strip())
+        m = re.fullmatch(r"(?:bytes=)?0-([0-9]{1,18})", got.strip())
         return int(m.group(1)) + 1 if m else 0
 
     def put_blob(self, repo: str, location: str, digest: str, size: int, body: Callable[[], Any]) -> None:
