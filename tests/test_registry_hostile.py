@@ -17,8 +17,12 @@ import pytest
 
 from distill.errors import RegistryError
 from distill.oci.image import MANIFEST as OCI_MANIFEST
-from distill.oci.registry import Registry, RegistrySettings
+from distill.oci.push import Pusher, plan
+from distill.oci.ref import parse_reference
+from distill.oci.registry import DEFAULT_CHUNK, Registry, RegistrySettings
+from distill.oci.source import LayoutSource
 from hostile import one_error_line
+from ocitools import F, layer_tar, write_layout
 from test_registry import distill
 
 ZERO = "sha256:" + "0" * 64
@@ -214,3 +218,44 @@ def test_numbers_in_headers_that_are_not_numbers(
         assert reg.upload_offset("team/app", f"http://{server.host}/v2/up") == 1024
     finally:
         reg.close()
+
+
+# -- a push reports success only for what the registry stored ------------------------------
+
+
+def test_a_blob_stored_under_another_digest_fails_the_push_and_tags_nothing(
+    servers: Callable[[Callable[[Request], None]], Hostile], tmp_path: Path
+) -> None:
+    """The registry answers 201 to a blob's PUT but says (Docker-Content-Digest) it
+    stored something else: the push used to go on, write the manifest and the tag, and
+    exit 0. Monolithic and chunked uploads, and a mount that claims another blob."""
+    write_layout(tmp_path / "img", [layer_tar([F("a", b"a" * 3000)])], gz=False)
+    mode = {"mount": False}
+
+    def answer(req: Request) -> None:
+        if req.method == "HEAD":
+            req.reply(404)
+        elif req.method == "POST" and "mount=" in req.path and mode["mount"]:
+            req.reply(201, Docker_Content_Digest=ZERO, Location="/v2/team/app/blobs/x")
+        elif req.method in ("POST", "PATCH"):
+            req.reply(202, Location="/v2/team/app/blobs/uploads/1", Range="0-0")
+        elif req.method == "PUT" and "/blobs/" in req.path:
+            req.reply(201, Docker_Content_Digest=ZERO)
+        else:
+            req.reply(201)
+
+    server = servers(answer)
+    for chunk in (DEFAULT_CHUNK, 1024):
+        with Pusher.to(server.host, RegistrySettings(chunk_size=chunk)) as pusher:
+            source = LayoutSource(tmp_path / "img", None, "img")
+            with pytest.raises(RegistryError, match=f"stored .* as {ZERO}"):
+                pusher.push(source, source.root(), [parse_reference(f"{server.host}/team/app:1")])
+    assert not [p for m, p, _ in server.seen if m == "PUT" and "/manifests/" in p]
+    # a mount the registry claims for another blob: uploaded instead (and refused as above)
+    mode["mount"] = True
+    with Pusher.to(server.host, None) as pusher:
+        pusher.known = {d: "team/base" for d in plan(source, source.root()).blobs}
+        with pytest.raises(RegistryError, match=f"stored .* as {ZERO}"):
+            pusher.push(source, source.root(), [parse_reference(f"{server.host}/team/app:1")])
+    assert any(m == "POST" and "mount=" in p for m, p, _ in server.seen)
+    assert not [p for m, p, _ in server.seen if m == "PUT" and "/manifests/" in p]

@@ -418,10 +418,14 @@ class Registry:
             ok=(200, 201),
             what=f"the manifest {reference}",
         ) as r:
-            got = r.headers.get("docker-content-digest")
-        want = "sha256:" + hashlib.sha256(data).hexdigest()
+            self._check_stored(r, "sha256:" + hashlib.sha256(data).hexdigest(), "the manifest")
+
+    def _check_stored(self, r: httpx.Response, want: str, what: str) -> None:
+        """A write the registry answered with the digest of what it stored: that must be
+        what was sent (a registry that stores something else fails the push)."""
+        got = r.headers.get("docker-content-digest")
         if got and got != want:
-            raise RegistryError(f"{self.name}: the registry stored the manifest as {got}, not {want}")
+            raise RegistryError(f"{self.name}: the registry stored {what} as {got[:80]}, not {want}")
 
     def mount(self, repo: str, digest: str, source_repo: str) -> str | None:
         """Mount a blob from another repository of this registry: None when mounted,
@@ -437,6 +441,7 @@ class Registry:
                 what="a blob mount",
             ) as r:
                 if r.status_code == 201:
+                    self._check_stored(r, digest, "a mounted blob")
                     return None
                 return self._location(r)
         except RegistryError:
@@ -484,8 +489,8 @@ class Registry:
             ok=(201, 204),
             retry=False,
             what=f"the blob {digest}",
-        ):
-            pass
+        ) as r:
+            self._check_stored(r, digest, "a blob")
 
     def patch_chunk(self, repo: str, location: str, start: int, data: bytes) -> str:
         """One chunk (PATCH with Content-Range): the location for the next one."""
@@ -516,8 +521,8 @@ class Registry:
             ok=(201, 204),
             retry=False,
             what=f"the blob {digest}",
-        ):
-            pass
+        ) as r:
+            self._check_stored(r, digest, "a blob")
 
 
 def pull(repo: str) -> frozenset[str]:
