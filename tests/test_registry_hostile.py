@@ -8,19 +8,23 @@ host, or a push that reports success for what the registry did not store."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from distill.errors import RegistryError
+from distill.errors import ImageError, RegistryError
+from distill.oci.image import INDEX as OCI_INDEX
 from distill.oci.image import MANIFEST as OCI_MANIFEST
-from distill.oci.push import Pusher, plan
+from distill.oci.push import MAX_MANIFESTS, Pusher, plan
 from distill.oci.ref import parse_reference
 from distill.oci.registry import DEFAULT_CHUNK, Registry, RegistrySettings
-from distill.oci.source import LayoutSource
+from distill.oci.source import MAX_NESTING, LayoutSource
 from hostile import one_error_line
 from ocitools import F, layer_tar, write_layout
 from test_registry import distill
@@ -259,3 +263,43 @@ def test_a_blob_stored_under_another_digest_fails_the_push_and_tags_nothing(
             pusher.push(source, source.root(), [parse_reference(f"{server.host}/team/app:1")])
     assert any(m == "POST" and "mount=" in p for m, p, _ in server.seen)
     assert not [p for m, p, _ in server.seen if m == "PUT" and "/manifests/" in p]
+
+
+# -- what a push reads is bounded ------------------------------------------------------------
+
+
+def _index(root: Path, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """An index of ``entries``, written as a blob of ``root``'s layout; its descriptor."""
+    data = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
+    digest = hashlib.sha256(data).hexdigest()
+    (root / "blobs" / "sha256" / digest).write_bytes(data)
+    return {"mediaType": OCI_INDEX, "digest": f"sha256:{digest}", "size": len(data)}
+
+
+def test_a_push_refuses_indexes_nested_without_end_or_too_many_manifests(tmp_path: Path) -> None:
+    """Indexes nested 1500 deep made the push's plan a RecursionError traceback (a
+    registry or layout can hold such a chain: each index names the next by digest);
+    they may nest as deep as an image is read (docs/limits.md), and one push writes at
+    most MAX_MANIFESTS manifests (an index of 4 MiB names 20000; each may be another)."""
+    manifest = write_layout(tmp_path / "img", [layer_tar([F("a", b"a")])], gz=False)
+    data = json.dumps(manifest).encode()
+    top = {
+        "mediaType": OCI_MANIFEST,
+        "digest": f"sha256:{hashlib.sha256(data).hexdigest()}",
+        "size": len(data),
+    }
+    source = LayoutSource(tmp_path / "img", None, "img")
+    chain = [top]
+    for _ in range(1500):
+        chain.append(_index(tmp_path / "img", [chain[-1]]))
+    for depth, ok in ((MAX_NESTING - 1, True), (MAX_NESTING, False), (1500, False)):
+        doc = source.pinned(chain[depth]["digest"])
+        if ok:
+            assert len(plan(source, doc).manifests) == depth + 1
+        else:
+            with pytest.raises(ImageError, match="nested"):
+                plan(source, doc)
+    # many distinct children (each an index of the one manifest, annotated apart)
+    wide = [_index(tmp_path / "img", [{**top, "annotations": {"n": str(i)}}]) for i in range(MAX_MANIFESTS)]
+    with pytest.raises(ImageError, match="more than"):
+        plan(source, source.pinned(_index(tmp_path / "img", wide)["digest"]))

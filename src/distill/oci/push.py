@@ -23,10 +23,11 @@ from distill.errors import ImageError, RegistryError
 from distill.oci.ref import Reference
 from distill.oci.registry import BACKOFF, PushStats, Registry, RegistrySettings
 from distill.oci.schema import Index, Manifest, check
-from distill.oci.source import INDEXES, MANIFESTS, Document, Source, parse_json
+from distill.oci.source import INDEXES, MANIFESTS, MAX_NESTING, Document, Source, parse_json
 
 BASE_NAME = "org.opencontainers.image.base.name"  # where an image's base came from (mount hint)
 MAX_RESUMES = 8  # times one chunked upload may resume after a failure
+MAX_MANIFESTS = 1024  # manifests and indexes one push writes (a multi-arch image has a few)
 
 
 @dataclass(frozen=True)
@@ -46,24 +47,30 @@ class Plan:
 
 
 def plan(source: Source, top: Document) -> Plan:
-    """Every blob and manifest ``top`` reaches in ``source`` (each once)."""
+    """Every blob and manifest ``top`` reaches in ``source`` (each once): indexes nested
+    at most as deep as an image is read (MAX_NESTING), at most MAX_MANIFESTS documents."""
     out = Plan()
     seen: set[str] = set()
 
-    def visit(doc: Document) -> None:
+    def visit(doc: Document, depth: int = 1) -> None:
         assert doc.digest is not None
         if doc.digest in seen:
             return
         seen.add(doc.digest)
         what = f"{source.name}: {doc.digest}"
+        if len(seen) > MAX_MANIFESTS:
+            raise ImageError(f"{source.name}: the image has more than {MAX_MANIFESTS} manifests and indexes")
         parsed = parse_json(doc.data, what)
         if doc.media_type in INDEXES or "manifests" in parsed:
             index = check(Index, parsed, label=what, error=ImageError)
+            if index.manifests and depth >= MAX_NESTING:
+                raise ImageError(f"{what}: indexes nested deeper than {MAX_NESTING - 1} levels")
             for m in index.manifests:
                 if m.mediaType not in (*INDEXES, *MANIFESTS):
                     raise ImageError(f"{what}: index entry {m.digest} has an unsupported media type")
-                child = source.read_manifest(m.digest, m.size)
-                visit(Document(m.mediaType, child, m.digest))
+                if m.digest not in seen:
+                    child = source.read_manifest(m.digest, m.size)
+                    visit(Document(m.mediaType, child, m.digest), depth + 1)
         elif doc.media_type in MANIFESTS or "layers" in parsed:
             manifest = check(Manifest, parsed, label=what, error=ImageError)
             base = (manifest.model_extra or {}).get("annotations") or {}

@@ -43,6 +43,7 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 INDEXES = (OCI_INDEX, DOCKER_LIST)
 MANIFESTS = (OCI_MANIFEST, DOCKER_MANIFEST)
 MAX_DOCUMENT = MAX_OCI_JSON  # manifests, indexes and configs: a few KiB in practice
+MAX_NESTING = 4  # documents from the top one down to a manifest (indexes in indexes)
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,7 @@ class Source:
 
         doc = start or self.top()
         media, data, digest = doc.media_type, doc.data, doc.digest
-        for _ in range(4):
+        for _ in range(MAX_NESTING):
             what = f"{self.name}: the {'index' if media in INDEXES else 'manifest'}"
             parsed = parse_json(data, what)
             top = check(Top, parsed, label=what, error=ImageError)
