@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -303,3 +304,62 @@ def test_a_push_refuses_indexes_nested_without_end_or_too_many_manifests(tmp_pat
     wide = [_index(tmp_path / "img", [{**top, "annotations": {"n": str(i)}}]) for i in range(MAX_MANIFESTS)]
     with pytest.raises(ImageError, match="more than"):
         plan(source, source.pinned(_index(tmp_path / "img", wide)["digest"]))
+
+
+def _endless(req: Request) -> None:
+    """200 and a chunked body that never ends (until the client hangs up)."""
+    h = req.handler
+    h.send_response(200)
+    h.send_header("Transfer-Encoding", "chunked")
+    h.end_headers()
+    chunk = b"\0" * 65536
+    try:
+        while True:
+            h.wfile.write(b"10000\r\n" + chunk + b"\r\n")
+    except OSError:
+        pass
+
+
+def _app_on(root: Path, base: str) -> Path:
+    (root / "hello").mkdir(parents=True)
+    (root / "hello" / "__main__.py").write_text("print('hello')\n")
+    spec = root / "app.yaml"
+    spec.write_text(
+        f"name: hello\nfrom: {base}\narchs: [amd64]\napp: {{kind: python, entrypoint: [-m, hello]}}\n"
+    )
+    return spec
+
+
+def test_fetch_refuses_a_layer_without_a_size_instead_of_filling_the_disk(
+    servers: Callable[[Callable[[Request], None]], Hostile], tmp_path: Path
+) -> None:
+    """A manifest whose layer declares no size, and a registry that sends that layer
+    without end: 'distill fetch' streamed it into the cache (420 MB in 5 s here) until
+    the total deadline; the build refuses such a layer up front, and so does fetch now."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"diff_ids": [ZERO]}}).encode()
+    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ZERO}],
+        }
+    ).encode()
+
+    def answer(req: Request) -> None:
+        if "/manifests/" in req.path:
+            req.reply(200, manifest, Content_Type=OCI_MANIFEST)
+        elif req.path.endswith(config_digest):
+            req.reply(200, config)
+        else:
+            _endless(req)
+
+    server = servers(answer)
+    spec = _app_on(tmp_path / "app", f"docker://{server.host}/team/base:1")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "DISTILL_HTTP_TIMEOUT": "5"}
+    line = one_error_line(distill("fetch", str(spec), "--cache-dir", str(cache), cwd=tmp_path, env=env))
+    assert "layers[0].size" in line, line
+    assert sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) < 1 << 20
+    assert not list(cache.rglob(".pull.*"))

@@ -376,8 +376,11 @@ class StoreSource(Source):
 def pull_blob(source: Source, store: BlobStore, digest: str, size: int | None) -> Iterator[Verified]:
     """A blob of ``source`` read through the blob store: from the store when it holds it
     (still verified as it is read), else from the source, written to the store on the
-    way and kept only when :meth:`Verified.finish` finds it whole and matching."""
+    way and kept only when :meth:`Verified.finish` finds it whole and matching (which
+    takes a declared size: without one, a source could send bytes without end)."""
     target = store.path(check_digest(digest))
+    if size is None:
+        raise ImageError(f"{source.name}: blob {digest} has no declared size; it is not kept")
     if target.is_file():
         with open_regular(target, error=ImageError, what="cached blob") as f:
             yield Verified(f, digest, f"cached blob {digest}", size)
