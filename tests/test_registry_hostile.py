@@ -363,3 +363,33 @@ def test_fetch_refuses_a_layer_without_a_size_instead_of_filling_the_disk(
     assert "layers[0].size" in line, line
     assert sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) < 1 << 20
     assert not list(cache.rglob(".pull.*"))
+
+
+def test_a_token_that_cannot_be_a_header_is_refused_and_not_quoted(
+    servers: Callable[[Callable[[Request], None]], Hostile],
+) -> None:
+    """A token service's token goes into a header: one with a non-ASCII character was a
+    UnicodeEncodeError traceback, one with CR/LF or NUL a 'cannot reach' error, retried
+    4 times, that quoted the token."""
+    token = {"now": ""}
+
+    def answer(req: Request) -> None:
+        if req.path.startswith("/token"):
+            req.reply(200, json.dumps({"token": token["now"]}).encode())
+        elif "Authorization" not in req.headers:
+            req.reply(401, WWW_Authenticate=f'Bearer realm="http://{req.server.host}/token",service="r"')
+        else:
+            req.reply(404)
+
+    server = servers(answer)
+    for now in ("tok\u20acs3cr3t", "tok\r\nX-Injected: s3cr3t", "tok\x00s3cr3t", "tok s3cr3t"):
+        token["now"] = now
+        reg = Registry(server.host)
+        try:
+            with pytest.raises(RegistryError) as caught:
+                reg.get_manifest("team/app", "1", "app")
+        finally:
+            reg.close()
+        assert "token" in caught.value.message and "s3cr3t" not in caught.value.message, caught.value
+        assert not caught.value.transient
+    assert not any("X-Injected" in h for _, _, h in server.seen)

@@ -258,6 +258,10 @@ class Registry:
             token = found if isinstance(found, str) else None
         if r.status_code != 200 or not token:
             raise RegistryError(f"{self.name}: the token service answered {r.status_code} without a token")
+        if not re.fullmatch(r"[\x21-\x7e]+", token):  # it goes into a header (never quoted here)
+            raise RegistryError(
+                f"{self.name}: the token service's token has characters other than printable ASCII"
+            )
         with self._lock:
             self._auth[scopes] = f"Bearer {token}"
 
