@@ -19,15 +19,19 @@ from typing import Any
 
 import pytest
 
+from distill.archive.cache import CorruptEntryError
 from distill.errors import ImageError, RegistryError
 from distill.oci.image import INDEX as OCI_INDEX
 from distill.oci.image import MANIFEST as OCI_MANIFEST
+from distill.oci.image import BlobStore
 from distill.oci.push import MAX_MANIFESTS, Pusher, plan
+from distill.oci.read import read_tree
 from distill.oci.ref import parse_reference
 from distill.oci.registry import DEFAULT_CHUNK, Registry, RegistrySettings
 from distill.oci.source import MAX_NESTING, LayoutSource
 from hostile import one_error_line
 from ocitools import F, layer_tar, write_layout
+from test_apps import HELLO, cc
 from test_registry import distill
 
 ZERO = "sha256:" + "0" * 64
@@ -393,3 +397,69 @@ def test_a_token_that_cannot_be_a_header_is_refused_and_not_quoted(
         assert "token" in caught.value.message and "s3cr3t" not in caught.value.message, caught.value
         assert not caught.value.transient
     assert not any("X-Injected" in h for _, _, h in server.seen)
+
+
+# -- the cache is input too ------------------------------------------------------------------
+
+
+def _damage(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_cached_layer_is_removed_and_pulled_again(tmp_path: Path) -> None:
+    """A base layer damaged in the blob cache was read first and blamed on the image
+    ('is not a readable tar'), and stayed there: every later build failed the same way.
+    It is now found damaged (it does not hash to its name), removed (CorruptEntryError,
+    which a build answers by pulling it again) and pulled anew from its source."""
+    write_layout(tmp_path / "img", [layer_tar([F("etc/hello", b"hello\n" * 5000)])])
+    store = BlobStore(tmp_path / "cache")
+    source = LayoutSource(tmp_path / "img", None, "img")
+    image = source.image("amd64")
+    read_tree(source, image, store)
+    cached = store.path(image.layers[0]["digest"])
+    _damage(cached)
+    with pytest.raises(CorruptEntryError, match="removed") as caught:
+        read_tree(source, image, store)
+    assert caught.value.needs_network and not cached.exists()
+    tree, _, _ = read_tree(source, image, store)
+    assert (
+        "etc/hello" in tree.nodes
+        and cached.read_bytes()
+        == (tmp_path / "img" / "blobs" / "sha256" / image.layers[0]["digest"][7:]).read_bytes()
+    )
+    # an image's own fault is still the image's: the cached blob is whole, it stays
+    image.config["rootfs"]["diff_ids"] = [ZERO]
+    with pytest.raises(ImageError, match="diff_id") as caught:
+        read_tree(source, image, store)
+    assert not isinstance(caught.value, CorruptEntryError) and cached.exists()
+
+
+def test_a_build_on_a_damaged_cached_base_repairs_it(tmp_path: Path) -> None:
+    """The same through 'distill build': online it warns and pulls the layer again (the
+    same image as before); offline it is one error line that says what to do."""
+    manifest = write_layout(tmp_path / "base", [layer_tar([F("etc/hello", b"hello\n" * 5000)])])
+    app = tmp_path / "app"
+    app.mkdir()
+    cc(app, "hello", HELLO, "-static")
+    spec = app / "app.yaml"
+    spec.write_text(
+        f"name: hello\nfrom: oci:{tmp_path / 'base'}\narchs: [amd64]\napp: {{kind: binary, source: hello}}\n"
+    )
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    assert distill("lock", str(spec), cwd=tmp_path).returncode == 0  # an offline build needs it
+    first = distill("build", str(spec), "-o", str(tmp_path / "a.oci"), *cache, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    cached = BlobStore(tmp_path / "cache").path(manifest["layers"][0]["digest"])
+    _damage(cached)
+    again = distill("build", str(spec), "-o", str(tmp_path / "b.oci"), *cache, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "making it again" in again.stderr
+    assert again.stdout.splitlines()[-1] == first.stdout.splitlines()[-1]
+    _damage(cached)
+    line = one_error_line(
+        distill("build", str(spec), "--offline", "-o", str(tmp_path / "c.oci"), *cache, cwd=tmp_path)
+    )
+    assert "removed" in line and "--offline" in line, line

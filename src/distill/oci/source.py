@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill.archive.cache import CorruptEntryError, discard
 from distill.errors import ImageError
 from distill.limits import MAX_OCI_JSON, load_json, open_regular, read_regular
 from distill.oci.image import INDEX as OCI_INDEX
@@ -368,8 +369,36 @@ class StoreSource(Source):
             raise ImageError(
                 f"{self.name}: blob {digest} is not in the cache", hint="run once without --offline"
             )
+        with _cached_blob(path, digest, size) as f:
+            yield f
+
+
+@contextmanager
+def _cached_blob(path: Path, digest: str, size: int | None) -> Iterator[Verified]:
+    """A blob of the cache, verified as it is read. When reading it fails and the file
+    does not hash to its name, the cache is at fault, not the image: the blob is removed
+    and :class:`CorruptEntryError` raised (a build answers it by pulling the blob again)."""
+    try:
         with open_regular(path, error=ImageError, what="cached blob") as f:
             yield Verified(f, digest, f"cached blob {digest}", size)
+    except ImageError:
+        if _hashes_to(path, digest):
+            raise  # the blob is whole: the error is the image's (a diff_id, a bomb, ...)
+        discard(path)
+        raise CorruptEntryError(
+            f"the cached blob {path} does not match its digest; it was removed", needs_network=True
+        ) from None
+
+
+def _hashes_to(path: Path, digest: str) -> bool:
+    h = hashlib.sha256()
+    try:
+        with open_regular(path, error=ImageError) as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except (ImageError, OSError):
+        return False
+    return "sha256:" + h.hexdigest() == digest
 
 
 @contextmanager
@@ -382,8 +411,8 @@ def pull_blob(source: Source, store: BlobStore, digest: str, size: int | None) -
     if size is None:
         raise ImageError(f"{source.name}: blob {digest} has no declared size; it is not kept")
     if target.is_file():
-        with open_regular(target, error=ImageError, what="cached blob") as f:
-            yield Verified(f, digest, f"cached blob {digest}", size)
+        with _cached_blob(target, digest, size) as f:
+            yield f
         return
     with source.open_blob(digest, size) as upstream:
         ingest = _Ingest(upstream, digest, upstream.what, size, target)
