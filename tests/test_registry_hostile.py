@@ -11,7 +11,11 @@ import base64
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -463,3 +467,33 @@ def test_a_build_on_a_damaged_cached_base_repairs_it(tmp_path: Path) -> None:
         distill("build", str(spec), "--offline", "-o", str(tmp_path / "c.oci"), *cache, cwd=tmp_path)
     )
     assert "removed" in line and "--offline" in line, line
+
+
+# -- nothing left behind ---------------------------------------------------------------------
+
+
+@pytest.mark.podman
+def test_sigterm_during_podman_save_leaves_no_temporary_files(env: dict[str, str], tmp_path: Path) -> None:
+    """'podman:NAME' is read through 'podman save' into a temporary directory: a SIGTERM
+    (or Ctrl-C) while podman ran left that directory behind, and podman, killed, left
+    its own temporary files (the size of the image) in $TMPDIR."""
+    write_layout(tmp_path / "big", [layer_tar([F("blob", os.urandom(48 << 20))])], gz=False)
+    subprocess.run(
+        ["skopeo", "copy", "-q", f"oci:{tmp_path / 'big'}", "containers-storage:localhost/distill-sigterm:1"],
+        env=env, check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distill", "audit", "podman:localhost/distill-sigterm:1"],
+        env={**env, "TMPDIR": str(tmp)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline = time.monotonic() + 60
+    while not children.read_text().strip():  # podman save has started
+        assert time.monotonic() < deadline and proc.poll() is None, "podman save never started"
+        time.sleep(0.01)
+    time.sleep(0.3)  # podman is writing
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert list(tmp.iterdir()) == []

@@ -623,18 +623,21 @@ class SavedSource(ArchiveSource):
         cmd = [exe, "save", "-o", str(out), image]
         if engine == "podman":
             cmd[2:2] = ["--format", "oci-archive"]
+        # The engine's own temporary files go in our directory too: when it is killed
+        # (a timeout, or SIGTERM / Ctrl-C of distill), one rmtree removes everything.
+        env = {**os.environ, "TMPDIR": self.tmp}
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-        except subprocess.TimeoutExpired:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            raise ImageError(f"{name}: {engine} save did not finish in 30 minutes") from None
-        if proc.returncode != 0:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-            raise ImageError(f"{name}: {engine} save failed: {lines[-1][:200] if lines else proc.returncode}")
-        try:
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
+            except subprocess.TimeoutExpired:
+                raise ImageError(f"{name}: {engine} save did not finish in 30 minutes") from None
+            if proc.returncode != 0:
+                lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+                raise ImageError(
+                    f"{name}: {engine} save failed: {lines[-1][:200] if lines else proc.returncode}"
+                )
             super().__init__(out, None, name)
-        except ImageError:
+        except BaseException:  # SystemExit from SIGTERM and KeyboardInterrupt included
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise
 
