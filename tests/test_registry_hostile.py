@@ -47,7 +47,7 @@ class Hostile:
     """An HTTP/1.1 server on 127.0.0.1 whose every answer is ``answer(request)``; it
     records (method, path, headers) of each request in ``seen``."""
 
-    def __init__(self, answer: Callable[[Request], None]) -> None:
+    def __init__(self, answer: Callable[[Request], None], rate: int | None = None) -> None:
         self.seen: list[tuple[str, str, dict[str, str]]] = []
         server = self
 
@@ -64,7 +64,13 @@ class Hostile:
                         self.rfile.read(size + 2)
                     self.rfile.readline()
                 else:
-                    self.rfile.read(length)
+                    while length > 0:  # at ``rate`` bytes a second, when given
+                        got = self.rfile.read(min(length, rate // 10 if rate else length))
+                        if not got:
+                            break
+                        length -= len(got)
+                        if rate:
+                            time.sleep(0.1)
                 server.seen.append((self.command, self.path, dict(self.headers)))
                 answer(Request(self, server))
 
@@ -102,11 +108,11 @@ class Request:
 
 
 @pytest.fixture
-def servers() -> Iterator[Callable[[Callable[[Request], None]], Hostile]]:
+def servers() -> Iterator[Callable[..., Hostile]]:
     made: list[Hostile] = []
 
-    def make(answer: Callable[[Request], None]) -> Hostile:
-        made.append(Hostile(answer))
+    def make(answer: Callable[[Request], None], rate: int | None = None) -> Hostile:
+        made.append(Hostile(answer, rate))
         return made[-1]
 
     yield make
@@ -118,7 +124,7 @@ def servers() -> Iterator[Callable[[Callable[[Request], None]], Hostile]]:
 
 
 def test_no_credentials_to_an_upload_location_or_a_401_on_another_host(
-    servers: Callable[[Callable[[Request], None]], Hostile],
+    servers: Callable[..., Hostile],
 ) -> None:
     """A registry's upload Location may name another host (a storage backend, or a
     hostile one): the blob goes there, the user's credentials and tokens do not, and a
@@ -168,7 +174,7 @@ def test_no_credentials_to_an_upload_location_or_a_401_on_another_host(
 
 
 def test_redirect_loops_bad_encodings_and_replayed_bodies_are_registry_errors(
-    servers: Callable[[Callable[[Request], None]], Hostile], tmp_path: Path
+    servers: Callable[..., Hostile], tmp_path: Path
 ) -> None:
     """httpx errors that are not transport errors (too many redirects, a body that does
     not decode as its Content-Encoding says, a streamed upload redirected by a 307,
@@ -208,7 +214,7 @@ def test_redirect_loops_bad_encodings_and_replayed_bodies_are_registry_errors(
 
 
 def test_numbers_in_headers_that_are_not_numbers(
-    servers: Callable[[Callable[[Request], None]], Hostile],
+    servers: Callable[..., Hostile],
 ) -> None:
     """OCI-Chunk-Min-Length and an upload's Range are the registry's numbers: a digit
     that int() refuses ('²' passes str.isdigit) or 5000 of them (past Python's limit
@@ -237,7 +243,7 @@ def test_numbers_in_headers_that_are_not_numbers(
 
 
 def test_a_blob_stored_under_another_digest_fails_the_push_and_tags_nothing(
-    servers: Callable[[Callable[[Request], None]], Hostile], tmp_path: Path
+    servers: Callable[..., Hostile], tmp_path: Path
 ) -> None:
     """The registry answers 201 to a blob's PUT but says (Docker-Content-Digest) it
     stored something else: the push used to go on, write the manifest and the tag, and
@@ -339,7 +345,7 @@ def _app_on(root: Path, base: str) -> Path:
 
 
 def test_fetch_refuses_a_layer_without_a_size_instead_of_filling_the_disk(
-    servers: Callable[[Callable[[Request], None]], Hostile], tmp_path: Path
+    servers: Callable[..., Hostile], tmp_path: Path
 ) -> None:
     """A manifest whose layer declares no size, and a registry that sends that layer
     without end: 'distill fetch' streamed it into the cache (420 MB in 5 s here) until
@@ -374,7 +380,7 @@ def test_fetch_refuses_a_layer_without_a_size_instead_of_filling_the_disk(
 
 
 def test_a_token_that_cannot_be_a_header_is_refused_and_not_quoted(
-    servers: Callable[[Callable[[Request], None]], Hostile],
+    servers: Callable[..., Hostile],
 ) -> None:
     """A token service's token goes into a header: one with a non-ASCII character was a
     UnicodeEncodeError traceback, one with CR/LF or NUL a 'cannot reach' error, retried
@@ -497,3 +503,53 @@ def test_sigterm_during_podman_save_leaves_no_temporary_files(env: dict[str, str
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     assert list(tmp.iterdir()) == []
+
+
+def _refusing(refuse: str) -> Callable[[Request], None]:
+    """A registry that takes every upload but refuses the PUT of the blob ``refuse`` to
+    the repository team/app."""
+
+    def answer(req: Request) -> None:
+        if req.method == "HEAD":
+            req.reply(404)
+        elif req.method == "POST":
+            req.reply(202, Location=req.path.split("?")[0] + "1")
+        elif req.method == "PUT" and refuse in req.path and req.path.startswith("/v2/team/app/"):
+            req.reply(403)
+        else:
+            req.reply(201)
+
+    return answer
+
+
+def test_a_failed_or_interrupted_push_stops_its_other_uploads(
+    servers: Callable[..., Hostile], tmp_path: Path
+) -> None:
+    """One blob refused while others upload: the push waited for every other upload to
+    end (the results were awaited in order, the largest first) before it said so; a
+    SIGTERM waited likewise (19 s for 40 MB to a slow registry here, up to the total
+    deadline per blob). The uploads still under way now stop at their next chunk."""
+    manifest = write_layout(
+        tmp_path / "img", [layer_tar([F("a", os.urandom(8 << 20))]), layer_tar([F("b", os.urandom(8 << 20))])],
+        gz=False,
+    )  # fmt: skip
+    server = servers(_refusing(manifest["config"]["digest"]), 1 << 20)  # reads uploads at 1 MiB/s
+    source = LayoutSource(tmp_path / "img", None, "img")
+    t0 = time.monotonic()
+    with Pusher.to(server.host, None) as pusher, pytest.raises(RegistryError, match="403"):
+        pusher.push(source, source.root(), [parse_reference(f"{server.host}/team/app:1")])
+    assert time.monotonic() - t0 < 4
+    # SIGTERM: distill exits with 143 at once, not once the uploads are done
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distill", "push", str(tmp_path / "img"), f"{server.host}/team/other:1", "-q"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while sum(1 for m, p, _ in server.seen if m == "POST" and "/team/other/" in p) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert time.monotonic() - t0 < 4

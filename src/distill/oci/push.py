@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,6 +103,7 @@ class Pusher:
         self.progress = progress or (lambda what, n: None)
         self.known: dict[str, str] = {}  # digest -> a repository of this registry that has it
         self._lock = threading.Lock()
+        self._stop = threading.Event()  # the push has failed or is interrupted: upload no more
 
     @classmethod
     @contextmanager
@@ -128,10 +129,19 @@ class Pusher:
         work = plan(source, top)
         blobs = sorted(work.blobs.values(), key=lambda b: -b.size)  # the large ones start first
         with ThreadPoolExecutor(max_workers=min(self.jobs, max(1, len(blobs)))) as pool:
-            for _ in pool.map(
-                lambda b: self._blob(source, repo, b, work.mount_from.get(b.digest, []), stats), blobs
-            ):
-                pass
+            futures = [
+                pool.submit(self._blob, source, repo, b, work.mount_from.get(b.digest, []), stats)
+                for b in blobs
+            ]
+            try:
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    f.result()  # the first failure, as soon as there is one
+            except BaseException:  # a failure, SIGTERM (SystemExit), Ctrl-C
+                self._stop.set()  # the uploads under way stop at their next chunk
+                for f in futures:
+                    f.cancel()
+                raise
         for doc in work.manifests:
             assert doc.digest is not None
             if self.registry.manifest_digest(repo, doc.digest) == doc.digest:
@@ -192,6 +202,10 @@ class Pusher:
                 out.append(other)
         return out
 
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise _Stopped
+
     def _remember(self, digest: str, repo: str) -> None:
         with self._lock:
             self.known.setdefault(digest, repo)
@@ -200,6 +214,7 @@ class Pusher:
         def body() -> Iterator[bytes]:
             with source.open_blob(blob.digest, blob.size) as f:
                 while chunk := f.read(1 << 20):
+                    self._check_stop()
                     yield chunk
                 f.finish()
 
@@ -229,6 +244,7 @@ class Pusher:
                             raise ImageError(f"{source.name}: blob {blob.digest} is shorter than the upload")
                         skipped += len(got)
                     while offset < blob.size:
+                        self._check_stop()
                         data = _read_exactly(f, min(chunk, blob.size - offset))
                         location = self.registry.patch_chunk(repo, location, offset, data)
                         offset += len(data)
@@ -246,6 +262,10 @@ class Pusher:
                     offset = 0
                 else:
                     offset = held
+
+
+class _Stopped(Exception):
+    """The push stops (another blob failed, or distill was interrupted): this upload too."""
 
 
 class _TooLarge(Exception):
