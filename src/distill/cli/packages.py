@@ -214,7 +214,8 @@ def _fetch_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
     """An app on an image: its blobs into the cache (by the lock's digest when locked)."""
     from distill.archive.cache import Cache
     from distill.oci.base import open_base
-    from distill.oci.image import BlobStore
+    from distill.oci.image import CONFIG, BlobStore
+    from distill.oci.read import check_reusable
     from distill.oci.source import pull_blob
     from distill.spec.load import spec_checksum
 
@@ -239,12 +240,16 @@ def _fetch_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
     try:
         for arch in spec.archs:
             img = source.image(arch, top)
-            for d in [img.manifest["config"], *img.layers]:
-                with pull_blob(source, store, d["digest"], d.get("size")) as blob:
+            check_reusable(img)  # as the build: every layer has its size (nothing unbounded)
+            for d in img.layers:
+                with pull_blob(source, store, d["digest"], d["size"]) as blob:
                     blob.finish()
                 count += 1
-                size += int(d.get("size") or 0)
+                size += int(d["size"])
+            store.put(img.config_bytes, str(img.manifest["config"].get("mediaType") or CONFIG))
             store.put(img.manifest_bytes, img.media_type)
+            count += 1
+            size += len(img.config_bytes)
         store.put(top.data, top.media_type)
     finally:
         source.close()

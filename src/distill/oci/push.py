@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,10 +23,11 @@ from distill.errors import ImageError, RegistryError
 from distill.oci.ref import Reference
 from distill.oci.registry import BACKOFF, PushStats, Registry, RegistrySettings
 from distill.oci.schema import Index, Manifest, check
-from distill.oci.source import INDEXES, MANIFESTS, Document, Source, parse_json
+from distill.oci.source import INDEXES, MANIFESTS, MAX_NESTING, Document, Source, parse_json
 
 BASE_NAME = "org.opencontainers.image.base.name"  # where an image's base came from (mount hint)
 MAX_RESUMES = 8  # times one chunked upload may resume after a failure
+MAX_MANIFESTS = 1024  # manifests and indexes one push writes (a multi-arch image has a few)
 
 
 @dataclass(frozen=True)
@@ -46,24 +47,30 @@ class Plan:
 
 
 def plan(source: Source, top: Document) -> Plan:
-    """Every blob and manifest ``top`` reaches in ``source`` (each once)."""
+    """Every blob and manifest ``top`` reaches in ``source`` (each once): indexes nested
+    at most as deep as an image is read (MAX_NESTING), at most MAX_MANIFESTS documents."""
     out = Plan()
     seen: set[str] = set()
 
-    def visit(doc: Document) -> None:
+    def visit(doc: Document, depth: int = 1) -> None:
         assert doc.digest is not None
         if doc.digest in seen:
             return
         seen.add(doc.digest)
         what = f"{source.name}: {doc.digest}"
+        if len(seen) > MAX_MANIFESTS:
+            raise ImageError(f"{source.name}: the image has more than {MAX_MANIFESTS} manifests and indexes")
         parsed = parse_json(doc.data, what)
         if doc.media_type in INDEXES or "manifests" in parsed:
             index = check(Index, parsed, label=what, error=ImageError)
+            if index.manifests and depth >= MAX_NESTING:
+                raise ImageError(f"{what}: indexes nested deeper than {MAX_NESTING - 1} levels")
             for m in index.manifests:
                 if m.mediaType not in (*INDEXES, *MANIFESTS):
                     raise ImageError(f"{what}: index entry {m.digest} has an unsupported media type")
-                child = source.read_manifest(m.digest, m.size)
-                visit(Document(m.mediaType, child, m.digest))
+                if m.digest not in seen:
+                    child = source.read_manifest(m.digest, m.size)
+                    visit(Document(m.mediaType, child, m.digest), depth + 1)
         elif doc.media_type in MANIFESTS or "layers" in parsed:
             manifest = check(Manifest, parsed, label=what, error=ImageError)
             base = (manifest.model_extra or {}).get("annotations") or {}
@@ -96,6 +103,7 @@ class Pusher:
         self.progress = progress or (lambda what, n: None)
         self.known: dict[str, str] = {}  # digest -> a repository of this registry that has it
         self._lock = threading.Lock()
+        self._stop = threading.Event()  # the push has failed or is interrupted: upload no more
 
     @classmethod
     @contextmanager
@@ -121,10 +129,19 @@ class Pusher:
         work = plan(source, top)
         blobs = sorted(work.blobs.values(), key=lambda b: -b.size)  # the large ones start first
         with ThreadPoolExecutor(max_workers=min(self.jobs, max(1, len(blobs)))) as pool:
-            for _ in pool.map(
-                lambda b: self._blob(source, repo, b, work.mount_from.get(b.digest, []), stats), blobs
-            ):
-                pass
+            futures = [
+                pool.submit(self._blob, source, repo, b, work.mount_from.get(b.digest, []), stats)
+                for b in blobs
+            ]
+            try:
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    f.result()  # the first failure, as soon as there is one
+            except BaseException:  # a failure, SIGTERM (SystemExit), Ctrl-C
+                self._stop.set()  # the uploads under way stop at their next chunk
+                for f in futures:
+                    f.cancel()
+                raise
         for doc in work.manifests:
             assert doc.digest is not None
             if self.registry.manifest_digest(repo, doc.digest) == doc.digest:
@@ -185,6 +202,10 @@ class Pusher:
                 out.append(other)
         return out
 
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise _Stopped
+
     def _remember(self, digest: str, repo: str) -> None:
         with self._lock:
             self.known.setdefault(digest, repo)
@@ -193,6 +214,7 @@ class Pusher:
         def body() -> Iterator[bytes]:
             with source.open_blob(blob.digest, blob.size) as f:
                 while chunk := f.read(1 << 20):
+                    self._check_stop()
                     yield chunk
                 f.finish()
 
@@ -222,6 +244,7 @@ class Pusher:
                             raise ImageError(f"{source.name}: blob {blob.digest} is shorter than the upload")
                         skipped += len(got)
                     while offset < blob.size:
+                        self._check_stop()
                         data = _read_exactly(f, min(chunk, blob.size - offset))
                         location = self.registry.patch_chunk(repo, location, offset, data)
                         offset += len(data)
@@ -239,6 +262,10 @@ class Pusher:
                     offset = 0
                 else:
                     offset = held
+
+
+class _Stopped(Exception):
+    """The push stops (another blob failed, or distill was interrupted): this upload too."""
 
 
 class _TooLarge(Exception):

@@ -108,6 +108,13 @@ def _error_code(body: bytes) -> str:
     return code if isinstance(code, str) and re.fullmatch(r"[A-Z_]{1,64}", code) else ""
 
 
+def _header_int(value: str) -> int | None:
+    """A header's number: ASCII digits, at most 18 of them (``str.isdigit`` takes '²', which
+    ``int()`` refuses, and ``int()`` refuses more than 4300 digits), else None."""
+    value = value.strip()
+    return int(value) if re.fullmatch(r"[0-9]{1,18}", value) else None
+
+
 class _Chunks(io.RawIOBase):
     """An iterator of byte chunks as a readable stream."""
 
@@ -149,6 +156,8 @@ class Registry:
         self.name = name or host
         self.creds = self.settings.auth or stored_credentials(host)
         self.base = f"{self.settings.scheme(host)}://{host}/v2"
+        base = httpx.URL(self.base)
+        self._origin = (base.scheme, base.host, base.port)
         self._auth: dict[frozenset[str], str] = {}  # scopes -> Authorization header
         self._basic = False  # the registry asked for Basic: one header for everything
         self._lock = threading.Lock()
@@ -175,6 +184,16 @@ class Registry:
         self.client.close()
 
     # -- authentication ---------------------------------------------------------
+
+    def _own(self, url: str | httpx.URL) -> bool:
+        """Whether ``url`` is on the registry's own origin (scheme, host, port): only there
+        do credentials and tokens go. An upload Location or a redirect to another host, or
+        to plain HTTP, gets none, and a 401 from there is not answered with them."""
+        try:
+            u = httpx.URL(url)
+        except httpx.InvalidURL:
+            return False
+        return (u.scheme, u.host, u.port) == self._origin
 
     def _authorization(self, scopes: frozenset[str]) -> str | None:
         with self._lock:
@@ -239,6 +258,10 @@ class Registry:
             token = found if isinstance(found, str) else None
         if r.status_code != 200 or not token:
             raise RegistryError(f"{self.name}: the token service answered {r.status_code} without a token")
+        if not re.fullmatch(r"[\x21-\x7e]+", token):  # it goes into a header (never quoted here)
+            raise RegistryError(
+                f"{self.name}: the token service's token has characters other than printable ASCII"
+            )
         with self._lock:
             self._auth[scopes] = f"Bearer {token}"
 
@@ -263,9 +286,6 @@ class Registry:
         404, which callers often expect) raise :class:`RegistryError`."""
         if not url.startswith("http"):
             url = f"{self.base}{url}"
-        # Credentials go to this registry only: an upload Location naming another host
-        # (a storage service, or a hostile registry) is sent none.
-        own = urllib.parse.urlsplit(url).netloc == urllib.parse.urlsplit(self.base).netloc
         attempts = RETRIES if retry else 1
         delay = BACKOFF
         authenticated = False
@@ -276,11 +296,16 @@ class Registry:
                 attempt += 1
                 try:
                     h = dict(headers or {})
-                    authorization = self._authorization(scopes) if own else None
+                    authorization = self._authorization(scopes) if self._own(url) else None
                     if authorization:
                         h["Authorization"] = authorization
                     body = content() if content is not None else None
                     with self.client.stream(method, url, headers=h, content=body) as r:
+                        if r.status_code == 401 and not self._own(r.url):
+                            raise RegistryError(
+                                f"{self.name}: {r.url.netloc.decode('ascii', 'replace')} (not the registry) asks for "
+                                f"credentials; distill sends them only to {self.host}"
+                            )
                         if r.status_code == 401 and not authenticated:
                             self._authenticate(r, scopes)
                             authenticated = True
@@ -305,6 +330,13 @@ class Registry:
                             else None,
                             transient=not isinstance(exc, httpx.InvalidURL),
                         ) from None
+                except (httpx.HTTPError, httpx.StreamError) as exc:
+                    # not the network: a redirect loop, a body that does not decode as its
+                    # Content-Encoding says, an upload redirected (a stream is sent once)
+                    path = urllib.parse.urlsplit(url).path.removeprefix("/v2/")
+                    raise RegistryError(
+                        f"{self.name}: the answer to {method} {path[:200]} cannot be used ({_describe(exc)})"
+                    ) from None
                 time.sleep(delay)
                 delay *= 2
 
@@ -342,7 +374,7 @@ class Registry:
             "GET", f"/{repo}/manifests/{reference}", scopes=pull(repo), headers={"Accept": ACCEPT}
         ) as r:
             declared = r.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > MAX_DOCUMENT:
+            if (_header_int(declared) or 0) > MAX_DOCUMENT:
                 raise RegistryError(
                     f"{name}: the manifest declares {declared} bytes; refusing more than {MAX_DOCUMENT}"
                 )
@@ -390,10 +422,14 @@ class Registry:
             ok=(200, 201),
             what=f"the manifest {reference}",
         ) as r:
-            got = r.headers.get("docker-content-digest")
-        want = "sha256:" + hashlib.sha256(data).hexdigest()
+            self._check_stored(r, "sha256:" + hashlib.sha256(data).hexdigest(), "the manifest")
+
+    def _check_stored(self, r: httpx.Response, want: str, what: str) -> None:
+        """A write the registry answered with the digest of what it stored: that must be
+        what was sent (a registry that stores something else fails the push)."""
+        got = r.headers.get("docker-content-digest")
         if got and got != want:
-            raise RegistryError(f"{self.name}: the registry stored the manifest as {got}, not {want}")
+            raise RegistryError(f"{self.name}: the registry stored {what} as {got[:80]}, not {want}")
 
     def mount(self, repo: str, digest: str, source_repo: str) -> str | None:
         """Mount a blob from another repository of this registry: None when mounted,
@@ -409,6 +445,7 @@ class Registry:
                 what="a blob mount",
             ) as r:
                 if r.status_code == 201:
+                    self._check_stored(r, digest, "a mounted blob")
                     return None
                 return self._location(r)
         except RegistryError:
@@ -424,8 +461,7 @@ class Registry:
             ok=(202,),
             what="an upload",
         ) as r:
-            minimum = r.headers.get("oci-chunk-min-length", "")
-            return self._location(r), int(minimum) if minimum.isdigit() else 0
+            return self._location(r), _header_int(r.headers.get("oci-chunk-min-length", "")) or 0
 
     def _location(self, r: httpx.Response) -> str:
         location = r.headers.get("location")
@@ -442,7 +478,7 @@ class Registry:
                 got = r.headers.get("range", "")
         except RegistryError:
             return None
-        m = re.fullmatch(r"(?:bytes=)?0-(\d+)", got.strip())
+        m = re.fullmatch(r"(?:bytes=)?0-([0-9]{1,18})", got.strip())
         return int(m.group(1)) + 1 if m else 0
 
     def put_blob(self, repo: str, location: str, digest: str, size: int, body: Callable[[], Any]) -> None:
@@ -457,8 +493,8 @@ class Registry:
             ok=(201, 204),
             retry=False,
             what=f"the blob {digest}",
-        ):
-            pass
+        ) as r:
+            self._check_stored(r, digest, "a blob")
 
     def patch_chunk(self, repo: str, location: str, start: int, data: bytes) -> str:
         """One chunk (PATCH with Content-Range): the location for the next one."""
@@ -489,8 +525,8 @@ class Registry:
             ok=(201, 204),
             retry=False,
             what=f"the blob {digest}",
-        ):
-            pass
+        ) as r:
+            self._check_stored(r, digest, "a blob")
 
 
 def pull(repo: str) -> frozenset[str]:

@@ -44,6 +44,7 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 INDEXES = (OCI_INDEX, DOCKER_LIST)
 MANIFESTS = (OCI_MANIFEST, DOCKER_MANIFEST)
 MAX_DOCUMENT = MAX_OCI_JSON  # manifests, indexes and configs: a few KiB in practice
+MAX_NESTING = 4  # documents from the top one down to a manifest (indexes in indexes)
 
 
 @dataclass(frozen=True)
@@ -309,7 +310,7 @@ class Source:
 
         doc = start or self.top()
         media, data, digest = doc.media_type, doc.data, doc.digest
-        for _ in range(4):
+        for _ in range(MAX_NESTING):
             what = f"{self.name}: the {'index' if media in INDEXES else 'manifest'}"
             parsed = parse_json(data, what)
             top = check(Top, parsed, label=what, error=ImageError)
@@ -413,16 +414,19 @@ class StoreSource(Source):
             raise ImageError(
                 f"{self.name}: blob {digest} is not in the cache", hint="run once without --offline"
             )
-        with open_regular(path, error=ImageError, what="cached blob") as f:
-            yield Verified(f, digest, f"cached blob {digest}", size)
+        with _open_cached(path, digest, size) as f:
+            yield f
 
 
 @contextmanager
 def pull_blob(source: Source, store: BlobStore, digest: str, size: int | None) -> Iterator[Verified]:
     """A blob of ``source`` read through the blob store: from the store when it holds it
     (still verified as it is read), else from the source, written to the store on the
-    way and kept only when :meth:`Verified.finish` finds it whole and matching."""
+    way and kept only when :meth:`Verified.finish` finds it whole and matching (which
+    takes a declared size: without one, a source could send bytes without end)."""
     target = store.path(check_digest(digest))
+    if size is None:
+        raise ImageError(f"{source.name}: blob {digest} has no declared size; it is not kept")
     if target.exists():
         with _open_cached(target, digest, size) as f:
             yield f
@@ -636,18 +640,21 @@ class SavedSource(ArchiveSource):
         cmd = [exe, "save", "-o", str(out), image]
         if engine == "podman":
             cmd[2:2] = ["--format", "oci-archive"]
+        # The engine's own temporary files go in our directory too: when it is killed
+        # (a timeout, or SIGTERM / Ctrl-C of distill), one rmtree removes everything.
+        env = {**os.environ, "TMPDIR": self.tmp}
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-        except subprocess.TimeoutExpired:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            raise ImageError(f"{name}: {engine} save did not finish in 30 minutes") from None
-        if proc.returncode != 0:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-            raise ImageError(f"{name}: {engine} save failed: {lines[-1][:200] if lines else proc.returncode}")
-        try:
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
+            except subprocess.TimeoutExpired:
+                raise ImageError(f"{name}: {engine} save did not finish in 30 minutes") from None
+            if proc.returncode != 0:
+                lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+                raise ImageError(
+                    f"{name}: {engine} save failed: {lines[-1][:200] if lines else proc.returncode}"
+                )
             super().__init__(out, None, name)
-        except ImageError:
+        except BaseException:  # SystemExit from SIGTERM and KeyboardInterrupt included
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise
 
