@@ -15,7 +15,7 @@ from distill.errors import SpecError
 from distill.options import Options
 from distill.progress import make_reporter
 from distill.resolve.lock import default_lock_path
-from distill.spec.load import builtin_dir, load_spec, with_overrides
+from distill.spec.load import is_builtin, load_spec, with_overrides
 from distill.spec.model import Spec
 
 if TYPE_CHECKING:
@@ -96,8 +96,7 @@ def lock_path(args: argparse.Namespace, path: Path, attr: str = "output") -> Pat
     explicit = getattr(args, attr, None)
     if explicit:
         return Path(explicit)
-    builtin = path.resolve().parent == builtin_dir().resolve()
-    return default_lock_path(path, builtin)
+    return default_lock_path(path, is_builtin(path))
 
 
 def mib(n: int) -> str:
