@@ -160,7 +160,7 @@ class Published:
     digest: str
     refs: list[Reference]
     platforms: dict[str, str]  # arch -> manifest digest
-    compressed_bytes: int
+    compressed_bytes: int  # layers and configs of every platform
     layers_written: int
     layers_reused: int
     push: PushStats = field(default_factory=PushStats)
@@ -385,7 +385,7 @@ class _Run:
                 result.digest,
                 refs,
                 {i.arch: i.manifest.digest for i in result.images},
-                sum(i.size + i.config.size + i.manifest.size for i in result.images) + result.top.size,
+                sum(i.size + i.config.size for i in result.images),
                 result.layers_written,
                 result.layers_reused,
             )
@@ -393,6 +393,8 @@ class _Run:
             top = source.top()
             blobs = [d for i in result.images for d in (i.config.digest, *(b.digest for b in i.layers))]
             for ref in refs:
+                if self.stop.is_set():
+                    break
                 self.task = self.reporter.task(f"pushing {ref}", published.compressed_bytes)
                 if pusher.registry.manifest_digest(ref.repository, variant) == result.digest:
                     # The tag names this index: every blob and child is there (a registry
