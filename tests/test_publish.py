@@ -224,7 +224,7 @@ def test_a_failed_push_tags_nothing_and_writes_no_summary(
         (["static", "--registry", "127.0.0.1:5000/ns:v1"], "is not REGISTRY[:PORT][/NAMESPACE]"),
         (["static", "--registry", "127.0.0.1:5000/ns@sha256:" + "0" * 64], "is not REGISTRY"),
         (["static", "--registry", ""], "is not REGISTRY[:PORT][/NAMESPACE]"),
-        (["static", "--variant", "slim", "--registry", "127.0.0.1:5000"], "invalid choice: 'slim'"),
+        (["static", "--variant", "slim", "--registry", "127.0.0.1:5000"], "unknown variant 'slim'"),
         (["static"], "the following arguments are required: --registry"),
         (["low.yaml", "low.yaml", "--registry", "127.0.0.1:5000"], "are both named 'low'"),
         (["app.yaml", "--registry", "127.0.0.1:5000"], "publish builds image flavors"),

@@ -35,6 +35,7 @@ from distill.archive.repo import Archive
 from distill.build import VARIANTS, BuildResult, build_variants, check_variant
 from distill.distros import get_distro
 from distill.errors import ImageError, LockError, SpecError
+from distill.family import FAMILY
 from distill.oci.push import Pusher
 from distill.oci.ref import Reference, parse_reference
 from distill.oci.registry import PushStats, RegistrySettings
@@ -42,11 +43,6 @@ from distill.options import Options
 from distill.resolve.lock import Lock, LockedPackage, check_current, default_lock_path, read_lock, write_lock
 from distill.spec.load import is_builtin, load_spec, spec_checksum, with_overrides
 from distill.spec.model import Spec
-
-# The built-in family, in the order it is published: each flavor's layers are in the
-# registry before the flavors built on it are pushed (they mount them). A flavor added
-# to images/ is published by default once it is named here.
-FAMILY: tuple[str, ...] = ("static", "base-nossl", "base", "cc", "python3", "java", "nodejs")
 
 
 @dataclass(frozen=True)

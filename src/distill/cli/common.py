@@ -12,14 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from distill.distros import ARCHS
 from distill.errors import SpecError
-from distill.options import Options
 from distill.progress import make_reporter
-from distill.resolve.lock import default_lock_path
-from distill.spec.load import is_builtin, load_spec, with_overrides
-from distill.spec.model import Spec
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: 'distill push' and 'audit' need no spec model
     from distill.oci.registry import RegistrySettings
+    from distill.options import Options
+    from distill.spec.model import Spec
 
 EXIT_ERROR = 2
 
@@ -67,6 +65,8 @@ def add_spec_args(p: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> tuple[Spec, Path]:
+    from distill.spec.load import load_spec, with_overrides
+
     spec, path = load_spec(args.spec)
     update: dict[str, Any] = {}
     if args.distro:
@@ -80,6 +80,8 @@ def load(args: argparse.Namespace) -> tuple[Spec, Path]:
 
 
 def options(args: argparse.Namespace) -> Options:
+    from distill.options import Options
+
     if args.jobs < 1:
         raise SpecError("--jobs must be at least 1")
     return Options(
@@ -96,6 +98,9 @@ def lock_path(args: argparse.Namespace, path: Path, attr: str = "output") -> Pat
     explicit = getattr(args, attr, None)
     if explicit:
         return Path(explicit)
+    from distill.resolve.lock import default_lock_path
+    from distill.spec.load import is_builtin
+
     return default_lock_path(path, is_builtin(path))
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.cli.common import (
     Subparsers,
@@ -19,11 +19,11 @@ from distill.cli.common import (
     options,
     registry_settings,
 )
-from distill.debian.relation import parse_relations
 from distill.errors import DistillError, LockError
-from distill.resolve.lock import Lock, LockedBase, check_current, read_lock, write_lock
-from distill.spec.load import spec_checksum
-from distill.spec.model import Spec
+
+if TYPE_CHECKING:
+    from distill.resolve.lock import Lock
+    from distill.spec.model import Spec
 
 
 def register(sub: Subparsers) -> None:
@@ -74,6 +74,8 @@ def _lock_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
     """An app on an image: the lock pins the image's digest (a tag resolved once)."""
     from distill.oci.base import current_digest
     from distill.oci.source import open_source
+    from distill.resolve.lock import Lock, LockedBase, write_lock
+    from distill.spec.load import spec_checksum
 
     image = spec.base_image
     assert image is not None
@@ -92,6 +94,8 @@ def _lock_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     from distill.pipeline import make_lock, open_archive, resolve
+    from distill.resolve.lock import check_current, read_lock, write_lock
+    from distill.spec.load import spec_checksum
 
     spec, path = load(args)
     lock_file = lock_path(args, path)
@@ -143,6 +147,7 @@ def _summary(lock: Lock, path: Path, elapsed: float) -> dict[str, Any]:
 
 
 def cmd_why(args: argparse.Namespace) -> int:
+    from distill.debian.relation import parse_relations
     from distill.pipeline import open_archive, resolve
 
     spec, _ = load(args)
@@ -180,6 +185,8 @@ def _fetch_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
     from distill.oci.base import open_base
     from distill.oci.image import BlobStore
     from distill.oci.source import pull_blob
+    from distill.resolve.lock import check_current, read_lock
+    from distill.spec.load import spec_checksum
 
     image = spec.base_image
     assert image is not None
@@ -218,6 +225,8 @@ def _fetch_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from distill.pipeline import fetch, make_lock, open_archive, resolve
+    from distill.resolve.lock import check_current, read_lock
+    from distill.spec.load import spec_checksum
 
     spec, path = load(args)
     lock_file = lock_path(args, path, "lock")

@@ -11,10 +11,11 @@ from distill.cli.push import add_push_flags, settings_for_push
 from distill.distros import ARCHS, DISTROS
 from distill.errors import SpecError
 
+VARIANTS = "latest, nonroot, debug, debug-nonroot"
+
 
 def register(sub: Subparsers) -> None:
-    from distill.build import VARIANTS
-    from distill.publish import FAMILY
+    from distill.family import FAMILY
 
     p = sub.add_parser(
         "publish",
@@ -61,8 +62,8 @@ def register(sub: Subparsers) -> None:
         "--variant",
         action="append",
         dest="variants",
-        choices=VARIANTS,
-        help="only this variant (repeatable; default: " + ", ".join(VARIANTS) + ")",
+        metavar="VARIANT",
+        help=f"only this variant (repeatable; default: {VARIANTS})",
     )
     p.add_argument("--no-alias", action="store_true", help="no version-less NAME:VARIANT tags")
     p.add_argument(
@@ -98,8 +99,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
     flavors = plan(args.specs, args.distros, args.archs, alias=not args.no_alias, lock_dir=args.lock_dir)
     variants = list(dict.fromkeys(args.variants or []))
     if args.dry_run:
-        from distill.build import VARIANTS
+        from distill.build import VARIANTS, check_variant
 
+        for variant in variants:
+            check_variant(variant)
         for flavor in flavors:
             for variant in variants or VARIANTS:
                 refs = [str(namespace.ref(r, variant)) for r in flavor.repositories()]
