@@ -136,6 +136,32 @@ def test_publish_tags_aliases_summary_sharing_and_a_rerun_that_only_checks(
     assert "8 indexes up to date" in again.stdout
 
 
+def test_separate_runs_mount_the_lower_flavors_layers(
+    family: Path, registry: Registry, tmp_path: Path
+) -> None:
+    """One job per flavor (as a CI matrix shards the family): high's job, a process of its
+    own that pushed nothing before, mounts low's layers from low's repository."""
+    ns = f"{registry.host}/distroless"
+    args = ["--registry", ns, "--variant", "latest", "--no-alias"]
+    proc = publish(family, tmp_path / "cache-a", "low.yaml", *args)
+    assert proc.returncode == 0, proc.stderr
+    low = {
+        d["digest"]
+        for m in json.loads(skopeo_raw(f"{ns}/low-debian13:latest"))["manifests"]
+        for d in json.loads(skopeo_raw(f"{ns}/low-debian13@{m['digest']}"))["layers"]
+    }
+    before = len(registry.requests())
+    proc = publish(family, tmp_path / "cache-b", "high.yaml", *args, "-o", "high.json")
+    assert proc.returncode == 0, proc.stderr
+    new = registry.requests()[before:]
+    uploaded = {p.split("digest=")[1].split("&")[0] for m, p in new if m == "PUT" and "/blobs/" in p}
+    assert uploaded and not uploaded & low
+    mounted = {p.split("mount=")[1].split("&")[0].replace("%3A", ":") for m, p in new if "mount=" in p}
+    assert low <= mounted
+    push = json.loads((family / "high.json").read_text())["details"][0]["push"]
+    assert push["mounted"] == len(low) and push["uploaded"] == 4  # high's layer and config, per arch
+
+
 def test_lock_dir_locked_and_a_changed_flavor(family: Path, registry: Registry, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     ns = f"{registry.host}/distroless"

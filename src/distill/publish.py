@@ -388,6 +388,14 @@ class _Run:
             source = StoreSource(store, result.digest, f"{flavor.repository}:{variant}")
             top = source.top()
             blobs = [d for i in result.images for d in (i.config.digest, *(b.digest for b in i.layers))]
+            # A layer of a lower level may be in that flavor's repository already (pushed
+            # by another job, or an earlier run): worth a mount before an upload.
+            hints: dict[str, list[str]] = {}
+            for image in result.images:
+                for level, blob in zip(image.layer_names, image.layers, strict=True):
+                    if level not in (flavor.name, "debug"):
+                        other = self.namespace.ref(f"{level}-{flavor.distro}", "latest")
+                        hints.setdefault(blob.digest, []).append(other.name)
             for ref in refs:
                 if self.stop.is_set():
                     break
@@ -401,7 +409,7 @@ class _Run:
                     published.checked += 1
                     self.reporter.done(self.task, f"{ref}: up to date")
                     continue
-                pusher.push(source, top, [ref], published.push)
+                pusher.push(source, top, [ref], published.push, mount_from=hints)
                 self.reporter.done(self.task, f"pushed {ref}")
             out.append(published)
         return out
