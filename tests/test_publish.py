@@ -133,7 +133,7 @@ def test_publish_tags_aliases_summary_sharing_and_a_rerun_that_only_checks(
     second = json.loads((family / "again.json").read_text())
     assert second["images"] == summary["images"]
     assert second["totals"]["up_to_date"] == 8 and second["totals"]["uploaded"] == 0
-    assert "8 indexes up to date" in again.stdout
+    assert "published 8 indexes (16 images)" in again.stdout and "8 up to date" in again.stdout
 
 
 def test_separate_runs_mount_the_lower_flavors_layers(

@@ -121,17 +121,21 @@ def cmd_publish(args: argparse.Namespace) -> int:
         state = (
             "up to date"
             if p.up_to_date
-            else f"{p.push.uploaded} blobs uploaded ({mib(p.push.uploaded_bytes)}), {p.push.mounted} mounted, "
+            else f"{_n(p.push.uploaded, 'blob')} uploaded ({mib(p.push.uploaded_bytes)}), {p.push.mounted} mounted, "
             f"{p.push.existing} already there"
         )
         print(f"{p.refs[0]}: {len(p.platforms)} platforms, {mib(p.compressed_bytes)}; {state}")
     totals = summary.to_json()["totals"]
     print(
-        f"published {totals['indexes']} indexes ({totals['images']} images) to {namespace} in "
-        f"{summary.seconds:.1f} s: {totals['uploaded']} blobs uploaded ({mib(totals['uploaded_bytes'])}), "
-        f"{totals['mounted']} mounted, {totals['existing']} already there; {totals['up_to_date']} indexes "
-        "up to date"
+        f"published {_n(totals['indexes'], 'index', 'indexes')} ({_n(totals['images'], 'image')}) to "
+        f"{namespace} in {summary.seconds:.1f} s: {_n(totals['uploaded'], 'blob')} uploaded "
+        f"({mib(totals['uploaded_bytes'])}), {totals['mounted']} mounted, {totals['existing']} already "
+        f"there; {totals['up_to_date']} up to date"
     )
     for ref, digest in summary.refs().items():
         print(f"{ref}@{digest}")
     return 0
+
+
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"
