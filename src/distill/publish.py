@@ -139,7 +139,7 @@ def plan(
             if flavor.repository in seen:
                 raise SpecError(
                     f"{text} and {seen[flavor.repository]} are both named {name!r} (for {distro})",
-                    hint="one repository per flavor and distro: give one spec another name:",
+                    hint="one repository per flavor and distro: give one of them another name",
                 )
             seen[flavor.repository] = text
             out.append(flavor)
@@ -296,17 +296,19 @@ class _Run:
             with Pusher.to(
                 self.namespace.registry, self.settings, self.options.jobs, progress=self._progress
             ) as pusher:
-                for flavor in flavors:
-                    for f in pending:  # a failed push stops the run before the next build
-                        if f.done():
-                            f.result()
-                    results = self._build(flavor)
-                    pending.append(pushing.submit(self._push_flavor, pusher, flavor, results))
-                for f in pending:
-                    self.summary.images.extend(f.result())
+                try:
+                    for flavor in flavors:
+                        for f in pending:  # a failed push stops the run before the next build
+                            if f.done():
+                                f.result()
+                        results = self._build(flavor)
+                        pending.append(pushing.submit(self._push_flavor, pusher, flavor, results))
+                    for f in pending:
+                        self.summary.images.extend(f.result())
+                finally:  # the push under way ends (at a variant's end) before the client closes
+                    self.stop.set()
+                    pushing.shutdown(wait=True, cancel_futures=True)
         finally:
-            self.stop.set()
-            pushing.shutdown(wait=True, cancel_futures=True)
             self.archives.close()
         self.summary.seconds = time.perf_counter() - start
         return self.summary
