@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from distill.app import AppBuild
 from distill.app import Target as AppTarget
@@ -20,7 +21,7 @@ from distill.app import node as node_app
 from distill.app import prepare as prepare_app
 from distill.archive.cache import Cache, CorruptEntryError
 from distill.assemble.expand import Expanded, expand, expand_tarball, load_expanded, read_member
-from distill.assemble.rootfs import LevelInput, assemble
+from distill.assemble.rootfs import LayerPlan, LevelInput, assemble
 from distill.assemble.system import BUNDLE, NONROOT_UID, java_version
 from distill.assemble.tree import Tree
 from distill.distros import get_distro, host_arch
@@ -51,6 +52,7 @@ from distill.resolve.lock import Lock, LockedPackage
 from distill.spec.model import Spec, expand_arch
 from distill.upstream import nodejs
 
+_T = TypeVar("_T")
 VARIANTS = ("latest", "nonroot", "debug", "debug-nonroot")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -254,21 +256,30 @@ def _levels(
     ]
 
 
-def _arch_image(
+@dataclass(frozen=True)
+class _Assembled:
+    """One platform's layers, as assembled and written (or found in the layer cache)."""
+
+    plans: list[LayerPlan]
+    blobs: list[LayerBlob]
+    has_bundle: bool
+    java: str | None  # the JDK's version, when the tree has one (JAVA_VERSION in the config)
+
+
+def _assemble_arch(
     spec: Spec,
     lock: Lock,
     arch: str,
-    variant: str,
+    debug_variant: bool,
     expanded: dict[str, Expanded],
     layers: LayerCache,
-    store: BlobStore,
     clamp: int | None,
     counts: list[int],
     app: AppBuild | None,
     archives: dict[str, Expanded],
-) -> ArchImage:
+) -> _Assembled:
     debug = None
-    if variant.startswith("debug"):
+    if debug_variant:
         extras = lock.debug.get(arch)
         if not extras:
             raise LockError(
@@ -281,13 +292,39 @@ def _arch_image(
     # Layers are independent: compress them side by side (ISA-L and SHA256 release the GIL).
     with ThreadPoolExecutor(max_workers=max(1, min(len(plans), os.cpu_count() or 1))) as pool:
         built = list(pool.map(layers.build, plans))
-    blobs = [blob for blob, _ in built]
     for _, written in built:
         counts[0 if written else 1] += 1
+    return _Assembled(plans, [blob for blob, _ in built], tree.get(BUNDLE) is not None, java_version(tree))
+
+
+def _arch_image(
+    spec: Spec,
+    lock: Lock,
+    arch: str,
+    variant: str,
+    expanded: dict[str, Expanded],
+    layers: LayerCache,
+    store: BlobStore,
+    clamp: int | None,
+    counts: list[int],
+    app: AppBuild | None,
+    assembled: dict[tuple[str, bool], _Assembled],
+    archives: dict[str, Expanded],
+) -> ArchImage:
+    """One platform's image of one variant. ``assembled`` holds the layers already made
+    for another variant of this build: the variants differ only in their config (and
+    the debug ones in busybox's layer), so e.g. nonroot reuses latest's layers."""
+    debug_variant = variant.startswith("debug")
+    done = assembled.get((arch, debug_variant))
+    if done is None:
+        done = _assemble_arch(spec, lock, arch, debug_variant, expanded, layers, clamp, counts, app, archives)
+        assembled[(arch, debug_variant)] = done
+    else:
+        counts[1] += len(done.blobs)
+    plans, blobs = done.plans, done.blobs
     epoch = plans[-1].epoch
-    java = java_version(tree)
-    derived = {"JAVA_VERSION": java} if java else {}
-    config = image_config(spec, variant, tree.get(BUNDLE) is not None, app, arch=arch, derived=derived)
+    derived = {"JAVA_VERSION": done.java} if done.java else {}
+    config = image_config(spec, variant, done.has_bundle, app, arch=arch, derived=derived)
     history = [History(f"distill: {plan.name}", plan.comment) for plan in plans]
     config_doc = config_document(arch, epoch, config, [b.diff_id for b in blobs], history)
     config_desc = store.put(canonical_json(config_doc), CONFIG)
@@ -347,7 +384,7 @@ def _release_node(lock: Lock, arch: str, archives: dict[str, Expanded]) -> node_
 MAX_REPAIRS = 16
 
 
-def _repairing(options: Options, attempt: Callable[[], BuildResult]) -> BuildResult:
+def _repairing(options: Options, attempt: Callable[[], _T]) -> _T:
     """Run a build; when it meets a damaged cache entry (already removed), warn and run it
     again, which makes the entry anew. With --offline an entry that has to be downloaded
     again is an error instead."""
@@ -417,20 +454,57 @@ def _build(
     spec_path: Path | None,
     per_arch_tags: bool,
 ) -> BuildResult:
-    check_variant(variant)
+    store, built = _build_variants(spec, lock, options, [variant], archs, fetch, spec_path, output)
+    images, counts = built[variant]
+    return _finish(images, store, output, tag, counts, per_arch_tags)
+
+
+def build_variants(
+    spec: Spec,
+    lock: Lock,
+    options: Options,
+    variants: list[str],
+    *,
+    archs: list[str] | None = None,
+    fetch: Callable[[list[LockedPackage]], None] | None = None,
+    spec_path: Path | None = None,
+) -> dict[str, BuildResult]:
+    """Several variants of one spec from one lock, into the cache's blob store only (what
+    a push reads): the packages are unpacked once and each platform's layers assembled
+    once for latest/nonroot and once for the debug pair, whose images differ only in
+    their config. Returns each variant's result (its index, or its one image)."""
+
+    def attempt() -> dict[str, BuildResult]:
+        store, built = _build_variants(spec, lock, options, variants, archs, fetch, spec_path, None)
+        return {v: _finish(images, store, None, None, counts) for v, (images, counts) in built.items()}
+
+    return _repairing(options, attempt)
+
+
+def _build_variants(
+    spec: Spec,
+    lock: Lock,
+    options: Options,
+    variants: list[str],
+    archs: list[str] | None,
+    fetch: Callable[[list[LockedPackage]], None] | None,
+    spec_path: Path | None,
+    output: Path | None,
+) -> tuple[BlobStore, dict[str, tuple[list[ArchImage], list[int]]]]:
+    for variant in variants:
+        check_variant(variant)
     archs = archs or list(spec.archs)
     missing_arch = [a for a in archs if a not in lock.packages]
     if missing_arch:
         raise LockError(f"the lock has no {', '.join(missing_arch)} section", hint="run 'distill lock SPEC'")
     cache = Cache(options.cache_dir)
     needed = [p for a in archs for p in lock.packages[a]]
-    if variant.startswith("debug"):
+    if any(v.startswith("debug") for v in variants):
         needed += [p for a in archs for p in lock.debug.get(a, [])]
     expanded = _expand_all(cache, needed, options, fetch)
     archives = _archives(lock, archs, cache, options, spec)
     store = BlobStore(cache.root)
     layers = LayerCache(cache.root, store)
-    counts = [0, 0]
     task = options.reporter.task("assembling layers")
     apps: dict[str, AppBuild | None] = {arch: None for arch in archs}
     if spec.app is not None:
@@ -447,24 +521,33 @@ def _build(
                     _release_node(lock, arch, archives) if spec.app.kind == "node" else None,
                 ),
             )
-    images = [
-        _arch_image(
-            spec,
-            lock,
-            arch,
-            variant,
-            expanded,
-            layers,
-            store,
-            options.source_date_epoch,
-            counts,
-            apps[arch],
-            archives,
-        )
-        for arch in archs
-    ]
-    options.reporter.done(task, f"layers: {counts[0]} written, {counts[1]} reused from the cache")
-    return _finish(images, store, output, tag, counts, per_arch_tags)
+    assembled: dict[tuple[str, bool], _Assembled] = {}
+    built: dict[str, tuple[list[ArchImage], list[int]]] = {}
+    for variant in variants:
+        counts = [0, 0]
+        clamp = options.source_date_epoch
+        images = [
+            _arch_image(
+                spec,
+                lock,
+                arch,
+                variant,
+                expanded,
+                layers,
+                store,
+                clamp,
+                counts,
+                apps[arch],
+                assembled,
+                archives,
+            )
+            for arch in archs
+        ]
+        built[variant] = (images, counts)
+    written = sum(c[0] for _, c in built.values())
+    reused = sum(c[1] for _, c in built.values())
+    options.reporter.done(task, f"layers: {written} written, {reused} reused from the cache")
+    return store, built
 
 
 def _finish(
@@ -713,6 +796,7 @@ __all__ = [
     "BuildResult",
     "build",
     "build_on_image",
+    "build_variants",
     "check_variant",
     "image_config",
 ]

@@ -22,6 +22,7 @@ from distill.app.cachecheck import verify_app_cache
 from distill.archive.cache import discard, is_digest, read_entry, sha256_file, unseal
 from distill.errors import DistillError
 from distill.fswalk import walk
+from distill.limits import parse_size
 
 # Directory -> what its entries are (for messages).
 _KINDS = {
@@ -223,17 +224,6 @@ def verify(root: Path, on_removed: Callable[[Path, str], None] | None = None) ->
         if on_removed:
             on_removed(p, "application dependencies damaged")
     return report
-
-
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def parse_size(text: str, flag: str = "--max-size") -> int:
-    """``500M``, ``2G``, ``1.5GiB``, ``1048576`` -> bytes (binary units)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
-    if not m:
-        raise DistillError(f"{flag} {text[:40]!r} is not a size", hint="e.g. 500M, 2G, 10GiB")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
 def lock_needs(lock_paths: list[Path], root: Path | None = None) -> set[str]:

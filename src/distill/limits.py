@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from io import FileIO
 from pathlib import Path
@@ -179,3 +180,15 @@ def expansion_limit(compressed: int) -> int:
     ratio = env_limit("MAX_EXPANSION_RATIO", EXPANSION_RATIO)
     floor = env_limit("MAX_EXPANDED_MIB", EXPANSION_FLOOR // MiB) * MiB
     return max(floor, ratio * max(compressed, 0))
+
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str, flag: str = "--max-size") -> int:
+    """``500M``, ``2G``, ``1.5GiB``, ``1048576`` -> bytes (binary units), for size flags
+    (``cache prune --max-size``, ``push --chunk-size``)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
+    if not m:
+        raise DistillError(f"{flag} {text[:40]!r} is not a size", hint="e.g. 500M, 2G, 10GiB")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])

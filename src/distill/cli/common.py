@@ -12,15 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from distill.distros import ARCHS
 from distill.errors import SpecError
-from distill.options import Options
 from distill.progress import make_reporter
-from distill.resolve.lock import default_lock_path
 
-if TYPE_CHECKING:  # the spec model (pydantic) is imported by the commands that load a spec
-    from distill.spec.model import Spec
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: 'distill push' and 'audit' need no spec model
     from distill.oci.registry import RegistrySettings
+    from distill.options import Options
+    from distill.spec.model import Spec
 
 EXIT_ERROR = 2
 
@@ -88,6 +85,8 @@ def load(args: argparse.Namespace) -> tuple[Spec, Path]:
 
 
 def options(args: argparse.Namespace) -> Options:
+    from distill.options import Options
+
     if args.jobs < 1:
         raise SpecError("--jobs must be at least 1")
     return Options(
@@ -105,10 +104,10 @@ def lock_path(args: argparse.Namespace, path: Path, attr: str = "output") -> Pat
     explicit = getattr(args, attr, None)
     if explicit:
         return Path(explicit)
-    from distill.spec.load import builtin_dir
+    from distill.resolve.lock import default_lock_path
+    from distill.spec.load import is_builtin
 
-    builtin = path.resolve().parent == builtin_dir().resolve()
-    return default_lock_path(path, builtin)
+    return default_lock_path(path, is_builtin(path))
 
 
 def mib(n: int) -> str:

@@ -19,11 +19,10 @@ from distill.cli.common import (
     options,
     registry_settings,
 )
-from distill.debian.relation import parse_relations
 from distill.errors import DistillError, LockError, SpecError
-from distill.resolve.lock import Lock, LockedBase, check_current, read_lock, write_lock
 
 if TYPE_CHECKING:
+    from distill.resolve.lock import Lock
     from distill.spec.model import Spec
 
 
@@ -83,6 +82,7 @@ def _lock_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
     """An app on an image: the lock pins the image's digest (a tag resolved once)."""
     from distill.oci.base import current_digest
     from distill.oci.source import open_source
+    from distill.resolve.lock import Lock, LockedBase, write_lock
     from distill.spec.load import spec_checksum
 
     image = spec.base_image
@@ -102,6 +102,8 @@ def _lock_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     from distill.pipeline import make_lock, open_archive, resolve
+    from distill.resolve.lock import check_current, read_lock, write_lock
+    from distill.spec.load import spec_checksum
 
     spec, path = load(args)
     lock_file = lock_path(args, path)
@@ -179,6 +181,7 @@ def _summary(lock: Lock, path: Path, elapsed: float) -> dict[str, Any]:
 
 
 def cmd_why(args: argparse.Namespace) -> int:
+    from distill.debian.relation import parse_relations
     from distill.pipeline import open_archive, resolve
 
     spec, _ = load(args)
@@ -217,6 +220,7 @@ def _fetch_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
     from distill.oci.image import CONFIG, BlobStore
     from distill.oci.read import check_reusable
     from distill.oci.source import pull_blob
+    from distill.resolve.lock import check_current, read_lock
     from distill.spec.load import spec_checksum
 
     image = spec.base_image
@@ -260,6 +264,8 @@ def _fetch_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from distill.pipeline import fetch, make_lock, open_archive, resolve
+    from distill.resolve.lock import check_current, read_lock
+    from distill.spec.load import spec_checksum
 
     spec, path = load(args)
     lock_file = lock_path(args, path, "lock")

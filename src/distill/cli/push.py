@@ -62,7 +62,7 @@ def parse_refs(texts: list[str]) -> list[Reference]:
 def settings_for_push(args: argparse.Namespace) -> RegistrySettings:
     from dataclasses import replace
 
-    from distill.cachecmd import parse_size
+    from distill.limits import parse_size
 
     chunk = parse_size(args.chunk_size, "--chunk-size")
     if chunk < 1024:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -115,10 +115,18 @@ class Pusher:
             registry.close()
 
     def push(
-        self, source: Source, top: Document, refs: list[Reference], stats: PushStats | None = None
+        self,
+        source: Source,
+        top: Document,
+        refs: list[Reference],
+        stats: PushStats | None = None,
+        mount_from: Mapping[str, list[str]] | None = None,
     ) -> PushStats:
         """Push ``top`` (from ``source``) to the repository of ``refs`` under each of their
-        tags; returns what was done. All refs name one repository of this registry."""
+        tags; returns what was done. All refs name one repository of this registry.
+        ``mount_from``: digest -> other repositories (HOST/REPO) of this registry that
+        may hold that blob, tried after the one this Pusher knows (e.g. the repository
+        of the flavor a layer comes from, pushed by another process)."""
         stats = stats or PushStats()
         if not refs:
             raise ImageError("nothing to push to")
@@ -128,6 +136,8 @@ class Pusher:
                 raise ImageError(f"{ref}: one push goes to one repository ({refs[0].name})")
         work = plan(source, top)
         blobs = sorted(work.blobs.values(), key=lambda b: -b.size)  # the large ones start first
+        for digest, repos in (mount_from or {}).items():
+            work.mount_from.setdefault(digest, []).extend(repos)
         with ThreadPoolExecutor(max_workers=min(self.jobs, max(1, len(blobs)))) as pool:
             futures = [
                 pool.submit(self._blob, source, repo, b, work.mount_from.get(b.digest, []), stats)

@@ -28,6 +28,12 @@ def builtin_dir() -> Path:
     return here.parent.parent / "images"
 
 
+def is_builtin(path: Path) -> bool:
+    """Whether a spec path is one of the built-in specs (their locks go in the working
+    directory, not beside them)."""
+    return path.resolve().parent == builtin_dir().resolve()
+
+
 def builtin_names() -> list[str]:
     d = builtin_dir()
     return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
