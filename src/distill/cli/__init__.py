@@ -2,7 +2,8 @@
 
 One module per command family, each with ``register(subparsers)``:
 :mod:`~distill.cli.packages` (lock, why, fetch), :mod:`~distill.cli.build`,
-:mod:`~distill.cli.audit` (audit, compare), :mod:`~distill.cli.cache` (cache, schema).
+:mod:`~distill.cli.audit` (audit, compare), :mod:`~distill.cli.cache` (cache, schema),
+:mod:`~distill.cli.complete` (completion, and the completers the others attach).
 
 Exit codes: 0 success; 2 a user-facing error (bad spec, unreachable mirror,
 failed verification, unsatisfiable request, stale lock, ...), printed as one line;
@@ -15,11 +16,11 @@ import argparse
 import sys
 
 from distill import __version__
-from distill.cli import audit, build, cache, packages
+from distill.cli import audit, build, cache, complete, packages
 from distill.cli.common import EXIT_ERROR, Parser
 from distill.errors import DistillError
 
-FAMILIES = (packages, build, audit, cache)
+FAMILIES = (packages, build, audit, cache, complete)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
+    complete.autocomplete(parser)  # a shell's completion request (argcomplete) answers and exits here
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -84,7 +84,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     lock: Lock | None = None
     if spec.base_layout is None and ((lock_file.exists() or lock_file.is_symlink()) or args.locked):
         lock = read_lock(lock_file)
-        check_current(lock, spec_checksum(spec), lock_file, archs)
+        check_current(lock, spec_checksum(spec), lock_file, archs, spec.distro)
     archive = None
 
     def open_() -> Any:
@@ -142,6 +142,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         opts.reporter.close()
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+    if args.quiet:  # the digest alone
+        print(result.digest)
+        return 0
     for image in result.images:
         print(
             f"{image.arch}: {len(image.layers)} layers ({', '.join(image.layer_names)}), {image.packages} packages, "
