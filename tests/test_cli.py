@@ -84,8 +84,52 @@ def test_why_explains_and_names_pruned_edges(project: tuple[Server, Path], tmp_p
     assert lines[4].strip().startswith("gcc-base 14.2-1")
     proc = run("why", "app.yaml", "mawk", "--offline", cwd=work, cache=cache)
     assert proc.returncode == 0 and "base-files Pre-Depends awk" in proc.stdout
+    # not in the archive at all: one error line with the close names
     assert_one_line_error(
-        run("why", "app.yaml", "zzz", "--offline", cwd=work, cache=cache), "nothing depends"
+        run("why", "app.yaml", "tzdat", "--offline", cwd=work, cache=cache),
+        "tzdat is not in the amd64 archive (the spec's suites): no package and nothing provides it "
+        "(hint: did you mean tzdata?)",
+    )
+    # in the archive, not pulled in: an answer, not an error
+    proc = run("why", "app.yaml", "perl-base", "--offline", cwd=work, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (
+        "perl-base 5.40 is in the amd64 archive, not in the image: nothing in the image depends on it\n"
+    )
+
+
+def test_why_answers_for_each_architecture(make_repo: MakeRepo, key: Key, tmp_path: Path) -> None:
+    both = [
+        Pkg(n, "1.0", arch=a, depends=d) for a in ("amd64", "arm64") for n, d in (("app", "lib"), ("lib", ""))
+    ]
+    server, _ = make_repo({"stable": [*both, Pkg("amdtool", "2.0"), Pkg("docs", "1.0", arch="all")]})
+    work = tmp_path / "w"
+    work.mkdir()
+    spec = spec_yaml(server.url, key.keyring, ["app"]).replace("archs: [amd64]", "archs: [amd64, arm64]")
+    (work / "app.yaml").write_text(spec)
+    cache = tmp_path / "cache"
+    proc = run("why", "app.yaml", "lib", cwd=work, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert "lib is in the amd64 image because:" in proc.stdout
+    assert "lib is in the arm64 image because:" in proc.stdout
+    proc = run("why", "app.yaml", "docs", "--offline", cwd=work, cache=cache)
+    assert proc.stdout.splitlines() == [
+        f"docs 1.0 is in the {a} archive, not in the image: nothing in the image depends on it"
+        for a in ("amd64", "arm64")
+    ]
+    proc = run("why", "app.yaml", "amdtool", "--offline", cwd=work, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "amdtool 2.0 is in the amd64 archive, not in the image: nothing in the image depends on it",
+        "amdtool is not in the arm64 archive: no package and nothing provides it "
+        "(check the name and the spec's suites)",
+    ]
+    # --arch narrows the answer to one architecture
+    proc = run("why", "app.yaml", "lib", "--arch", "arm64", "--offline", cwd=work, cache=cache)
+    assert proc.returncode == 0 and "arm64 image" in proc.stdout and "amd64" not in proc.stdout
+    assert_one_line_error(
+        run("why", "app.yaml", "amdtol", "--offline", cwd=work, cache=cache),
+        "amdtol is not in the amd64, arm64 archive (the spec's suites)",
     )
 
 
