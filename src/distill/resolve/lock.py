@@ -186,7 +186,9 @@ def write_lock(lock: Lock, path: Path) -> None:
 
 def read_lock(path: Path) -> Lock:
     if not path.exists() and not path.is_symlink():
-        raise LockError(f"no lockfile at {path}", hint="run 'distill lock SPEC' first (with the same --distro)")
+        raise LockError(
+            f"no lockfile at {path}", hint="run 'distill lock SPEC' first (with the same --distro)"
+        )
     # bounded: size, nesting, a regular file (a lock may come from someone else's repository)
     doc = read_json(path, error=LockError, what="lockfile")
     try:
