@@ -24,10 +24,15 @@ FAMILIES = (packages, build, audit, cache, complete)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from distill.spec.load import builtin_names
+
     parser = Parser(
         prog="distill",
         description="Build distroless container images straight from Debian packages.",
-        epilog="Errors are printed as one line and exit with status 2. See docs/ for the spec format.",
+        epilog=f"Built-in specs: {', '.join(builtin_names())} (each for amd64 and arm64 unless --arch "
+        "picks one; a spec of your own builds its archs:, else the host's architecture). Errors are printed "
+        "as one line and exit with status 2. 'distill COMMAND --help' lists each command's flags; the spec "
+        "format is in docs/spec.md.",
     )
     parser.add_argument("--version", action="version", version=f"distill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
