@@ -124,3 +124,20 @@ def env(tmp_path_factory: pytest.TempPathFactory, test_cache: Path) -> Iterator[
     # vfs keeps a full copy of every image: gigabytes that no failed test needs to be read
     shutil.rmtree(root / "graph", ignore_errors=True)
     shutil.rmtree(root / "run", ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that runs containers (it takes the ``env`` fixture: podman's own
+    configuration and storage) carries the ``podman`` marker, so that
+    ``scripts/test.sh -m "not podman"`` leaves out exactly those."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "env" in getattr(item, "fixturenames", ())
+        and "env" not in getattr(getattr(item, "callspec", None), "params", {})
+        and item.get_closest_marker("podman") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            f"tests that use podman (the env fixture) without @pytest.mark.podman: {unmarked}"
+        )
