@@ -444,6 +444,9 @@ def test_write_spec_carries_what_pip_installed(tmp_path: Path) -> None:
     rec = r["recommendation"]
     assert rec["requirements"] == ["Flask==3.0.3", "itsdangerous==2.2.0"]
     assert rec["python_version"] == "3.11" and rec["distro"] == "debian12"
+    assert f"pip installed 2 distributions in /{site} (Flask==3.0.3, itsdangerous==2.2.0)" in " ".join(
+        rec["notes"]
+    )
     out = tmp_path / "migrated"
     out.mkdir()
     proc = run("audit", str(root), "--write-spec", str(out / "app.yaml"), "-q")

@@ -25,6 +25,7 @@ _NODE_RUNNERS = {"npm", "yarn", "pnpm", "npx"}
 _SHELLS = {"sh", "bash", "dash", "ash", "zsh", "busybox"}
 # The Python each distill distro's python3 flavor runs (its wheels' ABI follows it).
 _PYTHON_DISTRO = {"3.13": "debian13", "3.11": "debian12"}
+_REQUIREMENTS_NOTE = "the app's requirements.txt brings its dependencies (wheels for the image's CPython)"
 # Installers, not the app's dependencies: a distroless image carries no package manager.
 _INSTALLERS = {"pip"}
 # Environment the flavors set themselves, or that only made sense on the old base.
@@ -80,7 +81,7 @@ def recommend(
         out.update(flavor="python3", reason=f"the entrypoint runs {exe}")
         rest = argv[1:] if _PYTHON.match(exe) else ["-m", exe.replace("-serve", ""), *argv[1:]]
         app = {"kind": "python", "source": ".", "entrypoint": rest or None}
-        notes.append("the app's requirements.txt brings its dependencies (wheels for the image's CPython)")
+        notes.append(_REQUIREMENTS_NOTE)
     elif exe in ("node", "nodejs"):
         out.update(flavor="nodejs", reason=f"the entrypoint runs {exe}")
         app = {"kind": "node", "source": ".", "entrypoint": argv[1:2] or None}
@@ -162,6 +163,13 @@ def carried_dependencies(
     for site in reversed(ordered):
         pins.update(by_site[site])
     rec["requirements"] = sorted(pins.values(), key=str.lower)
+    notes = [n for n in rec.get("notes", []) if n != _REQUIREMENTS_NOTE]
+    shown = ", ".join(rec["requirements"][:5]) + (", …" if len(pins) > 5 else "")
+    notes.append(
+        f"pip installed {len(pins)} distribution{'s' if len(pins) > 1 else ''} in /{ordered[0]} ({shown}): "
+        "--write-spec pins them in requirements.txt beside the spec"
+    )
+    rec["notes"] = notes
     m = re.search(r"python(3\.\d+)", ordered[0])
     if m:
         rec["python_version"] = m.group(1)
