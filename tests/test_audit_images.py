@@ -69,7 +69,7 @@ def _mirror() -> str:
 
 
 @pytest.fixture(scope="module")
-def conventional(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def conventional(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     """Two Debian 12 images from mmdebstrap, packed into OCI layouts by umoci:
     minbase, and minbase + curl + python3 + an application layer."""
     for tool in ("mmdebstrap", "umoci", "skopeo"):
@@ -136,7 +136,8 @@ def conventional(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "--config.env",
         "GREETING=hi",
     )
-    return out
+    yield out
+    shutil.rmtree(d, ignore_errors=True)  # hundreds of MiB of root filesystems: not kept, even on failure
 
 
 def _ids(r: dict) -> dict[str, dict]:  # type: ignore[type-arg]
