@@ -9,6 +9,8 @@ import pytest
 
 from debrepo import Key, Pkg, Server, write_suite
 from distill.archive.index import PackageIndex, Universe, build_table
+from leftovers import RUN_CACHE
+from leftovers import pytest_sessionfinish as pytest_sessionfinish  # fails a run that leaves things behind
 
 
 @pytest.fixture(scope="session")
@@ -85,8 +87,27 @@ def universe(tmp_path: Path) -> Callable[..., Universe]:
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _run_root(factory: pytest.TempPathFactory) -> Path:
+    """This run's base temporary directory (under xdist: the one all workers' are in)."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
-def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def test_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The distill cache of the real archive's packages: $DISTILL_TEST_CACHE (kept between
+    runs), else one for this run that every worker shares (concurrent use of one cache is
+    safe by design), removed when the run ends (tests/leftovers.py)."""
+    shared = os.environ.get("DISTILL_TEST_CACHE")
+    if shared:
+        return Path(shared)
+    path = _run_root(tmp_path_factory) / RUN_CACHE
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory: pytest.TempPathFactory, test_cache: Path) -> Iterator[dict[str, str]]:
     for tool in ("podman", "skopeo", "umoci", "runc"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is missing: run scripts/setup.sh (it installs podman, runc, skopeo, umoci)")
@@ -97,7 +118,26 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         **os.environ,
         "CONTAINERS_CONF": str(REPO / "scripts" / "containers.conf"),
         "CONTAINERS_STORAGE_CONF": str(storage),
+        "DISTILL_TEST_CACHE": str(test_cache),
     }
-    if not env.get("DISTILL_TEST_CACHE"):  # a shared distill cache (kept between runs), else a fresh one
-        env["DISTILL_TEST_CACHE"] = str(tmp_path_factory.mktemp("distill-cache"))
-    return env
+    yield env
+    # vfs keeps a full copy of every image: gigabytes that no failed test needs to be read
+    shutil.rmtree(root / "graph", ignore_errors=True)
+    shutil.rmtree(root / "run", ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that runs containers (it takes the ``env`` fixture: podman's own
+    configuration and storage) carries the ``podman`` marker, so that
+    ``scripts/test.sh -m "not podman"`` leaves out exactly those."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "env" in getattr(item, "fixturenames", ())
+        and "env" not in getattr(getattr(item, "callspec", None), "params", {})
+        and item.get_closest_marker("podman") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            f"tests that use podman (the env fixture) without @pytest.mark.podman: {unmarked}"
+        )

@@ -122,7 +122,15 @@ def test_dockerfile_rewrite_and_spec(tmp_path: Path) -> None:
     rec = doc["reports"][0]["recommendation"]
     assert rec["flavor"] == "python3" and rec["variant"] == "nonroot"
     assert "FROM python:3.12 AS build" in rec["rewrite"]
-    assert 'ENTRYPOINT ["gunicorn", "-b", "0.0.0.0:8000", "app:app"]' in rec["rewrite"]
+    # the final stage has python3, no console scripts, and the dependencies pip installed
+    assert (
+        'ENTRYPOINT ["/usr/bin/python3", "-m", "gunicorn", "-b", "0.0.0.0:8000", "app:app"]' in rec["rewrite"]
+    )
+    assert (
+        "RUN pip install --target /app/site-packages --python-version 3.13 --only-binary=:all: -r requirements.txt"
+        in rec["rewrite"]
+    )
+    assert "COPY --from=build /app /app\nENV PYTHONPATH=/app/site-packages" in rec["rewrite"]
     assert "USER 65532:65532" in rec["rewrite"]
     spec = tmp_path / "migrated.yaml"
     proc = run("audit", str(CORPUS / "single-stage-python.Dockerfile"), "--write-spec", str(spec), "-q")
@@ -426,3 +434,99 @@ def test_recommends_the_runtime_major_googles_images_name() -> None:
     assert flavor(["node", "server.js"], {"NODE_VERSION": "24.1.0"})[0] == "nodejs24"
     name, notes = flavor(["/nodejs/bin/node", "server.js"], {})
     assert name == "nodejs" and any("nodejs22, nodejs24 and nodejs26" in n for n in notes)
+
+
+def _metadata(name: str, version: str) -> bytes:
+    return f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: x\n\n{'long text ' * 5000}\n".encode()
+
+
+def test_write_spec_carries_what_pip_installed(tmp_path: Path) -> None:
+    site = "usr/local/lib/python3.11/site-packages"
+    lower = [
+        F("usr/bin/python3.11", b"\x7fELF" + b"\0" * 60, 0o755),
+        F(f"{site}/flask/__init__.py", b""),
+        F(f"{site}/Flask-3.0.3.dist-info/METADATA", _metadata("Flask", "3.0.3")),
+        F(f"{site}/itsdangerous-2.1.2.dist-info/METADATA", _metadata("itsdangerous", "2.1.2")),
+        F(f"{site}/old_dep-1.0.dist-info/METADATA", _metadata("old_dep", "1.0")),
+        F(f"{site}/pip-24.0.dist-info/METADATA", _metadata("pip", "24.0")),  # the installer: left out
+        # Debian's python3-* packages (apt's, not pip's) and a forged name are not pinned
+        F("usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA", _metadata("six", "1.16.0")),
+        F(f"{site}/evil-1.dist-info/METADATA", b"Name: evil --index-url http://x\nVersion: 1\n\n"),
+    ]
+    upper = [
+        F(f"{site}/.wh.old_dep-1.0.dist-info"),  # pip uninstall in a later layer
+        F(f"{site}/itsdangerous-2.1.2.dist-info/.wh.METADATA"),
+        F(f"{site}/itsdangerous-2.2.0.dist-info/METADATA", _metadata("itsdangerous", "2.2.0")),  # upgraded
+        F("app/app.py", b"import flask\n"),
+    ]
+    root = _layout(tmp_path, "py", [lower, upper], {"Cmd": ["python3", "/app/app.py"], "WorkingDir": "/app"})
+    r = audit_json(str(root))["reports"][0]
+    rec = r["recommendation"]
+    assert rec["requirements"] == ["Flask==3.0.3", "itsdangerous==2.2.0"]
+    assert rec["python_version"] == "3.11" and rec["distro"] == "debian12"
+    assert f"pip installed 2 distributions in /{site} (Flask==3.0.3, itsdangerous==2.2.0)" in " ".join(
+        rec["notes"]
+    )
+    out = tmp_path / "migrated"
+    out.mkdir()
+    proc = run("audit", str(root), "--write-spec", str(out / "app.yaml"), "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # -q: the report on stdout, nothing else
+    req = (out / "requirements.txt").read_text()
+    assert [line for line in req.splitlines() if not line.startswith("#")] == [
+        "Flask==3.0.3",
+        "itsdangerous==2.2.0",
+    ]
+    text = (out / "app.yaml").read_text()
+    assert "requirements: requirements.txt" in text and "distro: debian12" in text
+    assert "archs:\n- amd64" in text and "Written beside it: requirements.txt" in text
+    # --distro chooses the written spec's distro; a different requirements.txt is never overwritten
+    (out / "requirements.txt").write_text("flask\n")
+    proc = run("audit", str(root), "--write-spec", str(out / "app.yaml"), "--distro", "debian13", "-q")
+    assert proc.returncode == 2 and "requirements.txt already exists" in proc.stderr
+    assert (out / "requirements.txt").read_text() == "flask\n"
+    (out / "requirements.txt").unlink()
+    proc = run("audit", str(root), "--write-spec", str(out / "app.yaml"), "--distro", "debian13", "-q")
+    assert proc.returncode == 0 and "distro: debian13" in (out / "app.yaml").read_text()
+
+
+def test_write_spec_carries_the_node_lockfile(tmp_path: Path) -> None:
+    lock = json.dumps(
+        {"name": "web", "lockfileVersion": 3, "packages": {"": {}, "node_modules/ms": {"version": "2.1.3"}}}
+    ).encode()
+    hidden = json.dumps(
+        {"lockfileVersion": 3, "packages": {"node_modules/ms": {"version": "2.1.3"}}}
+    ).encode()
+    base = [F("usr/bin/node", b"\x7fELF" + b"\0" * 60, 0o755), F("srv/web/server.js", b"")]
+    for name, files, want in (
+        ("withlock", [F("srv/web/package-lock.json", lock)], lock),
+        ("hidden", [F("srv/web/node_modules/.package-lock.json", hidden)], hidden),
+    ):
+        root = _layout(
+            tmp_path, name, [base + files], {"Cmd": ["node", "server.js"], "WorkingDir": "/srv/web"}
+        )
+        out = tmp_path / f"{name}-spec"
+        out.mkdir()
+        proc = run("audit", str(root), "--write-spec", str(out / "app.yaml"), "-q")
+        assert proc.returncode == 0, proc.stderr
+        assert (out / "package-lock.json").read_bytes() == want
+        assert "kind: node" in (out / "app.yaml").read_text()
+
+
+def test_audit_and_compare_take_the_common_flags(tmp_path: Path) -> None:
+    root = _layout(tmp_path, "two", [[F("bin/sh", b"x", 0o755)]], {"User": "0"})
+    index = json.loads((root / "index.json").read_text())
+    index["manifests"][0]["platform"] = {"os": "linux", "architecture": "amd64"}
+    (root / "index.json").write_text(json.dumps(index))
+    for cmd in ("audit", "compare"):
+        proc = run(cmd, str(root), "--offline", "--arch", "amd64", "-q", "--format", "json")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""
+    proc = run("audit", "docker://127.0.0.1:1/x:1", "--offline", "-q")
+    assert proc.returncode == 2 and "--offline, and docker://127.0.0.1:1/x:1 is in a registry" in proc.stderr
+    proc = run("audit", str(root), "--arch", "sparc")
+    assert proc.returncode == 2 and "unknown architecture 'sparc'" in proc.stderr
+    # the image has amd64 only: an arm64 report is an error line, the amd64 one is there
+    proc = run("audit", str(root), "--arch", "amd64", "--arch", "arm64", "--format", "json", "-q")
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 2 and len(doc["reports"]) == 1 and len(doc["errors"]) == 1

@@ -22,6 +22,7 @@ from ocitools import F, layer_tar
 from registries import Registry, TokenService, basic_auth, free_port
 
 pytestmark = [pytest.mark.network, pytest.mark.podman]
+PIP_DEPS = ("itsdangerous==2.2.0", "six==1.17.0")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -61,7 +62,7 @@ def _mirror() -> str:
 
 
 @pytest.fixture(scope="module")
-def conventional(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def conventional(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     """Two Debian 12 images from mmdebstrap, packed into OCI layouts by umoci:
     minbase, and minbase + curl + python3 + an application layer."""
     for tool in ("mmdebstrap", "umoci", "skopeo"):
@@ -88,8 +89,19 @@ def conventional(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         member = tf.extractfile("./usr/bin/python3.11")
         assert member is not None
         python = member.read()
+    # What `pip install itsdangerous==2.2.0 six==1.17.0` leaves in a Debian image: installed
+    # here by the real pip (wheels for the image's CPython 3.11), into the app's layer.
+    deps = d / "deps"
+    sh(sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile",
+       "--target", str(deps), "--python-version", "3.11", "--only-binary=:all:", *PIP_DEPS)  # fmt: skip
+    site = [
+        F(f"usr/local/lib/python3.11/dist-packages/{p.relative_to(deps)}", p.read_bytes())
+        for p in sorted(deps.rglob("*"))
+        if p.is_file()
+    ]
     app = layer_tar(
         [
+            *site,
             F("app", kind="dir", mode=0o755),
             F("app/app.py", b"print('hello from the app')\n"),
             F("app/server.key", key, 0o600),
@@ -117,7 +129,8 @@ def conventional(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "--config.env",
         "GREETING=hi",
     )
-    return out
+    yield out
+    shutil.rmtree(d, ignore_errors=True)  # hundreds of MiB of root filesystems: not kept, even on failure
 
 
 def _ids(r: dict) -> dict[str, dict]:  # type: ignore[type-arg]
@@ -179,16 +192,22 @@ def test_curl_python_image_from_every_kind_of_source(
 def test_migrated_spec_builds_and_runs(
     conventional: dict[str, Path], env: dict[str, str], tmp_path: Path
 ) -> None:
-    spec = tmp_path / "migrated.yaml"
+    # the spec's app.source is '.', the directory of the spec: write it beside the code
+    (tmp_path / "app").mkdir()
+    spec = tmp_path / "app" / "migrated.yaml"
     audit(f"{conventional['curlpy']}:1", "--write-spec", str(spec))
     text = spec.read_text()
     assert "from: python3" in text and "GREETING: hi" in text and "- 8000" in text
-    (tmp_path / "app").mkdir()
+    # what pip had installed in the image, pinned beside the spec, for the image's Python (3.11: debian12)
+    pins = [
+        line for line in (tmp_path / "app" / "requirements.txt").read_text().splitlines() if line[:1] != "#"
+    ]
+    assert pins == list(PIP_DEPS)
+    assert "requirements: requirements.txt" in text and "distro: debian12" in text
     (tmp_path / "app" / "app.py").write_text(
-        "import os\nprint('migrated', os.getuid(), os.environ['GREETING'])\n"
+        "import os, importlib.metadata as md, itsdangerous, six\n"
+        "print('migrated', os.getuid(), os.environ['GREETING'], md.version('itsdangerous'), six.__version__)\n"
     )
-    # the spec's app.source is '.', the directory of the spec: move the spec beside the code
-    (tmp_path / "app" / "migrated.yaml").write_text(text)
     cache = ["--cache-dir", env["DISTILL_TEST_CACHE"]]
     proc = subprocess.run(
         [
@@ -211,7 +230,7 @@ def test_migrated_spec_builds_and_runs(
     assert proc.returncode == 0, proc.stderr
     # python3 runs /app/app.py as uid 65532 on the distroless flavor
     out = sh("podman", "run", "--rm", "--network", "none", "localhost/migrated:1", env=env)
-    assert out.strip() == "migrated 65532 hi"
+    assert out.strip() == "migrated 65532 hi 2.2.0 1.17.0"
     r = report("podman:localhost/migrated:1", env=env)
     assert r["grade"] == "A" and not r["facts"]["shells"] and not r["facts"]["package_managers"]
 

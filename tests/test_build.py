@@ -393,6 +393,32 @@ def test_build_follows_a_current_lock_and_refuses_a_stale_one(work: Path, tmp_pa
     assert not (work / "img2").exists()
 
 
+def test_a_lock_for_another_distro_says_so_and_each_distro_has_its_own(work: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "c"
+    assert run("lock", "high.yaml", cwd=work, cache=cache).returncode == 0
+    # the lock beside the spec is for debian13: not "the spec changed"
+    proc = run(
+        "build", "high.yaml", "--distro", "debian12", "--lock", "high.lock.json", cwd=work, cache=cache
+    )
+    assert_one_line_error(
+        proc, "high.lock.json is the lock for debian13, not debian12 (hint: lock debian12 with"
+    )
+    assert "--lock FILE" in proc.stderr
+    # --distro other than the spec's own: its own lock, SPEC.DISTRO.lock.json; -q prints the last line only
+    proc = run("lock", "high.yaml", "--distro", "debian12", "-q", cwd=work, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("wrote high.debian12.lock.json in ") and proc.stdout.count("\n") == 1
+    assert json.loads((work / "high.debian12.lock.json").read_text())["distro"] == "debian12"
+    assert json.loads((work / "high.lock.json").read_text())["distro"] == "debian13"
+    proc = run("build", "high.yaml", "--distro", "debian12", "--locked", "--arch", "amd64", "-o", "img", "-q",
+               cwd=work, cache=cache)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "" and proc.stdout.startswith("sha256:") and proc.stdout.count("\n") == 1
+    # without -q: the summary lines before the digest
+    proc = run("build", "high.yaml", "--locked", "--arch", "amd64", "-o", "img13", cwd=work, cache=cache)
+    assert proc.returncode == 0 and "amd64: " in proc.stdout and "wrote OCI layout" in proc.stdout
+
+
 def test_a_failed_build_leaves_the_old_output(work: Path, tmp_path: Path) -> None:
     cache = tmp_path / "c"
     build(work, cache, "high.yaml", "--arch", "amd64", "-o", "img")

@@ -84,8 +84,52 @@ def test_why_explains_and_names_pruned_edges(project: tuple[Server, Path], tmp_p
     assert lines[4].strip().startswith("gcc-base 14.2-1")
     proc = run("why", "app.yaml", "mawk", "--offline", cwd=work, cache=cache)
     assert proc.returncode == 0 and "base-files Pre-Depends awk" in proc.stdout
+    # not in the archive at all: one error line with the close names
     assert_one_line_error(
-        run("why", "app.yaml", "zzz", "--offline", cwd=work, cache=cache), "nothing depends"
+        run("why", "app.yaml", "tzdat", "--offline", cwd=work, cache=cache),
+        "tzdat is not in the amd64 archive (the spec's suites): no package and nothing provides it "
+        "(hint: did you mean tzdata?)",
+    )
+    # in the archive, not pulled in: an answer, not an error
+    proc = run("why", "app.yaml", "perl-base", "--offline", cwd=work, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (
+        "perl-base 5.40 is in the amd64 archive, not in the image: nothing in the image depends on it\n"
+    )
+
+
+def test_why_answers_for_each_architecture(make_repo: MakeRepo, key: Key, tmp_path: Path) -> None:
+    both = [
+        Pkg(n, "1.0", arch=a, depends=d) for a in ("amd64", "arm64") for n, d in (("app", "lib"), ("lib", ""))
+    ]
+    server, _ = make_repo({"stable": [*both, Pkg("amdtool", "2.0"), Pkg("docs", "1.0", arch="all")]})
+    work = tmp_path / "w"
+    work.mkdir()
+    spec = spec_yaml(server.url, key.keyring, ["app"]).replace("archs: [amd64]", "archs: [amd64, arm64]")
+    (work / "app.yaml").write_text(spec)
+    cache = tmp_path / "cache"
+    proc = run("why", "app.yaml", "lib", cwd=work, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert "lib is in the amd64 image because:" in proc.stdout
+    assert "lib is in the arm64 image because:" in proc.stdout
+    proc = run("why", "app.yaml", "docs", "--offline", cwd=work, cache=cache)
+    assert proc.stdout.splitlines() == [
+        f"docs 1.0 is in the {a} archive, not in the image: nothing in the image depends on it"
+        for a in ("amd64", "arm64")
+    ]
+    proc = run("why", "app.yaml", "amdtool", "--offline", cwd=work, cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "amdtool 2.0 is in the amd64 archive, not in the image: nothing in the image depends on it",
+        "amdtool is not in the arm64 archive: no package and nothing provides it "
+        "(check the name and the spec's suites)",
+    ]
+    # --arch narrows the answer to one architecture
+    proc = run("why", "app.yaml", "lib", "--arch", "arm64", "--offline", cwd=work, cache=cache)
+    assert proc.returncode == 0 and "arm64 image" in proc.stdout and "amd64" not in proc.stdout
+    assert_one_line_error(
+        run("why", "app.yaml", "amdtol", "--offline", cwd=work, cache=cache),
+        "amdtol is not in the amd64, arm64 archive (the spec's suites)",
     )
 
 
@@ -200,3 +244,49 @@ def test_lock_for_some_archs_and_fetch_checks_them(project: tuple[Server, Path],
     assert run("lock", "app.yaml", "--arch", "amd64", cwd=work, cache=cache).returncode == 0
     assert run("fetch", "app.yaml", "--locked", "--arch", "amd64", cwd=work, cache=cache).returncode == 0
     assert_one_line_error(run("fetch", "app.yaml", "--locked", cwd=work, cache=cache), "has no arm64 section")
+
+
+def _bash_complete(line: str, cwd: Path) -> list[str]:
+    """What bash offers for LINE<TAB>, through the script `distill completion bash` prints."""
+    words = line.split(" ")
+    script = (
+        'eval "$(distill completion bash)"\n'
+        f"COMP_WORDS=({' '.join(repr(w) for w in words)}); COMP_CWORD={len(words) - 1}\n"
+        f"COMP_LINE={line!r}; COMP_POINT=${{#COMP_LINE}}\n"
+        '_python_argcomplete distill; printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(
+        ["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [w.strip() for w in proc.stdout.splitlines() if w.strip()]
+
+
+def test_shell_completion_of_commands_flags_builtins_and_specs(tmp_path: Path) -> None:
+    (tmp_path / "app.yaml").write_text("name: x\n")
+    (tmp_path / "notes.txt").write_text("")
+    (tmp_path / "deploy").mkdir()
+    assert _bash_complete("distill bu", tmp_path) == ["build"]
+    assert _bash_complete("distill build py", tmp_path) == ["python3"]
+    offered = _bash_complete("distill lock ", tmp_path)
+    assert {"static", "java", "nodejs", "python3", "app.yaml", "deploy/"} <= set(offered)
+    assert "notes.txt" not in offered  # spec files only
+    assert sorted(_bash_complete("distill build app.yaml --arch arm", tmp_path)) == [
+        "arm64",
+        "armel",
+        "armhf",
+    ]
+    assert _bash_complete("distill build app.yaml --distro debian1", tmp_path) == ["debian13", "debian12"]
+    assert _bash_complete("distill audit x --off", tmp_path) == ["--offline"]
+    # zsh and fish get their own scripts, answered by the same protocol
+    for shell, mark in (("zsh", "#compdef distill"), ("fish", "complete --command distill")):
+        proc = run("completion", shell, cwd=tmp_path, cache=tmp_path)
+        assert proc.returncode == 0 and mark in proc.stdout, proc.stdout[:300]
+    env = {**os.environ, "_ARGCOMPLETE": "1", "_ARGCOMPLETE_SHELL": "fish", "_ARGCOMPLETE_IFS": "\n",
+           "COMP_LINE": "distill cache ", "COMP_POINT": "14", "_ARGCOMPLETE_STDOUT_FILENAME": str(tmp_path / "out")}  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "distill"], env=env, cwd=tmp_path, capture_output=True, timeout=60
+    )
+    assert proc.returncode == 0
+    assert {"verify", "prune"} <= {w.split("\t")[0] for w in (tmp_path / "out").read_text().split("\n")}

@@ -48,9 +48,8 @@ EXPECT = {
 
 
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    shared = os.environ.get("DISTILL_TEST_CACHE")
-    return Path(shared) if shared else tmp_path_factory.mktemp("debian-cache")
+def cache_dir(test_cache: Path) -> Path:
+    return test_cache
 
 
 def with_distro(name: str, distro: str) -> Spec:

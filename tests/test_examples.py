@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.network, pytest.mark.podman]
 
 def distill(*args: str, env: dict[str, str], cwd: Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
     cache = ["--cache-dir", env["DISTILL_TEST_CACHE"]]
-    proc = subprocess.run([sys.executable, "-m", "distill", *args, *cache, "-q"], env=env, cwd=cwd,
+    proc = subprocess.run([sys.executable, "-m", "distill", *args, *cache], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=900)  # fmt: skip
     if ok:
         assert proc.returncode == 0, proc.stderr

@@ -3,7 +3,8 @@
 The library calls a :class:`Reporter`; it never prints by itself. On a terminal the
 command line uses :class:`RichReporter` (live bars); otherwise :class:`LineReporter`
 writes one plain ``distill: <event> <fields>`` line per finished step to stderr,
-which is easy to grep and to parse.
+which is easy to grep and to parse. ``-q`` (:class:`QuietReporter`) keeps only the
+warnings.
 """
 
 from __future__ import annotations
@@ -98,9 +99,23 @@ class RichReporter(Reporter):
         self.progress.stop()
 
 
+class QuietReporter(Reporter):
+    """``-q``: no progress; only the warnings that change the result (a damaged cache
+    entry downloaded again, a package whose engines exclude the image's runtime)."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self._lock = threading.Lock()
+
+    def note(self, message: str) -> None:
+        if message.startswith("warning:"):
+            with self._lock:
+                print(f"distill: {message}", file=self.stream, flush=True)
+
+
 def make_reporter(quiet: bool, stream: Any = None) -> Reporter:
     if quiet:
-        return Reporter()
+        return QuietReporter(stream)
     if (stream or sys.stderr).isatty():
         return RichReporter()
     return LineReporter(stream)

@@ -122,8 +122,8 @@ def audit(
         from distill.audit.kube import audit_manifest
 
         return audit_manifest(Path(target), target)
-    from distill.audit.image import audit_image, config_env, elf_of_entrypoint, entry_argv
-    from distill.audit.recommend import recommend
+    from distill.audit.image import audit_image, config_env, elf_of_entrypoint, entry_argv, node_lock_paths
+    from distill.audit.recommend import carried_dependencies, recommend
     from distill.oci.source import open_source
 
     source = open_source(target, settings=settings)
@@ -144,5 +144,7 @@ def audit(
     )
     rec["ports"] = sorted((cfg.get("ExposedPorts") or {}).keys())
     rec["architecture"] = config.get("architecture")
+    locks = {p: scan.table.content[p] for p in node_lock_paths(config) if p in scan.table.content}
+    report.files = carried_dependencies(rec, scan.table.python_dists(), locks)
     report.recommendation = rec
     return report

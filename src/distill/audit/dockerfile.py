@@ -349,15 +349,42 @@ def _json_form(value: Any) -> str:
     return json.dumps(words)
 
 
+# pip installing into the builder's interpreter: in the rewrite it installs wheels for the
+# flavor's Python into /app/site-packages, which the final stage copies with the app.
+_PIP_INSTALL = re.compile(
+    r"\b(?P<pip>pip3?(?:\.\d+)?|python3?(?:\.\d+)?\s+-m\s+pip)\s+install\b(?P<rest>[^&;|]*)"
+)
+_FLAVOR_PYTHON = "3.13"  # Debian 13's, the python3 flavor's default distro
+
+
+def _pip_target(m: re.Match[str]) -> str:
+    rest = m.group("rest")
+    words = rest.split()
+    if "--target" in rest or "-t" in words or "--user" in words or "--prefix" in rest:
+        return m.group(0)  # already installs somewhere of its own
+    names = [w for w in words if not w.startswith("-")]
+    if names and all(re.fullmatch(r"(pip|setuptools|wheel)([<>=!~].*)?", n) for n in names):
+        return m.group(0)  # upgrading the installer itself
+    return (
+        f"{m.group('pip')} install --target /app/site-packages --python-version {_FLAVOR_PYTHON} "
+        f"--only-binary=:all:{rest}"
+    )
+
+
 def _rewrite(st: list[Stage], rec: dict[str, Any], argv: list[str]) -> str:
     """A multi-stage Dockerfile whose final stage is the recommended distill flavor."""
     flavor = rec["flavor"]
     final = st[-1]
     builder = st[0] if len(st) > 1 else final
     lines = [f"FROM {builder.image} AS build"]
+    deps = False  # pip installed the app's dependencies: they go to /app/site-packages
     for c in builder.commands:
         if c.cmd.upper() in ("WORKDIR", "COPY", "ADD", "RUN", "ARG", "ENV"):
-            lines.append(c.original)
+            line = c.original
+            if flavor == "python3" and c.cmd.upper() == "RUN":
+                line, n = _PIP_INSTALL.subn(_pip_target, line)
+                deps = deps or n > 0
+            lines.append(line)
     exe, _ = argv[:1], argv[1:]
     lines.append(
         f"FROM <distill {flavor} image>:nonroot   # distill build images/{flavor}.yaml --variant nonroot"
@@ -374,6 +401,11 @@ def _rewrite(st: list[Stage], rec: dict[str, Any], argv: list[str]) -> str:
         if flavor == "nodejs" and inner and inner[0] in ("npm", "yarn", "pnpm"):
             inner = ["node", "server.js"]
         entry = inner
+        if flavor == "python3" and app.get("entrypoint"):
+            # the flavor has python3 and no console scripts: gunicorn is python3 -m gunicorn
+            entry = ["/usr/bin/python3", *app["entrypoint"]]
+        if deps:
+            lines.append("ENV PYTHONPATH=/app/site-packages")
     lines.append("WORKDIR /app")
     lines.append("USER 65532:65532")
     if entry:

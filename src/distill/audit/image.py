@@ -49,6 +49,12 @@ _KEEP_EXACT = {
     "usr/lib/sysimage/rpm/rpmdb.sqlite",
 }
 _KEEP_PREFIX = ("var/lib/dpkg/status.d/",)
+# What pip installed: DIR/{site,dist}-packages/NAME-VERSION.dist-info/METADATA, except
+# Debian's own python3-* packages (/usr/lib/python3/dist-packages, installed by apt).
+_DIST_METADATA = re.compile(r"^(?P<site>(?:[^/]+/)*(?:site|dist)-packages)/[^/]+\.dist-info/METADATA$")
+_APT_SITE = "usr/lib/python3/dist-packages"
+_METADATA_HEAD = 16 << 10  # Name and Version are headers at the top; the rest is the long description
+MAX_NODE_LOCK = 64 << 20  # as distill.limits.MAX_JSON
 _RPM_BDB = ("var/lib/rpm/Packages", "usr/lib/sysimage/rpm/Packages")
 
 SHELLS = {
@@ -140,6 +146,13 @@ class FileTable:
     entries: dict[str, Entry] = field(default_factory=dict)
     children: dict[str, set[str]] = field(default_factory=dict)
     content: dict[str, bytes] = field(default_factory=dict)
+    # METADATA path -> (site directory, Name, Version): pip-installed distributions
+    dists: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+
+    def python_dists(self) -> list[tuple[str, str, str]]:
+        """(site directory, name, version) of every distribution still in the image (a
+        later layer's whiteout or reinstall removes or replaces the lower one)."""
+        return sorted(v for p, v in self.dists.items() if p in self.entries)
 
     def add(self, path: str, entry: Entry) -> None:
         old = self.entries.get(path)
@@ -215,6 +228,35 @@ class Scan:
     waste_top: list[tuple[str, int, int]]  # path, occurrences, cumulative size
 
 
+def _metadata_head(data: bytes) -> tuple[str, str] | None:
+    """Name and Version from a METADATA file's header block (RFC 822 style)."""
+    name = version = ""
+    for raw in data.split(b"\n"):
+        line = raw.rstrip(b"\r")
+        if not line:
+            break
+        key, sep, value = line.partition(b":")
+        if not sep:
+            continue
+        k = key.strip().lower()
+        if k == b"name":
+            name = value.strip().decode("utf-8", "replace")
+        elif k == b"version":
+            version = value.strip().decode("utf-8", "replace")
+    # a name and version pip would take back (no spaces, markers or quotes smuggled in)
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}", name) and re.fullmatch(
+        r"[A-Za-z0-9][A-Za-z0-9.+!_-]{0,99}", version
+    ):
+        return name, version
+    return None
+
+
+def node_lock_paths(config: dict[str, Any]) -> tuple[str, str]:
+    """The app's package-lock.json and npm's hidden lockfile, in the working directory."""
+    wd = ((config.get("config") or {}).get("WorkingDir") or "/").strip("/")
+    return posixpath.join(wd, "package-lock.json"), posixpath.join(wd, "node_modules/.package-lock.json")
+
+
 def _keep_names(config: dict[str, Any]) -> set[str]:
     """Basenames of the executables the entrypoint may run (kept for their ELF headers)."""
     argv = entry_argv(config)
@@ -252,6 +294,7 @@ def scan(
     table = FileTable()
     budget = EntryBudget(image.name, AuditError, max_entries)
     keep_names = _keep_names(image.config)
+    node_locks = node_lock_paths(image.config)
     eff: dict[str, list[int]] = {}  # path -> [occurrences, cumulative size, smallest]
     kept = 0
     stats: list[dict[str, Any]] = []
@@ -337,9 +380,20 @@ def scan(
                                 name in _KEEP_EXACT
                                 or name.startswith(_KEEP_PREFIX)
                                 or (keep is not None and keep(name))
+                                or (name in node_locks and m.size <= MAX_NODE_LOCK)
                             )
                             elf = base in keep_names and m.size <= MAX_ELF
                             sniff = m.size <= _SMALL and (_KEY_NAMES.search(base) or base in _CRED_NAMES)
+                            if base == "METADATA" and kept + _METADATA_HEAD <= MAX_KEPT:
+                                dist = _DIST_METADATA.match(name)
+                                table.dists.pop(name, None)  # replaced in this layer
+                                if dist and dist.group("site") != _APT_SITE:
+                                    f = tf.extractfile(m)
+                                    head = f.read(_METADATA_HEAD) if f else b""
+                                    kept += len(head)
+                                    found = _metadata_head(head)
+                                    if found:
+                                        table.dists[name] = (dist.group("site"), *found)
                             if (want or elf or sniff) and kept + m.size <= MAX_KEPT:
                                 f = tf.extractfile(m)
                                 data = f.read() if f else b""

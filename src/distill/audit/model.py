@@ -42,6 +42,8 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
     recommendation: dict[str, Any] | None = None
+    # Files the migrated spec needs beside it (requirements.txt, package-lock.json); not in the JSON
+    files: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def score(self) -> int:

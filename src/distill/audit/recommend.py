@@ -5,6 +5,7 @@ libraries; and the distill spec that builds it (``--write-spec``)."""
 from __future__ import annotations
 
 import io
+import os
 import posixpath
 import re
 import shlex
@@ -22,6 +23,11 @@ _PYTHON = re.compile(r"^python(\d(\.\d+)?)?$")
 _PY_SCRIPTS = {"gunicorn", "uvicorn", "hypercorn", "flask", "celery", "waitress-serve", "daphne", "streamlit"}
 _NODE_RUNNERS = {"npm", "yarn", "pnpm", "npx"}
 _SHELLS = {"sh", "bash", "dash", "ash", "zsh", "busybox"}
+# The Python each distill distro's python3 flavor runs (its wheels' ABI follows it).
+_PYTHON_DISTRO = {"3.13": "debian13", "3.11": "debian12"}
+_REQUIREMENTS_NOTE = "the app's requirements.txt brings its dependencies (wheels for the image's CPython)"
+# Installers, not the app's dependencies: a distroless image carries no package manager.
+_INSTALLERS = {"pip"}
 # Environment the flavors set themselves, or that only made sense on the old base.
 _BASE_ENV = re.compile(
     r"^(PATH|HOME|HOSTNAME|LANG|LC_ALL|SSL_CERT_FILE|JAVA_HOME|JAVA_VERSION|NODE_VERSION|"
@@ -92,7 +98,7 @@ def recommend(
         out.update(flavor="python3", reason=f"the entrypoint runs {exe}")
         rest = argv[1:] if _PYTHON.match(exe) else ["-m", exe.replace("-serve", ""), *argv[1:]]
         app = {"kind": "python", "source": ".", "entrypoint": rest or None}
-        notes.append("the app's requirements.txt brings its dependencies (wheels for the image's CPython)")
+        notes.append(_REQUIREMENTS_NOTE)
     elif exe in ("node", "nodejs"):
         flavor = _major_flavor("nodejs", (env or {}).get("NODE_VERSION"))
         out.update(flavor=flavor, reason=f"the entrypoint runs {exe}")
@@ -151,6 +157,63 @@ def recommend(
     return out
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def carried_dependencies(
+    rec: dict[str, Any], dists: list[tuple[str, str, str]], node_locks: dict[str, bytes]
+) -> dict[str, bytes]:
+    """What the image had installed for the app, as the files the migrated spec needs
+    beside it: ``requirements.txt`` pinning every distribution pip installed (from the
+    image's ``*.dist-info``), or the app's ``package-lock.json``. Records them in ``rec``
+    (``requirements``, ``python_version``, ``distro``, ``node_lock``)."""
+    kind = (rec.get("app") or {}).get("kind")
+    if kind == "node":
+        for path, data in node_locks.items():
+            rec["node_lock"] = "/" + path
+            return {"package-lock.json": data}
+        return {}
+    if kind != "python" or not dists:
+        return {}
+    by_site: dict[str, dict[str, str]] = {}
+    for site, name, version in dists:
+        if _canonical(name) not in _INSTALLERS:
+            by_site.setdefault(site, {})[_canonical(name)] = f"{name}=={version}"
+    if not by_site:
+        return {}
+    # The site directory with the most distributions is the app's (a venv or the
+    # interpreter's); one name in several places keeps that one's version.
+    ordered = sorted(by_site, key=lambda s: -len(by_site[s]))
+    pins: dict[str, str] = {}
+    for site in reversed(ordered):
+        pins.update(by_site[site])
+    rec["requirements"] = sorted(pins.values(), key=str.lower)
+    notes = [n for n in rec.get("notes", []) if n != _REQUIREMENTS_NOTE]
+    shown = ", ".join(rec["requirements"][:5]) + (", …" if len(pins) > 5 else "")
+    notes.append(
+        f"pip installed {len(pins)} distribution{'s' if len(pins) > 1 else ''} in /{ordered[0]} ({shown}): "
+        "--write-spec pins them in requirements.txt beside the spec"
+    )
+    rec["notes"] = notes
+    m = re.search(r"python(3\.\d+)", ordered[0])
+    if m:
+        rec["python_version"] = m.group(1)
+        distro = _PYTHON_DISTRO.get(m.group(1))
+        if distro:
+            rec["distro"] = distro
+        else:
+            rec.setdefault("notes", []).append(
+                f"the image ran Python {m.group(1)}; distill's python3 is 3.13 (debian13) or 3.11 "
+                "(debian12): a pinned version may have no wheel for it"
+            )
+    head = (
+        f"# What {'/' + ordered[0]} had installed, pinned (written by `distill audit`).\n"
+        "# distill installs wheels only, for the image's CPython: a pin without one is one error line.\n"
+    )
+    return {"requirements.txt": (head + "\n".join(rec["requirements"]) + "\n").encode()}
+
+
 def _binary(info: ElfInfo, path: str) -> dict[str, Any]:
     if info.static:
         return {"flavor": "static", "reason": f"{path} is statically linked", "elf": _elf(info)}
@@ -176,15 +239,29 @@ def _elf(info: ElfInfo) -> dict[str, Any]:
     return {"arch": info.arch, "interpreter": info.interpreter, "needed": info.needed}
 
 
-def spec_for(rec: dict[str, Any], name: str, origin: str, ports: list[str], arch: str | None) -> str:
-    """The distill spec (YAML text) that builds the recommended image."""
+def spec_for(
+    rec: dict[str, Any],
+    name: str,
+    origin: str,
+    ports: list[str],
+    arch: str | None,
+    distro: str | None = None,
+    files: dict[str, bytes] | None = None,
+) -> str:
+    """The distill spec (YAML text) that builds the recommended image; ``files`` are
+    written beside it (``requirements.txt``, ``package-lock.json``)."""
     if not rec.get("flavor") or not rec.get("app"):
         raise AuditError(f"{origin}: no spec to write ({rec.get('reason') or 'no flavor fits'})")
     app = dict(rec["app"])
     spec: dict[str, Any] = {"name": name, "from": rec["flavor"], "app": app}
+    if files and "requirements.txt" in files:
+        app["requirements"] = "requirements.txt"
+    distro = distro or rec.get("distro")
+    if distro:
+        spec["distro"] = distro
     if rec.get("args") and app["kind"] == "binary":
         app["args"] = rec["args"]
-    if arch and arch != "amd64":
+    if arch:
         spec["archs"] = [arch]
     if ports:
         spec["exposed_ports"] = [
@@ -214,15 +291,39 @@ def spec_for(rec: dict[str, Any], name: str, origin: str, ports: list[str], arch
         f"# app.source is {where}, relative to this file: put it there, then",
         "#   distill build THIS-FILE --load",
     ]
+    for written in sorted(files or {}):
+        what = (
+            "what the image had installed, pinned"
+            if written == "requirements.txt"
+            else "the image's lockfile"
+        )
+        head.append(f"# Written beside it: {written} ({what}).")
     head += [f"# Note: {n}" for n in rec.get("notes", [])]
     return "\n".join(head) + "\n" + yaml.safe_dump(spec, sort_keys=False, default_flow_style=False)
 
 
-def write_spec(path: Path, text: str) -> None:
+def write_spec(path: Path, text: str, files: dict[str, bytes] | None = None) -> list[Path]:
+    """Write the spec and the files beside it (atomically each); the paths written.
+    A file of the same name that is already there with other content is left alone:
+    one error line, before anything is written."""
+    beside = [(path.parent / n, data) for n, data in sorted((files or {}).items())]
+    for p, data in beside:
+        try:
+            same = p.read_bytes() == data if os.path.lexists(p) else True
+        except OSError:
+            same = False
+        if not same:
+            raise AuditError(
+                f"{p} already exists: the migration's {p.name} is not written over it",
+                hint="write the spec into another directory (--write-spec DIR/app.yaml)",
+            )
     try:
+        for p, data in beside:
+            atomic_write(p, data)
         atomic_write(path, text.encode())
     except OSError as exc:
         raise AuditError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return [*(p for p, _ in beside), path]
 
 
 def dockerfile_name(name: str) -> str:

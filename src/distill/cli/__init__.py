@@ -3,7 +3,8 @@
 One module per command family, each with ``register(subparsers)``:
 :mod:`~distill.cli.packages` (lock, why, fetch), :mod:`~distill.cli.build`, :mod:`~distill.cli.push`,
 :mod:`~distill.cli.publish`, :mod:`~distill.cli.audit` (audit, compare), :mod:`~distill.cli.vuln`
-(outdated, scan), :mod:`~distill.cli.cache` (cache, schema).
+(outdated, scan), :mod:`~distill.cli.cache` (cache, schema), :mod:`~distill.cli.complete`
+(completion, and the completers the others attach).
 
 Exit codes: 0 success; 2 a user-facing error (bad spec, unreachable mirror,
 failed verification, unsatisfiable request, stale lock, ...), printed as one line;
@@ -16,18 +17,23 @@ import argparse
 import sys
 
 from distill import __version__
-from distill.cli import audit, build, cache, packages, publish, push, vuln
+from distill.cli import audit, build, cache, complete, packages, publish, push, vuln
 from distill.cli.common import EXIT_ERROR, Parser
 from distill.errors import DistillError
 
-FAMILIES = (packages, build, push, publish, audit, vuln, cache)
+FAMILIES = (packages, build, push, publish, audit, vuln, cache, complete)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from distill.spec.load import builtin_names
+
     parser = Parser(
         prog="distill",
         description="Build distroless container images straight from Debian packages.",
-        epilog="Errors are printed as one line and exit with status 2. See docs/ for the spec format.",
+        epilog=f"Built-in specs: {', '.join(builtin_names())} (each for amd64 and arm64 unless --arch "
+        "picks one; a spec of your own builds its archs:, else the host's architecture). Errors are printed "
+        "as one line and exit with status 2. 'distill COMMAND --help' lists each command's flags; the spec "
+        "format is in docs/spec.md.",
     )
     parser.add_argument("--version", action="version", version=f"distill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -47,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
+    complete.autocomplete(parser)  # a shell's completion request (argcomplete) answers and exits here
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

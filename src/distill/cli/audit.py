@@ -9,7 +9,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from distill.cli.common import EXIT_ERROR, Subparsers, add_registry, registry_settings
+from distill.cli.common import (
+    EXIT_ERROR,
+    Subparsers,
+    add_arch,
+    add_distro,
+    add_offline,
+    add_quiet,
+    add_registry,
+    check_archs,
+    registry_settings,
+)
 from distill.errors import BuildError, DistillError, SpecError
 from distill.progress import make_reporter
 
@@ -47,7 +57,12 @@ def register(sub: Subparsers) -> None:
         "--write-spec",
         type=Path,
         metavar="FILE",
-        help="write the distill spec that builds the migrated image (one image or Dockerfile target)",
+        help="write the distill spec that builds the migrated image (one image or Dockerfile target), and "
+        "beside it what the image had installed: a pinned requirements.txt, or its package-lock.json",
+    )
+    add_distro(
+        p,
+        "the --write-spec spec's distro (default: the one whose Python the image ran, else the flavor's)",
     )
     p.set_defaults(func=cmd_audit)
 
@@ -64,14 +79,19 @@ def register(sub: Subparsers) -> None:
 
 
 def _audit_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", help="the platform to pick from a multi-platform image (default: the host's)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    add_arch(
+        p,
+        "the platform to read from a multi-platform image (repeatable: each platform is one report; "
+        "default: the host's, else the first)",
+    )
+    add_offline(p, "read only local images and files (a docker:// target is an error)")
     add_registry(p)
     p.add_argument(
         "--plain-http",
         action="store_true",
         help="talk HTTP, not HTTPS, to every registry (--insecure-registry names one)",
     )
+    add_quiet(p)
 
 
 def _audit_reports(args: argparse.Namespace, images_only: bool) -> tuple[list[Any], list[str]]:
@@ -79,6 +99,7 @@ def _audit_reports(args: argparse.Namespace, images_only: bool) -> tuple[list[An
 
     settings = registry_settings(args, plain_http=args.plain_http)
     reports, errors = [], []
+    archs: list[str | None] = [*check_archs(args.archs)] or [None]
     reporter = make_reporter(args.quiet)
     try:
         for target in args.targets:
@@ -89,21 +110,24 @@ def _audit_reports(args: argparse.Namespace, images_only: bool) -> tuple[list[An
                 print(f"distill: error: {exc.one_line()}", file=sys.stderr)
                 continue
             for t, kind in expanded:
-                task = reporter.task(f"auditing {t}", None)
+                for arch in archs if kind == "image" else [None]:
+                    task = reporter.task(f"auditing {t}" + (f" ({arch})" if arch else ""), None)
 
-                def progress(done: int, total: int, task: int = task) -> None:
-                    reporter.advance(task, 1)
+                    def progress(done: int, total: int, task: int = task) -> None:
+                        reporter.advance(task, 1)
 
-                t0 = time.perf_counter()
-                try:
-                    if images_only and kind != "image":
-                        raise SpecError(f"{t} is a {kind}, not an image", hint="distill audit reads it")
-                    reports.append(audit(t, kind, arch=args.arch, settings=settings, progress=progress))
-                except DistillError as exc:
-                    errors.append(exc.one_line())
-                    print(f"distill: error: {exc.one_line()}", file=sys.stderr)
-                    continue
-                reporter.done(task, f"audited {t} ({time.perf_counter() - t0:.2f} s)")
+                    t0 = time.perf_counter()
+                    try:
+                        if images_only and kind != "image":
+                            raise SpecError(f"{t} is a {kind}, not an image", hint="distill audit reads it")
+                        if args.offline and t.startswith("docker://"):
+                            raise SpecError(f"--offline, and {t} is in a registry", hint="drop --offline")
+                        reports.append(audit(t, kind, arch=arch, settings=settings, progress=progress))
+                    except DistillError as exc:
+                        errors.append(exc.one_line())
+                        print(f"distill: error: {exc.one_line()}", file=sys.stderr)
+                        continue
+                    reporter.done(task, f"audited {t} ({time.perf_counter() - t0:.2f} s)")
     finally:
         reporter.close()
     return reports, errors
@@ -115,8 +139,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from distill.audit import report as render
     from distill.audit.recommend import dockerfile_name, spec_for, write_spec
 
-    if args.write_spec and len(args.targets) != 1:
-        raise SpecError("--write-spec takes one image or Dockerfile target")
+    if args.write_spec and (len(args.targets) != 1 or len(args.archs or []) > 1):
+        raise SpecError("--write-spec takes one image or Dockerfile target (and at most one --arch)")
     reports, errors = _audit_reports(args, False)
     buf = io.StringIO()
     if args.format == "json":
@@ -147,14 +171,17 @@ def cmd_audit(args: argparse.Namespace) -> int:
             dockerfile_name(r.target if r.kind == "image" else Path(r.target).parent.name or "app"),
             r.target,
             rec.get("ports", []),
-            rec.get("architecture"),
+            rec.get("architecture") or (args.archs[0] if args.archs else None),
+            args.distro,
+            r.files,
         )
-        write_spec(args.write_spec, text)
-        print(
-            f"distill: wrote {args.write_spec} (distill {rec['flavor']}); build it with "
-            f"`distill build {args.write_spec} --load`",
-            file=sys.stderr,
-        )
+        written = write_spec(args.write_spec, text, r.files)
+        if not args.quiet:
+            print(
+                f"distill: wrote {', '.join(map(str, written))} (distill {rec['flavor']}); build it with "
+                f"`distill build {args.write_spec} --load`",
+                file=sys.stderr,
+            )
     if errors:
         return EXIT_ERROR
     if args.fail_on != "none" and any(

@@ -136,9 +136,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     lock: Lock | None = None
     if (lock_file.exists() or lock_file.is_symlink()) or args.locked:
         lock = read_lock(lock_file)
-        from distill.spec.load import spec_checksum
-
-        check_current(lock, spec_checksum(spec), lock_file, archs)
+        check_current(lock, spec_checksum(spec), lock_file, archs, spec.distro)
     base = (
         base_of(spec, lock, settings, args.locked, lock_file, args.offline)
         if spec.base_image is not None
@@ -215,6 +213,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         opts.reporter.close()
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+    if args.quiet:  # the digest alone
+        print(result.digest)
+        return 0
     for image in result.images:
         print(
             f"{image.arch}: {len(image.layers)} layers ({', '.join(image.layer_names)}), {image.packages} packages, "

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from distill.cli.common import Parser, Subparsers, days, mib
+from distill.cli.common import Parser, Subparsers, add_cache_dir, add_quiet, days, mib
 from distill.errors import DistillError
 
 
@@ -15,9 +15,11 @@ def register(sub: Subparsers) -> None:
     p = sub.add_parser("cache", help="check or trim the cache (verify, prune)")
     csub = p.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=Parser, required=True)
     c = csub.add_parser("verify", help="hash every cache entry; remove bad ones (exit 1 if any)")
-    c.add_argument("--cache-dir", type=Path, help="cache directory (default: $XDG_CACHE_HOME/distill)")
+    add_cache_dir(c)
+    add_quiet(c)
     c = csub.add_parser("prune", help="remove old entries, or the least recently used beyond a size")
-    c.add_argument("--cache-dir", type=Path, help="cache directory (default: $XDG_CACHE_HOME/distill)")
+    add_cache_dir(c)
+    add_quiet(c)
     c.add_argument("--older-than", type=days, metavar="DAYS", help="remove entries unused for DAYS")
     c.add_argument(
         "--max-size", metavar="SIZE", help="then trim to SIZE (e.g. 2G), least recently used first"
@@ -36,8 +38,13 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from distill.archive.cache import default_cache_dir
 
     root = (args.cache_dir or default_cache_dir()).expanduser()
+
+    def removed(p: Path, why: str) -> None:
+        if not args.quiet:
+            print(f"removed {p} ({why})")
+
     if args.cache_command == "verify":
-        report = cachecmd.verify(root, lambda p, why: print(f"removed {p} ({why})"))
+        report = cachecmd.verify(root, removed)
         print(f"{report.checked} entries checked, {len(report.removed)} files removed")
         return 1 if report.removed else 0
     if args.older_than is None and args.max_size is None:
@@ -48,7 +55,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         older_than_days=args.older_than,
         max_size=size,
         keep=cachecmd.lock_needs(args.keep_lock, root),
-        on_removed=lambda p, why: print(f"removed {p} ({why})"),
+        on_removed=removed,
     )
     print(f"{len(report.removed)} files removed, {mib(report.freed)} freed")
     return 0

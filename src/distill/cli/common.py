@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from distill.distros import ARCHS
+from distill.distros import ARCHS, DISTROS
 from distill.errors import SpecError
 from distill.progress import make_reporter
 
@@ -31,10 +31,34 @@ class Parser(argparse.ArgumentParser):
 Subparsers = Any  # argparse's _SubParsersAction is private
 
 
+# The flags more than one command takes, one function per group, so that each means the
+# same wherever it appears. Which command takes which: README.md ("Flags").
+
+
+def add_cache_dir(g: Any) -> None:
+    g.add_argument(
+        "--cache-dir", type=Path, metavar="DIR", help="cache directory (default: $XDG_CACHE_HOME/distill)"
+    )
+
+
+def add_offline(g: Any, what: str = "use only the cache") -> None:
+    g.add_argument("--offline", action="store_true", help=f"{what}; never touch the network")
+
+
+def add_quiet(g: Any) -> None:
+    g.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print only errors, warnings that change the result, and the final line",
+    )
+
+
 def add_common(p: argparse.ArgumentParser) -> None:
+    """The Debian archive and the cache: lock, why, fetch, build."""
     g = p.add_argument_group("archive and cache")
-    g.add_argument("--cache-dir", type=Path, help="cache directory (default: $XDG_CACHE_HOME/distill)")
-    g.add_argument("--offline", action="store_true", help="use only the cache; never touch the network")
+    add_cache_dir(g)
+    add_offline(g)
     g.add_argument(
         "--mirror",
         metavar="URL",
@@ -51,22 +75,44 @@ def add_common(p: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="Node.js release mirror for specs with nodejs: (default: $DISTILL_NODEJS_MIRROR)",
     )
-    g.add_argument("-j", "--jobs", type=int, default=4, help="parallel downloads (default: 4)")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    g.add_argument("-j", "--jobs", type=int, default=4, metavar="N", help="parallel downloads (default: 4)")
+    add_quiet(g)
+
+
+def add_arch(p: argparse.ArgumentParser, help: str) -> None:
+    from distill.cli.complete import choices
+
+    action = p.add_argument("--arch", action="append", dest="archs", metavar="ARCH", help=help)
+    action.completer = choices(ARCHS)  # type: ignore[attr-defined]
+
+
+def add_distro(p: argparse.ArgumentParser, help: str = "override the spec's distro") -> None:
+    p.add_argument("--distro", choices=list(DISTROS), help=help)
 
 
 def add_spec_args(p: argparse.ArgumentParser) -> None:
+    from distill.cli.complete import spec_completer
+    from distill.spec.load import builtin_names
+
     p.add_argument(
-        "spec", metavar="SPEC", help="spec file, or a built-in name (static, base, cc, python3, ...)"
+        "spec",
+        metavar="SPEC",
+        help=f"spec file, or a built-in name ({', '.join(builtin_names())})",
+    ).completer = spec_completer  # type: ignore[attr-defined]
+    add_arch(
+        p,
+        "only this architecture (repeatable; default: the spec's archs — amd64 and arm64 for the "
+        "built-ins, the host's for a spec that names none)",
     )
-    p.add_argument(
-        "--arch",
-        action="append",
-        dest="archs",
-        metavar="ARCH",
-        help="only this architecture (repeatable; default: the spec's archs)",
-    )
-    p.add_argument("--distro", choices=["debian13", "debian12"], help="override the spec's distro")
+    add_distro(p)
+
+
+def check_archs(archs: list[str] | None) -> list[str]:
+    """The --arch values, each a known Debian architecture, without repeats."""
+    for a in archs or []:
+        if a not in ARCHS:
+            raise SpecError(f"unknown architecture {a!r}", hint=f"known: {', '.join(ARCHS)}")
+    return list(dict.fromkeys(archs or []))
 
 
 def load(args: argparse.Namespace) -> tuple[Spec, Path]:
@@ -74,13 +120,12 @@ def load(args: argparse.Namespace) -> tuple[Spec, Path]:
 
     spec, path = load_spec(args.spec)
     update: dict[str, Any] = {}
+    # A --distro other than the spec's own has its own default lock (lock_path)
+    args.lock_distro = args.distro if args.distro and args.distro != spec.distro else None
     if args.distro:
         update["distro"] = args.distro
     if args.archs:
-        for a in args.archs:
-            if a not in ARCHS:
-                raise SpecError(f"unknown architecture {a!r}", hint=f"known: {', '.join(ARCHS)}")
-        update["archs"] = list(dict.fromkeys(args.archs))
+        update["archs"] = check_archs(args.archs)
     return with_overrides(spec, **update), path
 
 
@@ -107,7 +152,7 @@ def lock_path(args: argparse.Namespace, path: Path, attr: str = "output") -> Pat
     from distill.resolve.lock import default_lock_path
     from distill.spec.load import is_builtin
 
-    return default_lock_path(path, is_builtin(path))
+    return default_lock_path(path, is_builtin(path), getattr(args, "lock_distro", None))
 
 
 def mib(n: int) -> str:

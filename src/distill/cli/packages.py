@@ -56,8 +56,10 @@ def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "why",
         help="show the dependency chain that pulls a package in",
-        description="Explain why PACKAGE is in the image: the chain from the spec down to it, or the "
-        "pruned edge that keeps it out.",
+        description="Explain, for each architecture of the spec (or each --arch), why PACKAGE is in the "
+        "image: the chain from the spec down to it, the pruned edge that keeps it out, or that the archive "
+        "has it but nothing pulls it in. A name the archive does not have at all is an error (exit 2) "
+        "with the closest names.",
     )
     add_spec_args(p)
     p.add_argument("package", metavar="PACKAGE")
@@ -108,9 +110,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     spec, path = load(args)
     lock_file = lock_path(args, path)
     if args.check:
-        from distill.spec.load import spec_checksum
-
-        check_current(read_lock(lock_file), spec_checksum(spec), lock_file, list(spec.archs))
+        check_current(read_lock(lock_file), spec_checksum(spec), lock_file, list(spec.archs), spec.distro)
         print(f"{lock_file} is up to date")
         return 0
     if args.check and args.update is not None:
@@ -153,7 +153,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
         )
         for c in changes:
             print(c.line())
-    for arch in lock.archs:
+    for arch in [] if args.quiet else lock.archs:
         pkgs = lock.packages[arch]
         size = sum(p.size for p in pkgs)
         inst = sum(p.installed_size for p in pkgs) * 1024
@@ -181,27 +181,50 @@ def _summary(lock: Lock, path: Path, elapsed: float) -> dict[str, Any]:
 
 
 def cmd_why(args: argparse.Namespace) -> int:
-    from distill.debian.relation import parse_relations
     from distill.pipeline import open_archive, resolve
 
     spec, _ = load(args)
-    arch = spec.archs[0]
+    archs: list[str] = list(spec.archs)
     opts = options(args)
     archive = open_archive(spec, opts)
     try:
-        res = resolve(spec, archive, [arch])[arch]
-        universe = archive.universe(arch)
+        results = resolve(spec, archive, archs)
+        universes = {arch: archive.universe(arch) for arch in archs}
     finally:
         archive.close()
         opts.reporter.close()
     name = args.package
+    absent = []
+    for arch in archs:
+        if not _why(name, arch, results[arch], universes[arch]):
+            absent.append(arch)
+    if absent:
+        import difflib
+
+        names = sorted(set().union(*(universes[a].all_names() for a in absent)))
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.75)
+        where = f"the {', '.join(absent)} archive" + (
+            " (the spec's suites)" if len(absent) == len(archs) else ""
+        )
+        hint = f"did you mean {', '.join(close)}?" if close else "check the name and the spec's suites"
+        if len(absent) == len(archs):
+            raise DistillError(f"{name} is not in {where}: no package and nothing provides it", hint=hint)
+        print(f"{name} is not in {where}: no package and nothing provides it ({hint})")
+    return 0
+
+
+def _why(name: str, arch: str, res: Any, universe: Any) -> bool:
+    """Print why ``name`` is in the ``arch`` image, or the pruned edges that keep it out,
+    or that nothing pulls it in; False when the archive has no such package at all."""
     if res.get(name) is not None:
         print(f"{name} is in the {arch} image because:")
         for depth, (pkg, reason) in enumerate(res.chain(name)):
             version = res.get(pkg)
             what = "the spec asks for" if reason.parent is None else f"{reason.field}:"
             print(f"{'  ' * depth}{pkg} {version.version if version else ''}  ({what} {reason.relation})")
-        return 0
+        return True
+    from distill.debian.relation import parse_relations
+
     # Edges to the package itself or to a virtual name it provides.
     targets = {name} | {r.name for p in universe.candidates(name) for r in p.provides}
     edges = [e for e in res.pruned if {r.name for c in parse_relations(e.relation) for r in c} & targets]
@@ -209,8 +232,13 @@ def cmd_why(args: argparse.Namespace) -> int:
         print(f"{name} is not in the {arch} image; these edges to it were pruned:")
         for e in edges:
             print(f"  {e}")
-        return 0
-    raise DistillError(f"{name} is not in the {arch} image and nothing depends on it")
+        return True
+    if not universe.known(name):
+        return False
+    real = universe.candidates(name)
+    what = f"{name} {real[0].version} is" if real else f"{name} (a virtual package) is"
+    print(f"{what} in the {arch} archive, not in the image: nothing in the image depends on it")
+    return True
 
 
 def _fetch_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
@@ -276,9 +304,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if (lock_file.exists() or lock_file.is_symlink()) or args.locked:
         lock = read_lock(lock_file)
         try:
-            from distill.spec.load import spec_checksum
-
-            check_current(lock, spec_checksum(spec), lock_file, list(spec.archs))
+            check_current(lock, spec_checksum(spec), lock_file, list(spec.archs), spec.distro)
         except LockError:
             if args.locked:
                 raise

@@ -191,11 +191,14 @@ def lock_from(
     return Lock(spec_sha256, distro, suites, packages, pruned, layers, extras, archives or {})
 
 
-def default_lock_path(spec_path: Path, builtin: bool) -> Path:
+def default_lock_path(spec_path: Path, builtin: bool, distro: str | None = None) -> Path:
+    """SPEC.lock.json beside the spec (a built-in's: in the current directory); for a
+    ``--distro`` other than the spec's own, SPEC.DISTRO.lock.json, so that each distro's
+    lock has its own file."""
     name = spec_path.name
     stem = name[: -len(spec_path.suffix)] if spec_path.suffix in (".yaml", ".yml") else name
     directory = Path.cwd() if builtin else spec_path.parent
-    return directory / f"{stem}.lock.json"
+    return directory / (f"{stem}.{distro}.lock.json" if distro else f"{stem}.lock.json")
 
 
 def write_lock(lock: Lock, path: Path) -> None:
@@ -207,7 +210,9 @@ def write_lock(lock: Lock, path: Path) -> None:
 
 def read_lock(path: Path) -> Lock:
     if not path.exists() and not path.is_symlink():
-        raise LockError(f"no lockfile at {path}", hint="run 'distill lock SPEC' first")
+        raise LockError(
+            f"no lockfile at {path}", hint="run 'distill lock SPEC' first (with the same --distro)"
+        )
     # bounded: size, nesting, a regular file (a lock may come from someone else's repository)
     doc = read_json(path, error=LockError, what="lockfile")
     try:
@@ -270,8 +275,17 @@ def _check_lock(lock: Lock, path: Path) -> None:
             raise LockError(f"{path}: suites[{i}].inrelease_sha256: not a SHA256 digest")
 
 
-def check_current(lock: Lock, spec_sha256: str, path: Path, archs: list[str] | None = None) -> None:
-    """Raise :class:`LockError` unless the lock was made from this spec, for these archs."""
+def check_current(
+    lock: Lock, spec_sha256: str, path: Path, archs: list[str] | None = None, distro: str | None = None
+) -> None:
+    """Raise :class:`LockError` unless the lock was made from this spec, for these archs
+    (and this distro: a lock for another one is said to be that, not a changed spec)."""
+    if distro is not None and lock.distro != distro:
+        raise LockError(
+            f"{path} is the lock for {lock.distro}, not {distro}",
+            hint=f"lock {distro} with 'distill lock SPEC --distro {distro}' (it writes and then reads "
+            f"SPEC.{distro}.lock.json), or name another lock with --lock FILE",
+        )
     if lock.spec_sha256 != spec_sha256:
         raise LockError(
             f"{path} is out of date: the spec changed since it was written",
