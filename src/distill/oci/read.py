@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import IO, Any, Protocol
 
 from isal import igzip
 
@@ -29,6 +29,17 @@ from distill.tarsafe import Capped, EntryBudget, members, open_stream, read_erro
 
 _KEEP_CONTENT = ("var/lib/dpkg/status", "etc/ld.so.conf")
 MAX_KEPT = 64 << 20  # content kept for checks, at most (a dpkg status of a big image is a few MB)
+
+
+class Keeper(Protocol):
+    """What else a reader keeps of the files it streams (an SBOM's package metadata):
+    :meth:`wants` is asked for every regular file; for those it wants, :meth:`keep`
+    reads the file and returns what the tree's node holds as its data (the bytes, or a
+    summary of them), so that a later layer's whiteout removes it with the file."""
+
+    def wants(self, path: str, size: int) -> bool: ...
+
+    def keep(self, path: str, f: IO[bytes], size: int) -> bytes: ...
 
 
 def check_reusable(image: Image) -> None:
@@ -88,13 +99,20 @@ class _Layers:
 
 
 def read_tree(
-    source: Source, image: Image, store: BlobStore | None = None, max_entries: int | None = None
+    source: Source,
+    image: Image,
+    store: BlobStore | None = None,
+    max_entries: int | None = None,
+    keeper: Keeper | None = None,
+    sonames: bool = True,
 ) -> tuple[Tree, int, list[tuple[int, int]]]:
     """The image's filesystem (headers; content only where checks need it), the newest
     mtime in it and each layer's (tar size, files). Each layer is checked against its digest,
     size and diff_id, and bounded: headers (distill.tarsafe), entries over all layers, and
-    expansion. With ``store``, each layer is read from it when there, else kept in it."""
-    reader = _TreeReader(image.name, max_entries)
+    expansion. With ``store``, each layer is read from it when there, else kept in it.
+    ``keeper`` keeps more content (see :class:`Keeper`); ``sonames=False`` skips reading
+    shared libraries for their SONAME (only a build on the image needs them)."""
+    reader = _TreeReader(image.name, max_entries, keeper, sonames)
     diff_ids = (image.config.get("rootfs") or {}).get("diff_ids") or []
     for idx, desc in enumerate(image.layers):
         opener: AbstractContextManager[Verified] = (
@@ -111,7 +129,11 @@ def read_tree(
 class _TreeReader:
     """Layers applied one after the other to one tree (see :func:`read_tree`)."""
 
-    def __init__(self, name: str, max_entries: int | None) -> None:
+    def __init__(
+        self, name: str, max_entries: int | None, keeper: Keeper | None = None, sonames: bool = True
+    ) -> None:
+        self.keeper = keeper
+        self.sonames = sonames
         self.tree = Tree()
         self.index = _Layers(self.tree.nodes)
         self.budget = EntryBudget(name, ImageError, max_entries)
@@ -178,8 +200,11 @@ class _TreeReader:
                 files += 1
                 data = None
                 soname = None
-                wanted = name.startswith(_KEEP_CONTENT) or ".so" in base
-                if wanted and self.kept + m.size <= MAX_KEPT:
+                wanted = name.startswith(_KEEP_CONTENT) or (self.sonames and ".so" in base)
+                if self.keeper is not None and self.keeper.wants(name, m.size):
+                    f = tf.extractfile(m)
+                    data = self.keeper.keep(name, f, m.size) if f else b""
+                elif wanted and self.kept + m.size <= MAX_KEPT:
                     f = tf.extractfile(m)
                     raw = f.read() if f else b""
                     if ".so" in base:
