@@ -2,7 +2,8 @@
 
 One module per command family, each with ``register(subparsers)``:
 :mod:`~distill.cli.packages` (lock, why, fetch), :mod:`~distill.cli.build`, :mod:`~distill.cli.push`,
-:mod:`~distill.cli.audit` (audit, compare), :mod:`~distill.cli.cache` (cache, schema).
+:mod:`~distill.cli.sbom`, :mod:`~distill.cli.audit` (audit, compare), :mod:`~distill.cli.cache`
+(cache, schema).
 
 Exit codes: 0 success; 2 a user-facing error (bad spec, unreachable mirror,
 failed verification, unsatisfiable request, stale lock, ...), printed as one line;
@@ -15,11 +16,11 @@ import argparse
 import sys
 
 from distill import __version__
-from distill.cli import audit, build, cache, packages, push
+from distill.cli import audit, build, cache, packages, push, sbom
 from distill.cli.common import EXIT_ERROR, Parser
 from distill.errors import DistillError
 
-FAMILIES = (packages, build, push, audit, cache)
+FAMILIES = (packages, build, push, sbom, audit, cache)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -113,7 +113,8 @@ class ImageInfo:
             qualifiers["repository_url"] = self.repository_url
         if self.tag:
             qualifiers["tag"] = self.tag
-        return PackageURL("oci", None, self.name.lower(), self.digest, qualifiers).to_string()
+        name = self.name.rsplit("/", 1)[-1].lower() or "image"
+        return PackageURL("oci", None, name, self.digest, qualifiers).to_string()
 
 
 @dataclass
