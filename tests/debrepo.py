@@ -59,12 +59,14 @@ class Pkg:
     breaks: str = ""
     multi_arch: str = ""
     priority: str = "optional"
+    source: str = ""  # the Source field ("NAME" or "NAME (VERSION)"), when it differs
     files: dict[str, bytes] = field(default_factory=dict)
     entries: list[Entry] = field(default_factory=list)
 
     def control(self) -> str:
         lines = [
             f"Package: {self.name}",
+            *([f"Source: {self.source}"] if self.source else []),
             f"Version: {self.version}",
             f"Architecture: {self.arch}",
             "Maintainer: Test <test@example.invalid>",
@@ -193,9 +195,8 @@ def write_suite(
     stanzas: dict[str, list[str]] = {a: [] for a in archs}
     for pkg in packages:
         data = make_deb(pkg)
-        rel = (
-            f"pool/main/{pkg.name[0]}/{pkg.name}/{pkg.name}_{pkg.version.replace(':', '%3a')}_{pkg.arch}.deb"
-        )
+        # As Debian names pool files: without the version's epoch.
+        rel = f"pool/main/{pkg.name[0]}/{pkg.name}/{pkg.name}_{pkg.version.partition(':')[2] or pkg.version}_{pkg.arch}.deb"
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

@@ -529,13 +529,13 @@ def _npm_license(doc: dict[str, Any]) -> Declared:
 
 def _npms(tree: Any, paths: list[str]) -> list[Component]:
     out = []
+    # Directories that hold a node_modules: a project's own package.json is beside it.
+    projects = {p.partition("node_modules/")[0] for p in paths if "node_modules/" in p}
     for p in paths:
         if not p.endswith("package.json"):
             continue
         nested = bool(_NODE_PACKAGE.search(p))
-        directory = p.rsplit("/", 1)[0] if "/" in p else ""
-        # The project's own package.json: the directory its node_modules is in.
-        if not nested and tree.get(f"{directory}/node_modules" if directory else "node_modules") is None:
+        if not nested and p[: -len("package.json")] not in projects:
             continue
         data = _content(tree, p)
         if not data:

@@ -233,36 +233,43 @@ def declared(data: bytes | None) -> Declared:
         return Declared()
     if len(exprs) == 1:
         return Declared(exprs[0], refs)
-    return Declared(" AND ".join(f"({e})" if " OR " in e else e for e in exprs), refs)
+    return Declared(" AND ".join(f"({e})" if len(_top_level(e, " OR ")) > 1 else e for e in exprs), refs)
 
 
-def _conjuncts(expression: str) -> list[str]:
-    """The top-level AND terms of an expression (``A AND (B OR C)`` -> A, (B OR C))."""
-    out, depth, start = [], 0, 0
-    i = 0
+def _top_level(expression: str, op: str) -> list[str]:
+    """The expression split at ``op`` outside parentheses."""
+    out, depth, start, i = [], 0, 0, 0
     while i < len(expression):
         c = expression[i]
         depth += (c == "(") - (c == ")")
-        if depth == 0 and expression.startswith(" AND ", i):
+        if depth == 0 and expression.startswith(op, i):
             out.append(expression[start:i])
-            i += 5
+            i += len(op)
             start = i
             continue
         i += 1
     out.append(expression[start:])
-    return [
-        t[1:-1] if t.startswith("(") and t.endswith(")") and _balanced(t[1:-1]) and " OR " not in t else t
-        for t in out
-    ]
+    return out
 
 
-def _balanced(text: str) -> bool:
-    depth = 0
-    for c in text:
-        depth += (c == "(") - (c == ")")
-        if depth < 0:
-            return False
-    return depth == 0
+def _unwrap(term: str) -> str:
+    """``(X)`` -> ``X`` when the parentheses enclose the whole term."""
+    while term.startswith("(") and term.endswith(")"):
+        depth = 0
+        for c in term[1:-1]:
+            depth += (c == "(") - (c == ")")
+            if depth < 0:
+                return term
+        term = term[1:-1]
+    return term
+
+
+def _conjuncts(expression: str) -> list[str]:
+    """The top-level AND terms of an expression (``A AND (B OR C)`` -> A, B OR C); one
+    with a top-level OR is one term (``A OR B AND C`` is ``A OR (B AND C)``)."""
+    if len(_top_level(expression, " OR ")) > 1:
+        return [expression]
+    return [_unwrap(t) for t in _top_level(expression, " AND ")]
 
 
 def _body(body: str) -> str:

@@ -28,6 +28,12 @@ from distill.sbom.common import (
 )
 from distill.sbom.licenses import NOASSERTION
 
+# SPDX 2.3's download location grammar names hosts by domain name (a dotted name whose
+# last label is letters): a mirror at an IP address or 'localhost' is not one it allows.
+_HOST = re.compile(
+    r"^(https?|ftp|sftp)://(?:[^/@]+@)?((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,})(?::\d{1,5})?(?:/|$)",
+    re.I,
+)
 _TEAM = re.compile(r"\b(team|maintainers|group|developers|project|packagers)\b", re.I)
 _PURPOSE = {BINARY: "APPLICATION", JAR: "LIBRARY"}
 
@@ -46,17 +52,24 @@ def supplier(text: str) -> str:
     return f"{kind}: {name} ({email})" if email else f"{kind}: {name}"
 
 
+def download_location(url: str) -> str:
+    """The URL when SPDX's grammar takes it, else NOASSERTION."""
+    return url if url and _HOST.match(url) and not any(ch.isspace() for ch in url) else NOASSERTION
+
+
 def _package(c: Component, expression: str) -> dict[str, Any]:
+    location = download_location(c.download)
     pkg: dict[str, Any] = {
         "SPDXID": spdx_id(c.id),
         "name": c.name,
-        "downloadLocation": c.download or NOASSERTION,
+        "downloadLocation": location,
         "filesAnalyzed": False,
         "licenseConcluded": NOASSERTION,
         "licenseDeclared": expression,
         "copyrightText": NOASSERTION,
         "supplier": supplier(c.supplier) if c.supplier else NOASSERTION,
-        "comment": f"found at /{c.path}",
+        "comment": f"found at /{c.path}"
+        + (f"; downloaded from {c.download}" if c.download and location != c.download else ""),
     }
     if c.version:
         pkg["versionInfo"] = c.version
