@@ -129,6 +129,13 @@ Maintainer: Ann Other <ann@example.invalid>
 Provides: libbar
 Description: foo's library
 
+Package: python3-six
+Status: install ok installed
+Source: six
+Version: 1.16.0-4
+Architecture: all
+Maintainer: Debian Python Team <team+python@tracker.debian.org>
+
 Package: gone
 Status: deinstall ok config-files
 Version: 3
@@ -155,6 +162,7 @@ def foreign_layout(root: Path) -> Path:
             F("etc/os-release", b'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n'),
             F("var/lib/dpkg/status", STATUS),
             F("var/lib/dpkg/info/foo.md5sums", b"0" * 32 + b"  usr/bin/foo\n"),
+            F("var/lib/dpkg/info/python3-six.md5sums", b"0" * 32 + f"  {site}/six-1.16.0.dist-info/METADATA\n".encode()),
             F("usr/share/doc/foo/copyright", DEP5),
             F("usr/share/doc/libfoo1", kind="symlink", target="foo"),
             F(f"{site}/six-1.16.0.dist-info/METADATA", b"Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\nLicense: MIT\n\nlong text\n"),
@@ -185,7 +193,7 @@ def test_an_image_distill_did_not_build_is_catalogued_by_streaming(tmp_path: Pat
     doc = valid_spdx(sbom.spdx)
     cdx = valid_cyclonedx(sbom.cyclonedx)
     debs = spdx_packages(doc, "deb")
-    assert set(debs) == {"foo", "libfoo1"}  # 'gone' is not installed
+    assert set(debs) == {"foo", "libfoo1", "python3-six"}  # 'gone' is not installed
     assert purl_of(debs["foo"]) == "pkg:deb/debian/foo@1:2.0-1?arch=amd64&distro=debian-12"
     assert (
         purl_of(debs["libfoo1"])
@@ -228,6 +236,7 @@ def test_an_image_distill_did_not_build_is_catalogued_by_streaming(tmp_path: Pat
     }
     assert ("foo", "DEPENDS_ON", "libfoo1") in rels  # libfoo1 by name, and the 'libbar' it provides
     assert ("Flask", "DEPENDS_ON", "six") in rels
+    assert ("python3-six", "CONTAINS", "six") in rels  # the Debian package that ships the module
     assert ("web", "DEPENDS_ON", "express") in rels and ("express", "DEPENDS_ON", "@types/x") in rels
     assert doc["creationInfo"]["created"] == "2023-11-14T22:13:20Z"
     # CycloneDX says the same.

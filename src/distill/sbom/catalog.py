@@ -48,7 +48,11 @@ DEB, APK, PYTHON, NPM, MAVEN, JAR, BINARY = "deb", "apk", "python", "npm", "mave
 
 _DIST_INFO = re.compile(r"(?:^|/)[^/]+\.dist-info/METADATA$")
 _EGG_INFO = re.compile(r"(?:^|/)[^/]+\.egg-info(?:/PKG-INFO)?$")
-_NODE_PACKAGE = re.compile(r"(?:^|/)node_modules/(?:@[^/]+/)?[^/@][^/]*/package\.json$")
+# A package.json that is a package's: in a node_modules directory, or in Debian's own
+# tree of Node.js modules (what the nodejs package and node-* packages ship).
+_NODE_PACKAGE = re.compile(
+    r"(?:(?:^|/)node_modules/|^usr/share/nodejs/)(?:@[^/]+/)?[^/@][^/]*/package\.json$"
+)
 _JAR = re.compile(r"\.(?:jar|war|ear)$")
 _POM = re.compile(r"(?:^|/)META-INF/maven/[^/]+/[^/]+/pom\.properties$")
 _MD5SUMS = re.compile(r"^var/lib/dpkg/(?:status\.d/[^/]+|info/[^/]+)\.md5sums$")
@@ -81,6 +85,7 @@ class Component:
     summary: str = ""
     homepage: str = ""
     depends: list[str] = field(default_factory=list)  # ids of other components
+    owner: str = ""  # the id of the Debian package that ships it (its md5sums list it)
     properties: dict[str, str] = field(default_factory=dict)
     requires: list[str] = field(default_factory=list)  # raw dependency names, resolved into depends
 
@@ -327,7 +332,8 @@ def _catalog(tree: Any, info: ImageInfo, config: dict[str, Any], exe_paths: set[
     cat.components += _npms(tree, paths)
     cat.components += _javas(tree, paths)
     owned = _owned(tree, paths)
-    cat.components += _binary(tree, config, exe_paths, owned, cat.components)
+    cat.components += _binary(tree, config, exe_paths, set(owned), cat.components)
+    _owners(cat.components, owned)
     _link(cat.components)
     cat.components.sort(key=lambda c: (c.kind, c.name, c.version, c.path))
     return cat
@@ -632,15 +638,32 @@ def _javas(tree: Any, paths: list[str]) -> list[Component]:
     return out
 
 
-def _owned(tree: Any, paths: list[str]) -> set[str]:
-    """Every path a package database lists (md5sums), as written there."""
-    owned: set[str] = set()
+def _owned(tree: Any, paths: list[str]) -> dict[str, str]:
+    """Every path a package database lists (md5sums), as written there -> the package."""
+    owned: dict[str, str] = {}
     for p in paths:
         if _MD5SUMS.match(p):
+            pkg = posixpath.basename(p)[: -len(".md5sums")].split(":")[0]
             for line in (_content(tree, p) or b"").decode("utf-8", "replace").splitlines():
                 if len(line) > 34:
-                    owned.add(line[34:].strip().lstrip("/"))
+                    owned.setdefault(line[34:].strip().lstrip("/"), pkg)
     return owned
+
+
+def _owners(components: list[Component], owned: dict[str, str]) -> None:
+    """Python, npm and Java packages a Debian package ships (Debian's python3-*, the
+    modules nodejs bundles, a packaged jar) name it as their owner."""
+    debs = {c.name: c for c in components if c.kind == DEB}
+    for c in components:
+        if c.kind in (DEB, APK, BINARY):
+            continue
+        record = c.path.partition("!/")[0]
+        if c.kind == PYTHON and not record.endswith(".egg-info"):
+            record += "/METADATA"
+        owner = debs.get(owned.get(record, ""))
+        if owner is not None:
+            c.owner = owner.id
+            c.properties["distill:debian:package"] = owner.name
 
 
 def _binary(

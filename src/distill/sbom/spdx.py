@@ -143,6 +143,14 @@ def document(cat: Catalog) -> bytes:
             {"spdxElementId": root, "relationshipType": "CONTAINS", "relatedSpdxElement": spdx_id(c.id)}
         )
     for c in cat.components:
+        if c.owner:  # a module a Debian package ships: in the image, and in that package
+            relationships.append(
+                {
+                    "spdxElementId": spdx_id(c.owner),
+                    "relationshipType": "CONTAINS",
+                    "relatedSpdxElement": spdx_id(c.id),
+                }
+            )
         for dep in c.depends:
             relationships.append(
                 {
