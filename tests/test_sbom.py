@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 
 from debrepo import Entry, Key, Pkg, Server
+from distill.archive.cache import unseal
 from distill.sbom import documents
 from distill.sbom.licenses import NOASSERTION, declared
 from ocitools import F, layer_tar, write_layout
 from sbomcheck import purl_of, spdx_packages, valid_cyclonedx, valid_spdx
 from test_assemble import MERGED
-from test_cli import MakeRepo, assert_one_line_error
+from test_cli import MakeRepo, assert_one_line_error, run
 
 DEP5 = b"""\
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
@@ -445,3 +446,31 @@ def test_an_unreadable_image_is_one_error_line(tmp_path: Path) -> None:
         distill("sbom", str(layout), "--format", "xml", cwd=tmp_path, cache=tmp_path / "c"), "xml"
     )
     assert not list(tmp_path.glob("*.json"))  # nothing half-written
+
+
+def test_a_rebuild_reads_the_sboms_from_the_cache_and_a_damaged_entry_is_made_again(
+    work: tuple[Path, Server], tmp_path: Path
+) -> None:
+    w, _ = work
+    cache = tmp_path / "cache"
+    ok(distill("build", "app.yaml", "-o", "out.oci", cwd=w, cache=cache))
+    first = (w / "out.spdx.json").read_bytes()
+    [record] = list((cache / "distill" / "sbom").iterdir())
+    blob = json.loads(unseal(record.read_bytes()) or b"")["digest"]
+    bundle = cache / "distill" / "blobs" / "sha256" / blob.partition(":")[2]
+    assert json.loads(bundle.read_bytes())["documents"][0]["spdx"].encode() == first
+    (w / "out.spdx.json").unlink()
+    ok(distill("build", "app.yaml", "-o", "out.oci", cwd=w, cache=cache))  # up to date: SBOMs from the cache
+    assert (w / "out.spdx.json").read_bytes() == first
+    bundle.write_bytes(bundle.read_bytes().replace(b"foo", b"bar"))  # damaged: not used, made again
+    ok(distill("build", "app.yaml", "-o", "out.oci", cwd=w, cache=cache))
+    assert (w / "out.spdx.json").read_bytes() == first
+    record.write_bytes(record.read_bytes()[:-3])  # a damaged record: made again too
+    ok(distill("build", "app.yaml", "-o", "out.oci", cwd=w, cache=cache))
+    assert (w / "out.spdx.json").read_bytes() == first
+    # The cache's own verify knows the SBOM records.
+    verify = run("cache", "verify", cwd=w, cache=cache)
+    assert verify.returncode == 0 and "SBOM record" not in verify.stdout + verify.stderr, verify.stderr
+    bundle.unlink()  # a record whose blob is gone is a bad entry
+    verify = run("cache", "verify", cwd=w, cache=cache)
+    assert verify.returncode == 1 and "SBOM record its blob is gone" in verify.stdout + verify.stderr

@@ -158,11 +158,19 @@ def build_sboms(result: Any, lock: Any, opts: Any, name: str) -> list[Any]:
     from distill.archive.cache import Cache
     from distill.oci.image import BlobStore
     from distill.oci.source import StoreSource
-    from distill.sbom import documents
+    from distill.sbom import cached_documents, documents
 
-    source = StoreSource(BlobStore(Cache(opts.cache_dir).root), result.digest, name)
+    root = Cache(opts.cache_dir).root
+    source = StoreSource(BlobStore(root), result.digest, name)
     task = opts.reporter.task("writing SBOMs")
-    sboms = documents(source, lock=lock, name=name, source_date_epoch=opts.source_date_epoch)
+    sboms = cached_documents(
+        root,
+        result.digest,
+        lock,
+        name,
+        opts.source_date_epoch,
+        lambda: documents(source, lock=lock, name=name, source_date_epoch=opts.source_date_epoch),
+    )
     opts.reporter.done(task, f"SBOMs of {len(sboms)} platform{'s' if len(sboms) > 1 else ''}")
     return sboms
 
@@ -194,7 +202,7 @@ def _platform_path(output: Path, arch: str) -> Path:
 
 def cmd_sbom(args: argparse.Namespace) -> int:
     from distill.archive.cache import atomic_write
-    from distill.sbom import documents, summary
+    from distill.sbom import documents
 
     opts = options(args)
     opts.source_date_epoch = source_date_epoch()
@@ -240,6 +248,6 @@ def cmd_sbom(args: argparse.Namespace) -> int:
             atomic_write(path, s.data(args.format))
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc.strerror}") from None
-        kinds = ", ".join(f"{n} {k}" for k, n in sorted(summary(s)["components"].items()))
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items()))
         print(f"wrote {path} ({s.arch}: {kinds or 'no packages'})")
     return 0

@@ -17,6 +17,7 @@ and digests, the document's namespace/serial number from its content.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,8 @@ class PlatformSBOM:
     manifest_digest: str  # what the documents describe (the subject of an attestation)
     spdx: bytes
     cyclonedx: bytes
-    catalog: Catalog
+    counts: dict[str, int]  # components by kind (deb, python, npm, ...)
+    catalog: Catalog | None = None  # what the documents were written from (None: from the cache)
 
     def data(self, fmt: str) -> bytes:
         return self.spdx if fmt == "spdx" else self.cyclonedx
@@ -203,7 +205,12 @@ def documents(
             "architecture": got_arch,
             **({"variant": variant} if isinstance(variant, str) else {}),
         }
-        out.append(PlatformSBOM(deb_arch, plat, digest, spdx.document(cat), cyclonedx.document(cat), cat))
+        counts: dict[str, int] = {}
+        for c in cat.components:
+            counts[c.kind] = counts.get(c.kind, 0) + 1
+        out.append(
+            PlatformSBOM(deb_arch, plat, digest, spdx.document(cat), cyclonedx.document(cat), counts, cat)
+        )
     if not out:
         raise ImageError(f"{source.name} has no image for {', '.join(archs or [])}")
     return out
@@ -233,21 +240,72 @@ def write_documents(sboms: list[PlatformSBOM], base: Path, formats: tuple[str, .
     return written
 
 
-def summary(s: PlatformSBOM) -> dict[str, Any]:
-    """What a document pair says in numbers (for a command's output)."""
-    kinds: dict[str, int] = {}
-    for c in s.catalog.components:
-        kinds[c.kind] = kinds.get(c.kind, 0) + 1
-    return {"arch": s.arch, "digest": s.manifest_digest, "components": kinds}
+CACHE_FORMAT = "distill-sbom-1"
+
+
+def cached_documents(
+    cache_root: Path, digest: str, lock: Lock | None, name: str, source_date_epoch: int | None, make: Any
+) -> list[PlatformSBOM]:
+    """The documents of a distill build's image, from the cache when it holds them for
+    exactly this image, lock, name and time (a no-op rebuild reads them back instead of
+    streaming the image again), else ``make()``'s, kept for next time.
+
+    The record (``sbom/<key>.json``) is sealed and names a blob of the store holding the
+    documents; both are checked when read (``distill cache verify`` checks them too)."""
+    import hashlib
+
+    from distill import __version__
+    from distill.archive.cache import CorruptEntryError, atomic_write, read_sealed, seal
+    from distill.limits import load_json
+    from distill.oci.image import BlobStore
+
+    h = hashlib.sha256(f"{CACHE_FORMAT}\0{__version__}\0{digest}\0{name}\0{source_date_epoch}\0".encode())
+    h.update(lock.to_json().encode() if lock is not None else b"")
+    record = cache_root / "sbom" / f"{h.hexdigest()}.json"
+    store = BlobStore(cache_root)
+    try:
+        payload = read_sealed(record, "SBOM record")
+        if payload is not None:
+            blob = load_json(payload, label=str(record), error=CorruptEntryError).get("digest")
+            return [
+                PlatformSBOM(
+                    d["arch"],
+                    d["platform"],
+                    d["manifest_digest"],
+                    d["spdx"].encode(),
+                    d["cyclonedx"].encode(),
+                    d["counts"],
+                )
+                for d in store.read_json(str(blob))["documents"]
+            ]
+    except (CorruptEntryError, ImageError, KeyError, TypeError, AttributeError, ValueError, OSError):
+        pass  # made again below (a damaged blob was removed by read_json)
+    sboms: list[PlatformSBOM] = make()
+    bundle = {
+        "documents": [
+            {
+                "arch": s.arch,
+                "platform": s.platform,
+                "manifest_digest": s.manifest_digest,
+                "spdx": s.spdx.decode(),
+                "cyclonedx": s.cyclonedx.decode(),
+                "counts": s.counts,
+            }
+            for s in sboms
+        ]
+    }
+    desc = store.put(json.dumps(bundle, sort_keys=True).encode(), "application/vnd.distill.sbom.bundle+json")
+    atomic_write(record, seal(json.dumps({"digest": desc.digest}).encode()))
+    return sboms
 
 
 __all__ = [
     "FORMATS",
     "PlatformSBOM",
+    "cached_documents",
     "documents",
     "image_name",
     "platforms",
     "sbom_paths",
-    "summary",
     "write_documents",
 ]

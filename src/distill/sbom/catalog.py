@@ -658,9 +658,8 @@ def _owners(components: list[Component], owned: dict[str, str]) -> None:
         if c.kind in (DEB, APK, BINARY):
             continue
         record = c.path.partition("!/")[0]
-        if c.kind == PYTHON and not record.endswith(".egg-info"):
-            record += "/METADATA"
-        owner = debs.get(owned.get(record, ""))
+        names = [record, f"{record}/METADATA", f"{record}/PKG-INFO"] if c.kind == PYTHON else [record]
+        owner = next((debs[owned[n]] for n in names if owned.get(n) in debs), None)
         if owner is not None:
             c.owner = owner.id
             c.properties["distill:debian:package"] = owner.name
