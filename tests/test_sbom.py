@@ -20,7 +20,7 @@ import pytest
 from debrepo import Entry, Key, Pkg, Server
 from distill.archive.cache import unseal
 from distill.sbom import documents
-from distill.sbom.licenses import NOASSERTION, declared
+from distill.sbom.licenses import NOASSERTION, declared, metadata_expression
 from ocitools import F, layer_tar, write_layout
 from sbomcheck import purl_of, spdx_packages, valid_cyclonedx, valid_spdx
 from test_assemble import MERGED
@@ -99,6 +99,31 @@ def test_dep5_names(line: str, expected: str) -> None:
 def test_a_dep5_line_that_does_not_parse_asserts_nothing(line: str) -> None:
     text = DEP5.split(b"\n\n")[0] + f"\n\nFiles: *\nCopyright: x\nLicense: {line}\n".encode()
     assert declared(text).expression == NOASSERTION
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("MIT", "MIT"),
+        ("mit", "MIT"),  # identifiers are case-insensitive in SPDX
+        ("MIT OR Apache-2.0", "MIT OR Apache-2.0"),
+        ("MIT AND (Apache-2.0 OR BSD-2-Clause)", "MIT AND (Apache-2.0 OR BSD-2-Clause)"),
+        ("GPL-2.0+", "GPL-2.0-or-later"),  # SPDX's deprecated spelling, as SPDX defines it
+        ("GPL-2.0-or-later WITH Classpath-exception-2.0", "GPL-2.0-or-later WITH Classpath-exception-2.0"),
+        ("Apache-2.0+", "Apache-2.0+"),
+        ("BSD", None),  # which BSD: not a guess
+        ("Apache 2.0", None),
+        ("GPL", None),
+        ("mit or isc", None),  # operators are upper case
+        ("LicenseRef-Proprietary", None),
+        ("(MIT", None),
+        ("MIT OR", None),
+        ("MIT WITH MIT", None),
+        ("(" * 20 + "MIT" + ")" * 20, None),  # nesting is bounded
+    ],
+)
+def test_package_metadata_licenses_are_kept_only_when_they_are_spdx(text: str, expected: str | None) -> None:
+    assert metadata_expression(text) == expected
 
 
 # -- an image distill did not build -----------------------------------------------------

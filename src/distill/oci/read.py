@@ -105,13 +105,17 @@ def read_tree(
     max_entries: int | None = None,
     keeper: Keeper | None = None,
     sonames: bool = True,
+    check_diff_ids: bool = True,
 ) -> tuple[Tree, int, list[tuple[int, int]]]:
     """The image's filesystem (headers; content only where checks need it), the newest
     mtime in it and each layer's (tar size, files). Each layer is checked against its digest,
     size and diff_id, and bounded: headers (distill.tarsafe), entries over all layers, and
     expansion. With ``store``, each layer is read from it when there, else kept in it.
     ``keeper`` keeps more content (see :class:`Keeper`); ``sonames=False`` skips reading
-    shared libraries for their SONAME (only a build on the image needs them)."""
+    shared libraries for their SONAME (only a build on the image needs them).
+    ``check_diff_ids=False`` leaves the uncompressed tars unhashed where the compressed
+    digest already verifies the layer (a reader that does not reuse it: an SBOM); a
+    source whose layers are named by their diff_id (a docker archive) is hashed anyway."""
     reader = _TreeReader(image.name, max_entries, keeper, sonames)
     diff_ids = (image.config.get("rootfs") or {}).get("diff_ids") or []
     for idx, desc in enumerate(image.layers):
@@ -121,7 +125,8 @@ def read_tree(
             else source.open_blob(desc["digest"], desc.get("size"))
         )
         with opener as blob:
-            reader.layer(blob, desc, idx, diff_ids[idx] if idx < len(diff_ids) else None)
+            diff_id = diff_ids[idx] if idx < len(diff_ids) else None
+            reader.layer(blob, desc, idx, diff_id, hashed=check_diff_ids or source.diff_ids)
     reader.tree.take_changes()
     return reader.tree, reader.newest, reader.stats
 
@@ -142,21 +147,22 @@ class _TreeReader:
         self.kept = 0
         self.stats: list[tuple[int, int]] = []
 
-    def layer(self, blob: Verified, desc: dict[str, Any], idx: int, diff_id: str | None) -> None:
+    def layer(
+        self, blob: Verified, desc: dict[str, Any], idx: int, diff_id: str | None, hashed: bool = True
+    ) -> None:
         what = f"{self.name}: layer {desc['digest']}"
         limit = expansion_limit(int(desc.get("size") or 0))
         try:
             # The uncompressed tar is hashed too: the layer is reused as it is, under the
             # config's diff_id, which must therefore be the one it has.
-            stream = Verified(
-                Capped(_stream(blob, desc.get("mediaType", "")), limit, what, ImageError), None, what
-            )
+            capped = Capped(_stream(blob, desc.get("mediaType", "")), limit, what, ImageError)
+            stream: Any = Verified(capped, None, what) if hashed else capped
             with open_stream(stream) as tf:
                 files = self._entries(tf, idx)
                 tar_size = tf.offset
             while stream.read(1 << 20):  # the tar's end blocks and padding are in the diff_id too
                 pass
-            if diff_id is not None and "sha256:" + stream.h.hexdigest() != diff_id:
+            if hashed and diff_id is not None and "sha256:" + stream.h.hexdigest() != diff_id:
                 raise ImageError(
                     f"{what} does not decompress to the config's diff_id {diff_id}",
                     hint="the image is damaged or was written wrongly; copy it again",
@@ -207,7 +213,7 @@ class _TreeReader:
                 elif wanted and self.kept + m.size <= MAX_KEPT:
                     f = tf.extractfile(m)
                     raw = f.read() if f else b""
-                    if ".so" in base:
+                    if self.sonames and ".so" in base:
                         soname = elf_soname(io.BytesIO(raw), 0, len(raw)) or None
                     if name.startswith(_KEEP_CONTENT):
                         data = raw

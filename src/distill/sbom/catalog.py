@@ -38,7 +38,7 @@ from distill.errors import ImageError
 from distill.limits import MiB, env_limit, load_json
 from distill.oci.source import Image, Source
 from distill.resolve.lock import Lock, LockedPackage
-from distill.sbom.licenses import NOASSERTION, Declared, declared
+from distill.sbom.licenses import NOASSERTION, Declared, declared, metadata_expression
 
 MAX_METADATA = 4 * MiB  # one package record, METADATA, package.json or copyright file
 MAX_JAR = 512 * MiB  # one jar read for its pom.properties (the rest of it is only hashed)
@@ -295,7 +295,9 @@ def from_image(source: Source, image: Image, info: ImageInfo) -> Catalog:
 
     exe_paths = _executables(image.config)
     keeper = MetadataKeeper(image.name, exe_paths)
-    tree, _, _ = read.read_tree(source, image, keeper=keeper, sonames=False)
+    # The compressed digests verify the layers; their diff_ids matter to a build that reuses
+    # them, not here (a docker archive's layers, named by diff_id, are hashed anyway).
+    tree, _, _ = read.read_tree(source, image, keeper=keeper, sonames=False, check_diff_ids=False)
     return _catalog(tree, info, image.config, exe_paths)
 
 
@@ -470,19 +472,8 @@ def spdx_or_noassertion(text: str) -> Declared:
     text = text.strip()
     if not text or len(text) > 1000:
         return Declared()
-    from license_expression import ExpressionError, get_spdx_licensing
-
-    licensing = get_spdx_licensing()
-    try:
-        parsed = licensing.parse(text, validate=True, strict=True)
-    except (ExpressionError, Exception):  # the library raises several kinds for bad input
-        return Declared()
-    if parsed is None:
-        return Declared()
-    keys = licensing.license_keys(parsed)
-    if any(k.startswith("LicenseRef-") for k in keys):
-        return Declared()
-    return Declared(str(parsed.render()))
+    expression = metadata_expression(text)
+    return Declared(expression) if expression is not None else Declared()
 
 
 def python_name(name: str) -> str:

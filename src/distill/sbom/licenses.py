@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from distill.debian.deb822 import parse_paragraph
 
@@ -78,19 +79,102 @@ class Declared:
 
 @functools.cache
 def _spdx() -> tuple[dict[str, str], dict[str, str]]:
-    """SPDX license and exception identifiers, by lower-case spelling. Only the
-    identifiers themselves: the library's aliases are scancode's guesses (``GPL`` for
-    ``GPL-1.0-or-later``), which a declared license must not be read as."""
-    from license_expression import get_spdx_licensing
+    """SPDX license and exception identifiers, by lower-case spelling, from the SPDX list
+    that ``license-expression`` ships. Only the identifiers themselves: the index's other
+    keys are scancode's guesses (``GPL`` for ``GPL-1.0-or-later``, ``bzip2-1.0.5`` for
+    ``bzip2-1.0.6``), which a declared license must not be read as. (The index, not the
+    library's ``Licensing`` object: that one takes 0.2 s to build its tokenizer.)"""
+    from license_expression import get_license_index
 
     licenses: dict[str, str] = {}
     exceptions: dict[str, str] = {}
-    for key, symbol in get_spdx_licensing().known_symbols.items():
-        if key.startswith("LicenseRef-"):
-            continue  # scancode's own names, not SPDX identifiers
-        table = exceptions if symbol.is_exception else licenses
-        table[key.lower()] = key
+    for entry in get_license_index():
+        key = entry.get("spdx_license_key")
+        if not isinstance(key, str) or not key or key.startswith("LicenseRef-"):
+            continue
+        (exceptions if entry.get("is_exception") else licenses)[key.lower()] = key
     return licenses, exceptions
+
+
+_GNU_DEPRECATED = re.compile(r"(?P<stem>A?GPL|LGPL|GFDL)-(?P<version>\d\.\d)(?P<plus>\+?)", re.I)
+
+
+def _metadata_id(token: str) -> str | None:
+    """One identifier of a package's own license field: an SPDX identifier (its deprecated
+    GNU spellings, ``GPL-2.0`` and ``GPL-2.0+``, as SPDX defines them) or ``ID+``."""
+    found = _spdx()[0].get(token.lower())
+    if found:
+        return found
+    m = _GNU_DEPRECATED.fullmatch(token)
+    if m:
+        return _spdx()[0].get(
+            _gnu(m.group("stem").upper(), m.group("version"), bool(m.group("plus"))).lower()
+        )
+    if token.endswith("+"):
+        base = _spdx()[0].get(token[:-1].lower())
+        if base and not base.endswith(("-only", "-or-later")):
+            return base + "+"
+    return None
+
+
+MAX_NESTING = 16
+
+
+def metadata_expression(text: str) -> str | None:
+    """A license field of package metadata (PyPI's ``License-Expression``, npm's
+    ``license``, apk's ``L:``) as a canonical SPDX expression of listed identifiers, or
+    None when it is not one (free text, an unknown name, a LicenseRef) — never a guess.
+    SPDX's grammar: identifiers (any case, ``+``), ``WITH`` an exception, ``AND`` before
+    ``OR`` (operators in upper case, as SPDX matches them), parentheses."""
+    tokens: list[str] = re.findall(r"\(|\)|[^\s()]+", text)
+    if not tokens or len(tokens) > 200:
+        return None
+    pos = 0
+
+    def peek() -> str:
+        return tokens[pos] if pos < len(tokens) else ""  # SPDX's operators are upper case
+
+    def take() -> str:
+        nonlocal pos
+        pos += 1
+        return tokens[pos - 1]
+
+    def term(depth: int) -> str | None:
+        if peek() == "(":
+            if depth >= MAX_NESTING:
+                return None
+            take()
+            inner = either(depth + 1)
+            if inner is None or peek() != ")":
+                return None
+            take()
+            return f"({inner})"
+        if peek() in ("", ")", "AND", "OR", "WITH"):
+            return None
+        ident = _metadata_id(take())
+        if ident is None:
+            return None
+        if peek() == "WITH":
+            take()
+            exception = _spdx()[1].get(take().lower()) if peek() not in ("", "(", ")") else None
+            return f"{ident} WITH {exception}" if exception else None
+        return ident
+
+    def chain(depth: int, op: str, sub: Any) -> str | None:
+        parts = [sub(depth)]
+        while parts[-1] is not None and peek() == op:
+            take()
+            parts.append(sub(depth))
+        return None if None in parts else f" {op} ".join(parts)
+
+    def both(depth: int) -> str | None:
+        return chain(depth, "AND", term)
+
+    def either(depth: int) -> str | None:
+        return chain(depth, "OR", both)
+
+    out = either(0)
+    return out if out is not None and pos == len(tokens) else None
 
 
 def ref_id(name: str) -> str:
@@ -281,4 +365,12 @@ def _body(body: str) -> str:
     return "\n".join(out).strip()
 
 
-__all__ = ["NOASSERTION", "Declared", "declared", "dep5_expression", "ref_id", "spdx_name"]
+__all__ = [
+    "NOASSERTION",
+    "Declared",
+    "declared",
+    "dep5_expression",
+    "metadata_expression",
+    "ref_id",
+    "spdx_name",
+]
