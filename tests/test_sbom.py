@@ -275,6 +275,58 @@ def test_an_image_distill_did_not_build_is_catalogued_by_streaming(tmp_path: Pat
     assert comps["libfoo1"]["bom-ref"] in deps[comps["foo"]["bom-ref"]]
 
 
+APK_DB = b"""\
+C:Q1abc=
+P:musl
+V:1.2.5-r0
+A:x86_64
+L:MIT
+o:musl
+m:Someone <someone@example.invalid>
+T:the musl c library
+p:so:libc.musl-x86_64.so.1=1
+
+C:Q1def=
+P:busybox
+V:1.36.1-r29
+A:x86_64
+L:GPL-2.0-only
+o:busybox
+D:so:libc.musl-x86_64.so.1
+p:cmd:sh
+
+C:Q1ghi=
+P:libfoo
+V:2-r0
+A:x86_64
+L:custom license text
+o:foo
+"""
+
+
+def test_an_alpine_image_is_catalogued_from_its_apk_database(tmp_path: Path) -> None:
+    layer = layer_tar(
+        [
+            F("etc/os-release", b"ID=alpine\nVERSION_ID=3.20.3\nPRETTY_NAME='Alpine Linux v3.20'\n"),
+            F("lib/apk/db/installed", APK_DB),
+        ]
+    )
+    write_layout(tmp_path / "alpine", [layer])
+    [sbom] = documents(str(tmp_path / "alpine"))
+    doc = valid_spdx(sbom.spdx)
+    valid_cyclonedx(sbom.cyclonedx)
+    apks = spdx_packages(doc, "apk")
+    assert purl_of(apks["musl"]) == "pkg:apk/alpine/musl@1.2.5-r0?arch=x86_64&distro=alpine-3.20.3"
+    assert (
+        purl_of(apks["libfoo"]) == "pkg:apk/alpine/libfoo@2-r0?arch=x86_64&distro=alpine-3.20.3&upstream=foo"
+    )
+    assert apks["busybox"]["licenseDeclared"] == "GPL-2.0-only"
+    assert apks["libfoo"]["licenseDeclared"] == NOASSERTION  # not an SPDX expression
+    ids = {p["SPDXID"]: p["name"] for p in doc["packages"]}
+    deps = {(ids[r["spdxElementId"]], ids[r["relatedSpdxElement"]]) for r in doc["relationships"] if r["relationshipType"] == "DEPENDS_ON"}  # fmt: skip
+    assert deps == {("busybox", "musl")}  # through what musl provides
+
+
 def test_same_image_same_bytes_and_the_time_comes_from_the_image(tmp_path: Path) -> None:
     layout = foreign_layout(tmp_path / "img")
     a = documents(str(layout))[0]

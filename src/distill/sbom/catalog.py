@@ -462,6 +462,9 @@ def _apks(tree: Any, cat: Catalog) -> list[Component]:
             homepage=fields.get("U", ""),
         )
         c.requires = [re.split(r"[<>=~]", d, maxsplit=1)[0] for d in depends if not d.startswith("!")]
+        c.properties["provides"] = " ".join(
+            re.split(r"[<>=~]", p, maxsplit=1)[0] for p in fields.get("p", "").split()
+        )
         out.append(c)
     return out
 
@@ -698,6 +701,10 @@ def _link(components: list[Component]) -> None:
                 if pname:
                     provided.setdefault(pname, c)
     apks = {c.name: c for c in components if c.kind == APK}
+    for c in components:  # what an apk package provides (so:libc.musl-x86_64.so.1, cmd:sh)
+        if c.kind == APK:
+            for name in c.properties.get("provides", "").split():
+                apks.setdefault(name, c)
     pythons = {python_name(c.name): c for c in components if c.kind == PYTHON}
     npm_at = {c.path.rsplit("/package.json", 1)[0]: c for c in components if c.kind == NPM}
     for c in components:
