@@ -551,3 +551,34 @@ def test_a_rebuild_reads_the_sboms_from_the_cache_and_a_damaged_entry_is_made_ag
     bundle.unlink()  # a record whose blob is gone is a bad entry
     verify = run("cache", "verify", cwd=w, cache=cache)
     assert verify.returncode == 1 and "SBOM record its blob is gone" in verify.stdout + verify.stderr
+
+
+def test_an_image_in_a_registry(work: tuple[Path, Server], tmp_path: Path) -> None:
+    """Debian's docker-registry on 127.0.0.1: the pushed image's SBOM, read from the
+    registry, describes the same manifest and packages as the one the build wrote."""
+    from registries import Registry
+
+    w, _ = work
+    cache = tmp_path / "cache"
+    reg = Registry(tmp_path / "registry")
+    try:
+        ok(
+            distill(
+                "build", "app.yaml", "--arch", "amd64", "--arch", "arm64", "-o", "app.oci", cwd=w, cache=cache
+            )
+        )
+        ok(distill("push", "app.oci", f"{reg.host}/team/app:1", cwd=w, cache=cache))
+        remote = valid_spdx(
+            ok(
+                distill("sbom", f"docker://{reg.host}/team/app:1", "--arch", "arm64", cwd=w, cache=cache)
+            ).encode()
+        )
+    finally:
+        reg.stop()
+    local = json.loads((w / "app-arm64.spdx.json").read_text())
+    assert remote["packages"][0]["versionInfo"] == local["packages"][0]["versionInfo"]  # the arm64 manifest
+    assert purl_of(remote["packages"][0]) == (
+        f"pkg:oci/app@{local['packages'][0]['versionInfo']}?arch=arm64&repository_url={reg.host}/team/app&tag=1"
+    )
+    names = {(p["name"], p.get("versionInfo")) for p in spdx_packages(remote, "deb").values()}
+    assert names == {(p["name"], p.get("versionInfo")) for p in spdx_packages(local, "deb").values()}

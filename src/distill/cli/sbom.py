@@ -154,23 +154,11 @@ def _built(
 
 
 def build_sboms(result: Any, lock: Any, opts: Any, name: str) -> list[Any]:
-    """The SBOMs of a build's image, read back from the cache's blob store."""
-    from distill.archive.cache import Cache
-    from distill.oci.image import BlobStore
-    from distill.oci.source import StoreSource
-    from distill.sbom import cached_documents, documents
+    """The SBOMs of a build's image (:func:`distill.sbom.for_build`), with progress."""
+    from distill.sbom import for_build
 
-    root = Cache(opts.cache_dir).root
-    source = StoreSource(BlobStore(root), result.digest, name)
     task = opts.reporter.task("writing SBOMs")
-    sboms = cached_documents(
-        root,
-        result.digest,
-        lock,
-        name,
-        opts.source_date_epoch,
-        lambda: documents(source, lock=lock, name=name, source_date_epoch=opts.source_date_epoch),
-    )
+    sboms = for_build(result, lock, name, cache_dir=opts.cache_dir, source_date_epoch=opts.source_date_epoch)
     opts.reporter.done(task, f"SBOMs of {len(sboms)} platform{'s' if len(sboms) > 1 else ''}")
     return sboms
 

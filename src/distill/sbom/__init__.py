@@ -2,10 +2,11 @@
 
 The public surface (what ``distill sbom``, ``distill build`` and signing use)::
 
-    from distill.sbom import documents, write_documents
+    from distill.sbom import documents, for_build, write_documents
 
-    for doc in documents(source, lock=lock, name="python3"):
+    for doc in documents(source, lock=lock, name="python3"):   # any image source (or target string)
         doc.arch, doc.platform, doc.manifest_digest, doc.spdx, doc.cyclonedx
+    docs = for_build(result, lock, "python3", cache_dir=..., source_date_epoch=...)  # a BuildResult
 
 :func:`documents` reads every platform of the image a :class:`~distill.oci.source.Source`
 holds (an index gives one document pair per platform), streaming its layers once per
@@ -216,6 +217,34 @@ def documents(
     return out
 
 
+def for_build(
+    result: Any,
+    lock: Lock | None,
+    name: str,
+    *,
+    cache_dir: Path | None = None,
+    source_date_epoch: int | None = None,
+) -> list[PlatformSBOM]:
+    """The documents of a :class:`distill.build.BuildResult`'s image, read back from the
+    cache's blob store (where every build leaves its image), kept in the cache (see
+    :func:`cached_documents`). ``lock``: the build's lock; ``name``: the image's name
+    (the spec's, or the tag's repository)."""
+    from distill.archive.cache import Cache
+    from distill.oci.image import BlobStore
+    from distill.oci.source import StoreSource
+
+    root = Cache(cache_dir).root
+    source = StoreSource(BlobStore(root), result.digest, name)
+    return cached_documents(
+        root,
+        result.digest,
+        lock,
+        name,
+        source_date_epoch,
+        lambda: documents(source, lock=lock, name=name, source_date_epoch=source_date_epoch),
+    )
+
+
 def sbom_paths(base: Path, arch: str | None, fmt: str) -> Path:
     """``BASE.spdx.json`` / ``BASE.cdx.json``, or ``BASE-ARCH.…`` for one platform of several."""
     return base.parent / f"{base.name}{'-' + arch if arch else ''}{SUFFIXES[fmt]}"
@@ -304,6 +333,7 @@ __all__ = [
     "PlatformSBOM",
     "cached_documents",
     "documents",
+    "for_build",
     "image_name",
     "platforms",
     "sbom_paths",
