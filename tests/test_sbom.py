@@ -582,3 +582,22 @@ def test_an_image_in_a_registry(work: tuple[Path, Server], tmp_path: Path) -> No
     )
     names = {(p["name"], p.get("versionInfo")) for p in spdx_packages(remote, "deb").values()}
     assert names == {(p["name"], p.get("versionInfo")) for p in spdx_packages(local, "deb").values()}
+
+
+def test_a_jar_whose_central_directory_is_too_large_is_hashed_only(tmp_path: Path) -> None:
+    """zipfile keeps an object per central-directory entry: a jar declaring a directory
+    beyond the limit is not opened (its pom.properties are not read), only hashed."""
+    data = bytearray(APP_JAR)
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 12 : end + 16] = (64 << 20).to_bytes(4, "little")  # a 64 MiB central directory
+    bomb = bytes(data)
+    write_layout(tmp_path / "img", [layer_tar([F("srv/app.jar", bomb), F("srv/ok.jar", APP_JAR)])])
+    [sbom] = documents(str(tmp_path / "img"))
+    doc = valid_spdx(sbom.spdx)
+    by_path = {p["comment"]: p for p in doc["packages"] if "comment" in p}
+    bomb_pkg = by_path["found at /srv/app.jar"]
+    assert bomb_pkg["name"] == "app.jar" and "externalRefs" not in bomb_pkg
+    assert bomb_pkg["checksums"][0]["checksumValue"] == hashlib.sha256(bomb).hexdigest()
+    assert purl_of(by_path["found at /srv/ok.jar!/META-INF/maven/org.example/app/pom.properties"]).startswith(
+        "pkg:maven/org.example/app@1.2.3"
+    )

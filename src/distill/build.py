@@ -274,8 +274,11 @@ def _app_target(
     spec_path: Path | None,
     output: Path | None,
 ) -> AppTarget:
-    # The output may sit inside the app's source: it is never part of the code.
-    skip = (output,) if output is not None else ()
+    # The output may sit inside the app's source: it is never part of the code, nor are
+    # the SBOMs written beside it.
+    from distill.sbom import beside
+
+    skip = (output, *beside(output)) if output is not None else ()
     return AppTarget(packages, arch, cache.root, spec_path, options.offline, options.reporter, skip)
 
 

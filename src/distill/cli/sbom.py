@@ -163,20 +163,10 @@ def build_sboms(result: Any, lock: Any, opts: Any, name: str) -> list[Any]:
     return sboms
 
 
-def sbom_base(output: Path) -> Path:
-    """Where a build's SBOMs go: beside the output, named by its stem (py.oci -> py)."""
-    name = output.name
-    for suffix in (".oci", ".tar"):
-        if name.endswith(suffix) and len(name) > len(suffix):
-            name = name[: -len(suffix)]
-            break
-    return output.parent / name
-
-
 def write_build_sboms(result: Any, lock: Any, opts: Any, name: str, output: Path) -> list[Path]:
     """``NAME.spdx.json`` and ``NAME.cdx.json`` beside a build's output (``NAME-ARCH.…``
     per platform of a multi-arch image); the paths written."""
-    from distill.sbom import write_documents
+    from distill.sbom import sbom_base, write_documents
 
     return write_documents(build_sboms(result, lock, opts, name), sbom_base(output))
 

@@ -245,6 +245,25 @@ def for_build(
     )
 
 
+def sbom_base(output: Path) -> Path:
+    """Where a build's SBOMs go: beside the output, named by its stem (py.oci -> py)."""
+    name = output.name
+    for suffix in (".oci", ".tar"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    return output.parent / name
+
+
+def beside(output: Path) -> tuple[Path, ...]:
+    """Every SBOM file a build may write beside ``output`` (each platform's too): what
+    an application's code must never take in when the output is inside its source."""
+    from distill.distros import ARCHS
+
+    base = sbom_base(output)
+    return tuple(sbom_paths(base, arch, fmt) for arch in (None, *ARCHS) for fmt in FORMATS)
+
+
 def sbom_paths(base: Path, arch: str | None, fmt: str) -> Path:
     """``BASE.spdx.json`` / ``BASE.cdx.json``, or ``BASE-ARCH.…`` for one platform of several."""
     return base.parent / f"{base.name}{'-' + arch if arch else ''}{SUFFIXES[fmt]}"
@@ -331,11 +350,13 @@ def cached_documents(
 __all__ = [
     "FORMATS",
     "PlatformSBOM",
+    "beside",
     "cached_documents",
     "documents",
     "for_build",
     "image_name",
     "platforms",
+    "sbom_base",
     "sbom_paths",
     "write_documents",
 ]

@@ -41,7 +41,8 @@ from distill.resolve.lock import Lock, LockedPackage
 from distill.sbom.licenses import NOASSERTION, Declared, declared, metadata_expression
 
 MAX_METADATA = 4 * MiB  # one package record, METADATA, package.json or copyright file
-MAX_JAR = 512 * MiB  # one jar read for its pom.properties (the rest of it is only hashed)
+MAX_JAR = 256 * MiB  # one jar read for its pom.properties (a larger one is only hashed)
+MAX_JAR_DIRECTORY = 16 * MiB  # a jar's central directory (zipfile holds an object per entry)
 MAX_KEPT = 256 * MiB  # package metadata kept from one image (DISTILL_MAX_SBOM_METADATA_MIB)
 
 DEB, APK, PYTHON, NPM, MAVEN, JAR, BINARY = "deb", "apk", "python", "npm", "maven", "jar", "binary"
@@ -198,11 +199,32 @@ def _summary(path: str, f: IO[bytes], size: int, jar: bool, what: str) -> bytes:
     return json.dumps(out, sort_keys=True).encode()
 
 
+def _central_directory_size(tail: bytes) -> int | None:
+    """The size a zip's end record (ZIP64's too) gives its central directory, from the
+    last bytes of the file; None when there is no end record in them."""
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        return None
+    size = int.from_bytes(tail[at + 12 : at + 16], "little")
+    if size == 0xFFFFFFFF:  # ZIP64: the size is in the ZIP64 end record, before it
+        z64 = tail.rfind(b"PK\x06\x06", 0, at)
+        if z64 < 0 or at - z64 < 56:
+            return None
+        size = int.from_bytes(tail[z64 + 40 : z64 + 48], "little")
+    return size
+
+
 def _jar_metadata(buf: io.BytesIO) -> dict[str, Any]:
     """pom.properties and the manifest's main attributes of a jar (one that is not a
-    readable zip has none)."""
+    readable zip, or whose central directory is beyond :data:`MAX_JAR_DIRECTORY`, has none:
+    zipfile would hold an object for each of its entries)."""
     poms: list[dict[str, str]] = []
     manifest: dict[str, str] = {}
+    with buf.getbuffer() as view:
+        tail = bytes(view[-(1 << 17) :])  # the end record, its comment, a ZIP64 end record
+    directory = _central_directory_size(tail)
+    if directory is None or directory > MAX_JAR_DIRECTORY:
+        return {}
     try:
         with zipfile.ZipFile(buf) as z:
             for info in z.infolist()[:200_000]:
