@@ -601,3 +601,21 @@ def test_a_jar_whose_central_directory_is_too_large_is_hashed_only(tmp_path: Pat
     assert purl_of(by_path["found at /srv/ok.jar!/META-INF/maven/org.example/app/pom.properties"]).startswith(
         "pkg:maven/org.example/app@1.2.3"
     )
+
+
+def test_o_dev_null_writes_to_the_device_and_leaves_it_one(tmp_path: Path) -> None:
+    """An atomic write replaces its target: -o /dev/null must not turn the device into a
+    file. A FIFO stands in for it here (the test does not touch the host's /dev)."""
+    import stat
+    import threading
+
+    layout = foreign_layout(tmp_path / "img")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    ok(distill("sbom", str(layout), "-o", str(fifo), cwd=tmp_path, cache=tmp_path / "c"))
+    reader.join(timeout=60)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still the FIFO, not a file in its place
+    assert valid_spdx(got[0])["spdxVersion"] == "SPDX-2.3"
