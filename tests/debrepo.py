@@ -59,13 +59,14 @@ class Pkg:
     breaks: str = ""
     multi_arch: str = ""
     priority: str = "optional"
-    source: str = ""  # "name" or "name (version)", as a Packages index writes it
+    source: str = ""  # the Source field ("NAME" or "NAME (VERSION)"), when it differs
     files: dict[str, bytes] = field(default_factory=dict)
     entries: list[Entry] = field(default_factory=list)
 
     def control(self) -> str:
         lines = [
             f"Package: {self.name}",
+            *([f"Source: {self.source}"] if self.source else []),
             f"Version: {self.version}",
             f"Architecture: {self.arch}",
             "Maintainer: Test <test@example.invalid>",
@@ -205,6 +206,7 @@ def write_suite(
     stanzas: dict[str, list[str]] = {a: [] for a in archs}
     for pkg in packages:
         data = make_deb(pkg)
+        # As Debian names pool files: without the version's epoch.
         rel = f"pool/main/{pkg.name[0]}/{pkg.name}/{pkg.name}_{pkg.version.partition(':')[2] or pkg.version}_{pkg.arch}.deb"
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)

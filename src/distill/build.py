@@ -360,8 +360,11 @@ def _app_target(
     output: Path | None,
     node_runtime: node_app.Runtime | None = None,
 ) -> AppTarget:
-    # The output may sit inside the app's source: it is never part of the code.
-    skip = (output,) if output is not None else ()
+    # The output may sit inside the app's source: it is never part of the code, nor are
+    # the SBOMs written beside it.
+    from distill.sbom import beside
+
+    skip = (output, *beside(output)) if output is not None else ()
     return AppTarget(
         packages, arch, cache.root, spec_path, options.offline, options.reporter, skip, node_runtime
     )
@@ -666,7 +669,7 @@ def _build_on_image(
             task = options.reporter.task(f"reading {source.name} ({arch})")
             # A node app's checks need what the image's node binary says of itself.
             scan = node_app.BinaryScan() if spec.app.kind == "node" else None
-            tree, newest, stats = read.read_tree(source, image, store, scan=scan)
+            tree, newest, stats = read.read_tree(source, image, store, keeper=scan)
             options.reporter.done(task)
             images.append(on.arch_image(image, tree, newest, stats, arch, scan))
     finally:

@@ -31,6 +31,7 @@ _KINDS = {
     "indexes": "index",
     "expanded": "expanded package",
     "layers": "layer",
+    "sbom": "SBOM record",
     "blobs": "blob",
     "vuln": "vulnerability data",
 }
@@ -74,6 +75,7 @@ _CACHE_NAMES = {
     "npm",
     "pip",
     "vuln",
+    "sbom",
 }
 
 
@@ -128,8 +130,9 @@ def entries(root: Path) -> Iterator[Entry]:
             groups.setdefault(stem, []).append(p)
         for stem, paths in sorted(groups.items()):
             yield Entry(kind, stem, tuple(paths))
-    for p in _files(root / "layers"):
-        yield Entry("layers", p.name.removesuffix(".json"), (p,))
+    for kind in ("layers", "sbom"):
+        for p in _files(root / kind):
+            yield Entry(kind, p.name.removesuffix(".json"), (p,))
     for p in _files(root / "blobs" / "sha256"):
         yield Entry("blobs", p.name, (p,))
     for p in _files(root / "vuln"):
@@ -152,7 +155,7 @@ def _problem(root: Path, e: Entry) -> str | None:
         if suffix == "data":
             return None if sha256_file(e.paths[0]) == stem else "does not match its SHA256"
         return None if _unsealed(e.paths[0]) is not None else "damaged (or from an older distill)"
-    if e.kind != "layers" and not is_digest(e.key):
+    if e.kind not in ("layers", "sbom") and not is_digest(e.key):
         return "not a name distill writes"
     by_name = {p.name: p for p in e.paths}
     if e.kind in ("debs", "archives"):
@@ -178,7 +181,7 @@ def _problem(root: Path, e: Entry) -> str | None:
         if not isinstance(doc, dict) or not is_digest(doc.get("tar")):
             return "its index is damaged (or from an older distill)"
         return None if sha256_file(tar) == doc["tar"] else "does not match its SHA256"
-    # layers: a sealed record of a blob that must still be there
+    # layers, sbom: a sealed record of a blob that must still be there
     payload = _unsealed(e.paths[0])
     try:
         doc = json.loads(payload) if payload is not None else None
@@ -205,7 +208,16 @@ def verify(root: Path, on_removed: Callable[[Path, str], None] | None = None) ->
     """Hash every entry; remove the bad ones (layers after blobs, as they point at them)."""
     check_root(root)
     report = Report()
-    order = {"debs": 0, "archives": 0, "indexes": 1, "expanded": 2, "blobs": 3, "layers": 4, "vuln": 5}
+    order = {
+        "debs": 0,
+        "archives": 0,
+        "indexes": 1,
+        "expanded": 2,
+        "blobs": 3,
+        "layers": 4,
+        "sbom": 4,
+        "vuln": 5,
+    }
     for e in sorted(entries(root), key=lambda e: order[e.kind]):
         report.checked += 1
         try:

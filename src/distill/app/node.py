@@ -24,6 +24,7 @@ import base64
 import gzip
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -122,33 +123,41 @@ def release_runtime(version: str, file: str, header: bytes | None) -> Runtime:
 
 class BinaryScan:
     """What the node binaries in an image's layers say of themselves, read as the layers
-    stream by (:class:`distill.oci.read.ContentScan`): the Node module ABI from the build
+    stream by (a :class:`distill.oci.read.Keeper`): the Node module ABI from the build
     configuration compiled into them (``process.config``), the version from a release
-    build's ``process.release.headersUrl``. Only those two facts are kept."""
-
-    def __init__(self) -> None:
-        self.found: dict[str, tuple[Node, int | None, str]] = {}
+    build's ``process.release.headersUrl``. Only those two facts are kept, as the tree
+    node's data (so a later layer that replaces or removes the file drops them too)."""
 
     def wants(self, path: str, size: int) -> bool:
         return (path == "bin/node" or path.endswith("/bin/node")) and size <= MAX_BINARY
 
-    def read(self, path: str, node: Node, content: IO[bytes]) -> None:
+    def keep(self, path: str, f: IO[bytes], size: int) -> bytes:
         abis: set[int] = set()
         version = ""
         tail = b""
-        while chunk := content.read(1 << 20):
+        while chunk := f.read(1 << 20):
             window = tail + chunk
             abis.update(int(m.group(1)) for m in _BINARY_ABI.finditer(window))
             if not version:
                 m = _BINARY_VERSION.search(window)
                 version = m.group(1).decode() if m else ""
             tail = window[-_OVERLAP:]
-        self.found[path] = (node, abis.pop() if len(abis) == 1 else None, version)
+        abi = abis.pop() if len(abis) == 1 else None
+        return json.dumps({"abi": abi, "version": version}).encode()
 
-    def facts(self, path: str, node: Node) -> tuple[int | None, str] | None:
-        """(ABI, version) of the file read at ``path``, if it is still ``node``."""
-        seen = self.found.get(path)
-        return (seen[1], seen[2]) if seen is not None and seen[0] is node else None
+    @staticmethod
+    def facts(node: Node) -> tuple[int | None, str] | None:
+        """(ABI, version) that :meth:`keep` found in the file ``node`` (None: not read)."""
+        if node.data is None:
+            return None
+        try:
+            seen = json.loads(node.data)
+            abi, version = seen["abi"], seen["version"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        if (abi is not None and not isinstance(abi, int)) or not isinstance(version, str):
+            return None
+        return abi, version
 
 
 def image_runtime(tree: Tree, packages: list[tuple[str, str]], scan: BinaryScan, image: str) -> Runtime:
@@ -166,7 +175,7 @@ def image_runtime(tree: Tree, packages: list[tuple[str, str]], scan: BinaryScan,
         binary = tree.get(real)
         if binary is None or binary.kind != FILE:
             continue
-        abi, version = scan.facts(real, binary) or (None, "")
+        abi, version = scan.facts(binary) or (None, "")
         why = "" if abi is not None else f"no Node module ABI (node_module_version) found in its /{real}"
         return Runtime(f"/{candidate}", version, abi, why)
     raise SpecError(

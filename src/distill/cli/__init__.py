@@ -2,9 +2,9 @@
 
 One module per command family, each with ``register(subparsers)``:
 :mod:`~distill.cli.packages` (lock, why, fetch), :mod:`~distill.cli.build`, :mod:`~distill.cli.push`,
-:mod:`~distill.cli.publish`, :mod:`~distill.cli.audit` (audit, compare), :mod:`~distill.cli.vuln`
-(outdated, scan), :mod:`~distill.cli.cache` (cache, schema), :mod:`~distill.cli.complete`
-(completion, and the completers the others attach).
+:mod:`~distill.cli.publish`, :mod:`~distill.cli.sbom`, :mod:`~distill.cli.audit` (audit, compare),
+:mod:`~distill.cli.vuln` (outdated, scan), :mod:`~distill.cli.cache` (cache, schema),
+:mod:`~distill.cli.complete` (completion, and the completers the others attach).
 
 Exit codes: 0 success; 2 a user-facing error (bad spec, unreachable mirror,
 failed verification, unsatisfiable request, stale lock, ...), printed as one line;
@@ -17,11 +17,11 @@ import argparse
 import sys
 
 from distill import __version__
-from distill.cli import audit, build, cache, complete, packages, publish, push, vuln
+from distill.cli import audit, build, cache, complete, packages, publish, push, sbom, vuln
 from distill.cli.common import EXIT_ERROR, Parser
 from distill.errors import DistillError
 
-FAMILIES = (packages, build, push, publish, audit, vuln, cache, complete)
+FAMILIES = (packages, build, push, publish, sbom, audit, vuln, cache, complete)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -80,6 +80,12 @@ def register(sub: Subparsers) -> None:
         help="push the image to HOST[:PORT]/REPO[:TAG] (repeatable: several tags or repositories); "
         "without -o nothing else is written; the last line is HOST/REPO@sha256:...",
     )
+    p.add_argument(
+        "--no-sbom",
+        action="store_true",
+        help="do not write OUT's SBOMs (by default OUT.spdx.json and OUT.cdx.json beside it, "
+        "OUT-ARCH.… per platform of a multi-arch image; none with only --push/--load)",
+    )
     add_push_flags(p)
     add_common(p)
     add_registry(p)
@@ -207,6 +213,11 @@ def cmd_build(args: argparse.Namespace) -> int:
                 load_from = scratch / f"image{load_kind}"
                 run_build(load_from)
             load_into(engine, load_from, tag)
+        sboms = []
+        if not args.no_sbom and not ((engine or push_refs) and args.output is None):
+            from distill.cli.sbom import write_build_sboms
+
+            sboms = write_build_sboms(result, lock, opts, tag.rpartition(":")[0] or name, output)
     finally:
         if archive is not None:
             archive.close()
@@ -227,6 +238,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(
             f"{state} {kind} {output} ({result.layers_written} layers written, {result.layers_reused} reused)"
         )
+    if sboms:
+        print(f"wrote SBOMs {', '.join(str(p) for p in sboms)}")
     if engine:
         print(f"loaded into {engine} as {qualified(tag)}")
     for line in pushed:

@@ -31,13 +31,15 @@ _KEEP_CONTENT = ("var/lib/dpkg/status", "etc/ld.so.conf")
 MAX_KEPT = 64 << 20  # content kept for checks, at most (a dpkg status of a big image is a few MB)
 
 
-class ContentScan(Protocol):
-    """Reads files the checks need a fact of but not the content (a runtime's version in
-    its binary), as the layers stream by: nothing is kept but what ``read`` records."""
+class Keeper(Protocol):
+    """What else a reader keeps of the files it streams (an SBOM's package metadata):
+    :meth:`wants` is asked for every regular file; for those it wants, :meth:`keep`
+    reads the file and returns what the tree's node holds as its data (the bytes, or a
+    summary of them), so that a later layer's whiteout removes it with the file."""
 
     def wants(self, path: str, size: int) -> bool: ...
 
-    def read(self, path: str, node: Node, content: IO[bytes]) -> None: ...
+    def keep(self, path: str, f: IO[bytes], size: int) -> bytes: ...
 
 
 def check_reusable(image: Image) -> None:
@@ -101,14 +103,20 @@ def read_tree(
     image: Image,
     store: BlobStore | None = None,
     max_entries: int | None = None,
-    scan: ContentScan | None = None,
+    keeper: Keeper | None = None,
+    sonames: bool = True,
+    check_diff_ids: bool = True,
 ) -> tuple[Tree, int, list[tuple[int, int]]]:
     """The image's filesystem (headers; content only where checks need it), the newest
     mtime in it and each layer's (tar size, files). Each layer is checked against its digest,
     size and diff_id, and bounded: headers (distill.tarsafe), entries over all layers, and
     expansion. With ``store``, each layer is read from it when there, else kept in it.
-    ``scan`` is shown the files it wants (of every layer: a later one may replace them)."""
-    reader = _TreeReader(image.name, max_entries, scan)
+    ``keeper`` keeps more content (see :class:`Keeper`); ``sonames=False`` skips reading
+    shared libraries for their SONAME (only a build on the image needs them).
+    ``check_diff_ids=False`` leaves the uncompressed tars unhashed where the compressed
+    digest already verifies the layer (a reader that does not reuse it: an SBOM); a
+    source whose layers are named by their diff_id (a docker archive) is hashed anyway."""
+    reader = _TreeReader(image.name, max_entries, keeper, sonames)
     diff_ids = (image.config.get("rootfs") or {}).get("diff_ids") or []
     for idx, desc in enumerate(image.layers):
         opener: AbstractContextManager[Verified] = (
@@ -117,7 +125,8 @@ def read_tree(
             else source.open_blob(desc["digest"], desc.get("size"))
         )
         with opener as blob:
-            reader.layer(blob, desc, idx, diff_ids[idx] if idx < len(diff_ids) else None)
+            diff_id = diff_ids[idx] if idx < len(diff_ids) else None
+            reader.layer(blob, desc, idx, diff_id, hashed=check_diff_ids or source.diff_ids)
     reader.tree.take_changes()
     return reader.tree, reader.newest, reader.stats
 
@@ -125,9 +134,12 @@ def read_tree(
 class _TreeReader:
     """Layers applied one after the other to one tree (see :func:`read_tree`)."""
 
-    def __init__(self, name: str, max_entries: int | None, scan: ContentScan | None = None) -> None:
+    def __init__(
+        self, name: str, max_entries: int | None, keeper: Keeper | None = None, sonames: bool = True
+    ) -> None:
+        self.keeper = keeper
+        self.sonames = sonames
         self.tree = Tree()
-        self.scan = scan
         self.index = _Layers(self.tree.nodes)
         self.budget = EntryBudget(name, ImageError, max_entries)
         self.name = name
@@ -135,21 +147,22 @@ class _TreeReader:
         self.kept = 0
         self.stats: list[tuple[int, int]] = []
 
-    def layer(self, blob: Verified, desc: dict[str, Any], idx: int, diff_id: str | None) -> None:
+    def layer(
+        self, blob: Verified, desc: dict[str, Any], idx: int, diff_id: str | None, hashed: bool = True
+    ) -> None:
         what = f"{self.name}: layer {desc['digest']}"
         limit = expansion_limit(int(desc.get("size") or 0))
         try:
             # The uncompressed tar is hashed too: the layer is reused as it is, under the
             # config's diff_id, which must therefore be the one it has.
-            stream = Verified(
-                Capped(_stream(blob, desc.get("mediaType", "")), limit, what, ImageError), None, what
-            )
+            capped = Capped(_stream(blob, desc.get("mediaType", "")), limit, what, ImageError)
+            stream: Any = Verified(capped, None, what) if hashed else capped
             with open_stream(stream) as tf:
                 files = self._entries(tf, idx)
                 tar_size = tf.offset
             while stream.read(1 << 20):  # the tar's end blocks and padding are in the diff_id too
                 pass
-            if diff_id is not None and "sha256:" + stream.h.hexdigest() != diff_id:
+            if hashed and diff_id is not None and "sha256:" + stream.h.hexdigest() != diff_id:
                 raise ImageError(
                     f"{what} does not decompress to the config's diff_id {diff_id}",
                     hint="the image is damaged or was written wrongly; copy it again",
@@ -197,20 +210,19 @@ class _TreeReader:
                 files += 1
                 data = None
                 soname = None
-                wanted = name.startswith(_KEEP_CONTENT) or ".so" in base
-                if wanted and self.kept + m.size <= MAX_KEPT:
+                wanted = name.startswith(_KEEP_CONTENT) or (self.sonames and ".so" in base)
+                if self.keeper is not None and self.keeper.wants(name, m.size):
+                    f = tf.extractfile(m)
+                    data = self.keeper.keep(name, f, m.size) if f else b""
+                elif wanted and self.kept + m.size <= MAX_KEPT:
                     f = tf.extractfile(m)
                     raw = f.read() if f else b""
-                    if ".so" in base:
+                    if self.sonames and ".so" in base:
                         soname = elf_soname(io.BytesIO(raw), 0, len(raw)) or None
                     if name.startswith(_KEEP_CONTENT):
                         data = raw
                         self.kept += len(raw)
                 node = Node(FILE, mode, m.uid, m.gid, int(m.mtime), m.size, data=data, soname=soname)
-                if self.scan is not None and not wanted and self.scan.wants(name, m.size):
-                    content = tf.extractfile(m)
-                    if content is not None:
-                        self.scan.read(name, node, content)
                 index.add(name, node, idx)
         return files
 
