@@ -2,11 +2,13 @@
 
 One module per command family, each with ``register(subparsers)``:
 :mod:`~distill.cli.packages` (lock, why, fetch), :mod:`~distill.cli.build`, :mod:`~distill.cli.push`,
-:mod:`~distill.cli.audit` (audit, compare), :mod:`~distill.cli.cache` (cache, schema).
+:mod:`~distill.cli.audit` (audit, compare), :mod:`~distill.cli.cache` (cache, schema),
+:mod:`~distill.cli.sign` (keygen, sign, verify, attest, verify-attestation).
 
-Exit codes: 0 success; 2 a user-facing error (bad spec, unreachable mirror,
-failed verification, unsatisfiable request, stale lock, ...), printed as one line;
-130 interrupted.
+Exit codes: 0 success; 1 a signature or attestation that does not verify
+(``distill verify``, ``verify-attestation``); 2 a user-facing error (bad spec,
+unreachable mirror, a mirror's failed verification, unsatisfiable request, stale
+lock, a wrong password, ...), printed as one line; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,18 +17,19 @@ import argparse
 import sys
 
 from distill import __version__
-from distill.cli import audit, build, cache, packages, push
+from distill.cli import audit, build, cache, packages, push, sign
 from distill.cli.common import EXIT_ERROR, Parser
-from distill.errors import DistillError
+from distill.errors import DistillError, VerificationError
 
-FAMILIES = (packages, build, push, audit, cache)
+FAMILIES = (packages, build, push, audit, cache, sign)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="distill",
         description="Build distroless container images straight from Debian packages.",
-        epilog="Errors are printed as one line and exit with status 2. See docs/ for the spec format.",
+        epilog="Errors are printed as one line and exit with status 2 (a signature that does not verify: 1). "
+        "See docs/ for the spec format.",
     )
     parser.add_argument("--version", action="version", version=f"distill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -53,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
+    except VerificationError as exc:
+        print(f"distill: verification failed: {exc.one_line()}", file=sys.stderr)
+        return sign.EXIT_VERIFY
     except DistillError as exc:
         print(f"distill: error: {exc.one_line()}", file=sys.stderr)
         return EXIT_ERROR
