@@ -26,7 +26,6 @@ they look for the image.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +38,15 @@ from distill.limits import read_regular
 from distill.oci.image import CONFIG, INDEX, MANIFEST, Descriptor, canonical_json
 from distill.oci.registry import Registry
 from distill.oci.schema import Index, Manifest, check
-from distill.oci.source import MAX_DOCUMENT, Document, check_digest, digest_of, parse_json
+from distill.oci.source import (
+    ATTACHMENT_TAG,
+    MAX_DOCUMENT,
+    Document,
+    check_digest,
+    digest_of,
+    is_attachment,
+    parse_json,
+)
 
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 PREDICATE_ANNOTATION = "predicateType"  # cosign's, on an .att layer
@@ -53,7 +60,6 @@ KIND_IMAGE, KIND_INDEX = "dev.cosignproject.cosign/image", "dev.cosignproject.co
 KIND_SIGS, KIND_ATTS = "dev.cosignproject.cosign/sigs", "dev.cosignproject.cosign/atts"
 MAX_LAYER = 64 << 20  # one signature payload or attestation envelope read whole
 MAX_LAYERS = 1000  # layers of one .sig/.att manifest (signatures by that many keys)
-ATTACHMENT_TAG = re.compile(r"sha256-[0-9a-f]{64}(?:\.(?:sig|att))?")
 
 
 def tag_of(digest: str, suffix: str) -> str:
@@ -243,16 +249,22 @@ class LayoutStore(Store):
             yield
 
 
-def is_attachment(entry: dict[str, Any]) -> bool:
-    """Whether a layout's index.json entry is a signature, attestation or referrers index."""
-    annotations = entry.get("annotations") or {}
-    if not isinstance(annotations, dict):
-        return False
-    ref = annotations.get(REF_NAME)
-    return (isinstance(ref, str) and bool(ATTACHMENT_TAG.fullmatch(ref))) or annotations.get(KIND) in (
-        KIND_SIGS,
-        KIND_ATTS,
-    )
+def carried(store: LayoutStore, top: Document) -> list[tuple[str, Document]]:
+    """The signatures, attestations and referrers indexes a layout holds for ``top`` and
+    the manifests it lists, as (tag, document): what a push of the image takes along."""
+    assert top.digest is not None
+    digests = {top.digest}
+    if top.is_index:
+        index = check(Index, parse_json(top.data, store.name), label=store.name, error=ImageError)
+        digests |= {m.digest for m in index.manifests}
+    out = []
+    for m in store.entries():
+        tag = (m.get("annotations") or {}).get(REF_NAME)
+        if not isinstance(tag, str) or not ATTACHMENT_TAG.fullmatch(tag):
+            continue
+        if "sha256:" + tag[7:71] in digests:
+            out.append((tag, store.document(m["digest"])))
+    return out
 
 
 def _manifest(store: Store, tag: str) -> tuple[dict[str, Any] | None, list[Any]]:
