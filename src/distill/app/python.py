@@ -191,6 +191,7 @@ def install(
     abi = "cp" + version.replace(".", "")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    (tmp / "entry").mkdir()
     cmd = [
         sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
         "--no-compile", "--no-warn-script-location", "--target", str(tmp / "entry" / "site"),
