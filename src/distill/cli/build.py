@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.cli.common import (
     Subparsers,
@@ -24,9 +24,10 @@ from distill.cli.common import (
 from distill.cli.push import add_push_flags, parse_refs, push_to, settings_for_push
 from distill.errors import LockError, SpecError
 from distill.oci.registry import RegistrySettings
-from distill.resolve.lock import Lock, check_current, read_lock
-from distill.spec.load import spec_checksum
-from distill.spec.model import Spec
+
+if TYPE_CHECKING:
+    from distill.resolve.lock import Lock
+    from distill.spec.model import Spec
 
 
 def register(sub: Subparsers) -> None:
@@ -141,6 +142,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from distill.build import BuildResult, build, build_on_image, check_variant, default_output
     from distill.oci.load import choose_engine, load_form, load_into, qualified
     from distill.oci.sink import check_tag
+    from distill.resolve.lock import check_current, read_lock
+    from distill.spec.load import spec_checksum
 
     check_variant(args.variant)
     started = datetime.now(UTC)

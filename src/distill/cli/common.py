@@ -14,12 +14,10 @@ from distill.distros import ARCHS
 from distill.errors import SpecError
 from distill.options import Options
 from distill.progress import make_reporter
-from distill.resolve.lock import default_lock_path
-from distill.spec.load import builtin_dir, load_spec, with_overrides
-from distill.spec.model import Spec
 
 if TYPE_CHECKING:
     from distill.oci.registry import RegistrySettings
+    from distill.spec.model import Spec
 
 EXIT_ERROR = 2
 
@@ -67,6 +65,10 @@ def add_spec_args(p: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> tuple[Spec, Path]:
+    # The spec model (pydantic) is imported when a command reads a spec, not at start-up:
+    # sign and verify need none of it.
+    from distill.spec.load import load_spec, with_overrides
+
     spec, path = load_spec(args.spec)
     update: dict[str, Any] = {}
     if args.distro:
@@ -96,6 +98,9 @@ def lock_path(args: argparse.Namespace, path: Path, attr: str = "output") -> Pat
     explicit = getattr(args, attr, None)
     if explicit:
         return Path(explicit)
+    from distill.resolve.lock import default_lock_path
+    from distill.spec.load import builtin_dir
+
     builtin = path.resolve().parent == builtin_dir().resolve()
     return default_lock_path(path, builtin)
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.cli.common import (
     Subparsers,
@@ -21,9 +21,10 @@ from distill.cli.common import (
 )
 from distill.debian.relation import parse_relations
 from distill.errors import DistillError, LockError
-from distill.resolve.lock import Lock, LockedBase, check_current, read_lock, write_lock
-from distill.spec.load import spec_checksum
-from distill.spec.model import Spec
+
+if TYPE_CHECKING:
+    from distill.resolve.lock import Lock
+    from distill.spec.model import Spec
 
 
 def register(sub: Subparsers) -> None:
@@ -71,6 +72,9 @@ def register(sub: Subparsers) -> None:
 
 
 def _lock_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
+    from distill.resolve.lock import Lock, LockedBase, write_lock
+    from distill.spec.load import spec_checksum
+
     """An app on an image: the lock pins the image's digest (a tag resolved once)."""
     from distill.oci.base import current_digest
     from distill.oci.source import open_source
@@ -92,6 +96,8 @@ def _lock_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     from distill.pipeline import make_lock, open_archive, resolve
+    from distill.resolve.lock import check_current, read_lock, write_lock
+    from distill.spec.load import spec_checksum
 
     spec, path = load(args)
     lock_file = lock_path(args, path)
@@ -175,6 +181,9 @@ def cmd_why(args: argparse.Namespace) -> int:
 
 
 def _fetch_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
+    from distill.resolve.lock import check_current, read_lock
+    from distill.spec.load import spec_checksum
+
     """An app on an image: its blobs into the cache (by the lock's digest when locked)."""
     from distill.archive.cache import Cache
     from distill.oci.base import open_base
@@ -218,6 +227,8 @@ def _fetch_base(args: argparse.Namespace, spec: Spec, lock_file: Path) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from distill.pipeline import fetch, make_lock, open_archive, resolve
+    from distill.resolve.lock import check_current, read_lock
+    from distill.spec.load import spec_checksum
 
     spec, path = load(args)
     lock_file = lock_path(args, path, "lock")

@@ -267,8 +267,9 @@ def carried(store: LayoutStore, top: Document) -> list[tuple[str, Document]]:
     return out
 
 
-def _manifest(store: Store, tag: str) -> tuple[dict[str, Any] | None, list[Any]]:
-    """The attachment manifest under ``tag`` (parsed) and its config's diff_ids."""
+def _manifest(store: Store, tag: str, with_config: bool = True) -> tuple[dict[str, Any] | None, list[Any]]:
+    """The attachment manifest under ``tag`` (parsed) and its config's diff_ids (when
+    ``with_config``: an append rewrites them; a reader needs only the layers)."""
     doc = store.find(tag)
     if doc is None:
         return None, []
@@ -279,6 +280,8 @@ def _manifest(store: Store, tag: str) -> tuple[dict[str, Any] | None, list[Any]]
     manifest = check(Manifest, parsed, label=what, error=ImageError)
     if len(manifest.layers) > MAX_LAYERS:
         raise ImageError(f"{what} has more than {MAX_LAYERS} layers")
+    if not with_config:
+        return parsed, []
     config = parse_json(store.blob(manifest.config.digest, MAX_DOCUMENT), f"{what}: config")
     diff_ids = (
         (config.get("rootfs") or {}).get("diff_ids") if isinstance(config.get("rootfs"), dict) else None
@@ -288,7 +291,7 @@ def _manifest(store: Store, tag: str) -> tuple[dict[str, Any] | None, list[Any]]
 
 def read_layers(store: Store, tag: str, media_type: str) -> list[Layer]:
     """The layers of ``media_type`` of the attachment manifest under ``tag`` (none: [])."""
-    parsed, _ = _manifest(store, tag)
+    parsed, _ = _manifest(store, tag, with_config=False)
     if parsed is None:
         return []
     out = []
