@@ -595,6 +595,52 @@ def test_provenance_lists_an_apps_wheels(cache: list[str], tmp_path: Path) -> No
     assert any(d["name"].startswith("pkg:deb/debian/python3") for d in deps)
 
 
+@pytest.mark.network
+def test_provenance_lists_npm_tarballs_and_a_base_image(
+    static: Path, registry: Registry, cache: list[str], tmp_path: Path
+) -> None:
+    from test_apps import node_project
+
+    # A node app: its tarball (a file: URL here) with the lock's sha512 and its own sha256.
+    src = tmp_path / "svc"
+    node_project(src, {"left-pad": ({"index.js": b"module.exports = 1;\n", "package.json": b"{}"}, {})})
+    (src / "app.yaml").write_text("name: svc\nfrom: nodejs\narchs: [amd64]\napp: {kind: node, source: .}\n")
+    ok(distill("build", str(src / "app.yaml"), "-o", str(tmp_path / "svc.oci"), "--provenance",
+               str(tmp_path / "node.json"), *cache, "-q"))  # fmt: skip
+    deps = json.loads((tmp_path / "node.json").read_text())["predicate"]["buildDefinition"][
+        "resolvedDependencies"
+    ]
+    (tarball,) = [d for d in deps if d["name"].startswith("pkg:npm/")]
+    data = (src / "vendor" / "left-pad.tgz").read_bytes()
+    assert tarball == {
+        "name": "pkg:npm/left-pad@1.0.0",
+        "uri": "file:vendor/left-pad.tgz",
+        "digest": {"sha512": hashlib.sha512(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()},
+        "annotations": {"archs": "amd64"},
+    }
+    assert any(d["name"].startswith("pkg:deb/debian/nodejs@") for d in deps)
+    # A binary on a registry image: the base by digest (its packages are the base's, not listed).
+    base = f"{registry.host}/prov/base:1"
+    digest = push(static, base)
+    (tmp_path / "hello.c").write_text("int main(void) { return 0; }\n")
+    sh("gcc", "-static", "-o", str(tmp_path / "hello"), str(tmp_path / "hello.c"))
+    (tmp_path / "hello.yaml").write_text(
+        f"name: hello\nfrom: docker://{base}\narchs: [amd64]\napp: {{kind: binary, source: hello}}\n"
+    )
+    ok(distill("build", str(tmp_path / "hello.yaml"), "-o", str(tmp_path / "hello.oci"), "--provenance",
+               str(tmp_path / "bin.json"), *cache, "-q"))  # fmt: skip
+    deps = json.loads((tmp_path / "bin.json").read_text())["predicate"]["buildDefinition"][
+        "resolvedDependencies"
+    ]
+    assert deps == [
+        {
+            "name": base,
+            "uri": f"docker://{registry.host}/prov/base@{digest}",
+            "digest": {"sha256": digest[7:]},
+        }
+    ]
+
+
 # -- real clients: Debian 13's skopeo and podman, in podman ---------------------------------------
 
 CLIENTS_SPEC = """\
