@@ -131,9 +131,9 @@ class RegistryStore(Store):
 
     def put_manifest(self, doc: Document, tag: str | None, kind: str | None = None) -> bool:
         assert doc.digest is not None
-        subject = self.registry.put_manifest(self.repo, doc.digest, doc.media_type, doc.data)
-        if tag is not None:
-            self.registry.put_manifest(self.repo, tag, doc.media_type, doc.data)
+        # A tagged manifest is stored by its tag alone (as cosign does); an untagged one
+        # (a referrer) by its digest, whose answer says whether the registry took its subject.
+        subject = self.registry.put_manifest(self.repo, tag or doc.digest, doc.media_type, doc.data)
         return subject is not None
 
     def referrers(self, digest: str) -> list[dict[str, Any]] | None:
