@@ -220,30 +220,52 @@ def cmd_attest(args: argparse.Namespace) -> int:
     from distill.sign import dsse, image, keys
 
     ptype = dsse.predicate_type(args.type)
-    if args.predicate is None:
-        predicate = default_predicate(args.type, ptype, args.image)
-    else:
-        predicate = image.read_predicate(args.predicate)
+    predicate = image.read_predicate(args.predicate) if args.predicate is not None else None
+    if predicate is None:
+        default_predicates(args.type, ptype, None, args)  # refused before a password is asked
     key = keys.load_private(args.key)
     with image.open_target(args.image, registry_settings(args)) as target:
-        for a in image.attest(
-            target, key, ptype, predicate, replace=args.replace, referrers=not args.no_referrers
-        ):
-            if not a.written:
-                print(f"already attested: {a.entry.label} {a.entry.digest} ({ptype})")
-                continue
-            where = attach_tag(a.entry.digest, "att")
-            if a.referrer:
-                how = "referrers API" if a.referrers_api else f"fallback tag {attach_tag(a.entry.digest, '')}"
-                where += f", referrer {a.referrer} ({how})"
-            print(f"attested {a.entry.label} {a.entry.digest}: {ptype} ({where})")
+        work = (
+            [(target.entries[:1], predicate)]
+            if predicate is not None
+            else default_predicates(args.type, ptype, target, args)
+        )
+        for entries, pred in work:
+            done = image.attest(
+                target,
+                key,
+                ptype,
+                pred,
+                entries=entries,
+                replace=args.replace,
+                referrers=not args.no_referrers,
+            )
+            for a in done:
+                print(_attested_line(a, ptype))
         print(target.pin())
     return 0
 
 
-def default_predicate(kind: str, ptype: str, target: str) -> Any:
-    """The predicate when no --predicate is given. An SBOM (spdx, cyclonedx) will be
-    distill's own once its SBOM generator is there: this is the one place to call it."""
+def _attested_line(a: Any, ptype: str) -> str:
+    if not a.written:
+        return f"already attested: {a.entry.label} {a.entry.digest} ({ptype})"
+    where = attach_tag(a.entry.digest, "att")
+    if a.referrer:
+        how = "referrers API" if a.referrers_api else f"fallback tag {attach_tag(a.entry.digest, '')}"
+        where += f", referrer {a.referrer} ({how})"
+    return f"attested {a.entry.label} {a.entry.digest}: {ptype} ({where})"
+
+
+def default_predicates(
+    kind: str, ptype: str, target: Any, args: argparse.Namespace
+) -> list[tuple[list[Any], Any]]:
+    """What is attested when no --predicate is given: (entries, predicate) pairs.
+
+    An SBOM (spdx, cyclonedx) will be distill's own, one per platform attached to that
+    platform's manifest, once the SBOM generator (distill.sbom) is there: this is the one
+    place to call it (``distill.sbom.documents(target.name, settings=...)``, each
+    document's digest matched to ``target.entries``). ``target`` is None for the check
+    made before the key's password is asked."""
     if ptype in ("https://spdx.dev/Document", "https://cyclonedx.org/bom"):
         raise SpecError(
             f"--type {kind} needs --predicate FILE (an SBOM, e.g. what 'syft scan' writes)",

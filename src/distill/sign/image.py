@@ -56,6 +56,7 @@ class Target:
     top: Document
     identity: str | None  # the repository signatures name (docker-reference)
     layout: bool
+    location: str  # HOST/REPO, or the layout as named
     entries: list[Entry] = field(default_factory=list)  # the top one first
 
     @property
@@ -64,9 +65,8 @@ class Target:
         return self.top.digest
 
     def pin(self) -> str:
-        if self.layout:
-            return f"{self.name}@{self.digest}"
-        return f"{self.identity}@{self.digest}"
+        """Where the image is, by digest: HOST/REPO@sha256:… (a layout: DIR@sha256:…)."""
+        return f"{self.location}@{self.digest}"
 
 
 def _entries(store: Store, top: Document) -> list[Entry]:
@@ -148,7 +148,7 @@ def open_target(
             top = registry.get_manifest(ref.repository, ref.reference, str(ref))
             if top.media_type not in (*INDEXES, *MANIFESTS):
                 raise ImageError(f"{ref}: unsupported media type {top.media_type[:80]!r}")
-            target = Target(str(ref), rstore, top, identity or ref.name, False)
+            target = Target(str(ref), rstore, top, identity or ref.name, False, ref.name)
             target.entries = _entries(rstore, top)
             yield target
         finally:
@@ -162,7 +162,7 @@ def open_target(
         )
     lstore = LayoutStore(path, text)
     top, own = _layout_top(lstore, layout_ref)
-    target = Target(text, lstore, top, identity or own, True)
+    target = Target(text, lstore, top, identity or own, True, str(path))
     target.entries = _entries(lstore, top)
     yield target
 
