@@ -82,8 +82,8 @@ def _pem_block(data: bytes, labels: tuple[bytes, ...], what: str) -> tuple[bytes
 
 
 def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
-    # libsodium's scrypt (pynacl) is about 1.5x OpenSSL's (hashlib) here: the password
-    # costs one key derivation per command, the larger part of signing an image.
+    # libsodium's scrypt (pynacl) was faster here than OpenSSL's (hashlib) in each try:
+    # the key derivation is the larger part of signing an image (docs/performance.md).
     from nacl.bindings import crypto_pwhash_scryptsalsa208sha256_ll
 
     return crypto_pwhash_scryptsalsa208sha256_ll(password, salt, n, r, p, 32, 160 * r * n + (1 << 20))
