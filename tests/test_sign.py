@@ -372,6 +372,46 @@ def test_verification_failures_and_bad_input(
 
 
 @pytest.mark.network
+def test_hostile_signature_manifests(static: Path, registry: Registry, keydir: Path) -> None:
+    """What a .sig tag holds is input: the wrong kind of manifest, a signature that is
+    not base64, a payload with a key containers/image refuses, a layer larger than it says."""
+    host, repo = registry.host, "hostile/static"
+    digest = push(static, f"{host}/{repo}:1")
+    tag = attach.tag_of(digest, "sig")
+    pub = str(keydir / "one.pub")
+    # An index under the .sig tag: one error line (exit 2).
+    copy_manifest(host, repo, digest, tag)
+    assert "not an OCI image manifest" in one_error_line(distill("verify", f"{host}/{repo}:1", "--key", pub))
+    httpx.delete(f"http://{host}/v2/{repo}/manifests/{digest}")  # the index and both its tags
+    digest = push(static, f"{host}/{repo}:1")
+    key = keys.decrypt_private((keydir / "one.key").read_bytes(), PASSWORD.encode(), "one.key")
+    client = Client(host)
+    store = RegistryStore(client, repo)
+    try:
+        attach.append_layer(
+            store, tag, Layer(payload.MEDIA_TYPE, b"{}", {attach.SIGNATURE_ANNOTATION: "%%%"})
+        )
+        line = verify_failed(distill("verify", f"{host}/{repo}:1", "--key", pub))
+        assert "1 signature, none valid: not signed by this key" in line
+        extra = json.loads(payload.make(f"{host}/{repo}", digest))
+        extra["critical"]["extra"] = 1
+        body = json.dumps(extra).encode()
+        sig = base64.b64encode(keys.sign(key, body)).decode()
+        attach.append_layer(store, tag, Layer(payload.MEDIA_TYPE, body, {attach.SIGNATURE_ANNOTATION: sig}))
+        line = verify_failed(distill("verify", f"{host}/{repo}:1", "--key", pub))
+        assert "critical: unexpected extra" in line
+    finally:
+        client.close()
+    # A layer whose blob is larger than the manifest says: refused while reading.
+    manifest = raw(host, repo, tag).json()
+    manifest["layers"][1]["size"] = 10
+    put = httpx.put(f"http://{host}/v2/{repo}/manifests/{tag}", content=json.dumps(manifest).encode(),
+                    headers={"Content-Type": MANIFEST})  # fmt: skip
+    assert put.status_code == 201
+    assert "larger than 10 bytes" in one_error_line(distill("verify", f"{host}/{repo}:1", "--key", pub))
+
+
+@pytest.mark.network
 def test_attest_and_verify_attestation(
     static: Path, registry: Registry, keydir: Path, tmp_path: Path
 ) -> None:
