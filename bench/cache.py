@@ -30,22 +30,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from results_io import publish
+from results_io import publish, stats, wall
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "660249f"  # the last commit without hash on read
 ARCH = "amd64"
 RUNS = 9
-
-
-def stats(values: list[float]) -> dict[str, float]:
-    return {"best_s": round(min(values), 3), "median_s": round(statistics.median(values), 3)}
-
-
-def wall(cmd: list[str], env: dict[str, str]) -> float:
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from distill.app import AppBuild
+from distill.app import AppBuild, Dependency
 from distill.app import Target as AppTarget
 from distill.app import node as node_app
 from distill.app import prepare as prepare_app
@@ -66,6 +66,7 @@ class ArchImage:
     layer_names: list[str]
     packages: int
     files: int
+    dependencies: tuple[Dependency, ...] = ()  # the app's wheels or npm tarballs (provenance)
 
     @property
     def size(self) -> int:
@@ -85,6 +86,7 @@ class BuildResult:
     layers_written: int = 0
     layers_reused: int = 0
     notes: list[str] = field(default_factory=list)
+    base: tuple[str, str] | None = None  # an app on an image: that image (as named, digest)
 
     @property
     def digest(self) -> str:
@@ -348,6 +350,7 @@ def _arch_image(
         [p.name for p in plans],
         packages,
         files,
+        tuple(app.dependencies) if app is not None else (),
     )
 
 
@@ -676,7 +679,10 @@ def _build_on_image(
         source.close()
     # The base's documents too, so that a locked build reads it from the cache alone.
     store.put(top.data, top.media_type)
-    return _finish(images, store, output, tag, counts, per_arch_tags)
+    result = _finish(images, store, output, tag, counts, per_arch_tags)
+    if top.digest is not None:
+        result.base = (base.registry_name or base.target, top.digest)
+    return result
 
 
 @dataclass
@@ -789,6 +795,7 @@ class _OnImage:
             [f"base {i + 1}" for i in range(len(base_blobs))] + [p.name for p in plans],
             len(target.packages),
             sum(b.files for b in all_blobs),
+            tuple(app.dependencies),
         )
 
 

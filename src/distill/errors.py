@@ -25,7 +25,9 @@ Anything else escaping is a bug in distill.
     ├── ImageError              an image cannot be read or written (source, sink, reference)
     │   └── RegistryError       a registry refused, failed or cannot be reached
     ├── AuditError              an audit target cannot be read (corrupt, unreachable, unparsable)
-    └── VulnError               vulnerability data, a waiver file or an SBOM cannot be used
+    ├── VulnError               vulnerability data, a waiver file or an SBOM cannot be used
+    ├── SigningError            a signing key or password cannot be used (damaged, foreign, wrong)
+    └── VerificationError       a signature or attestation does not verify (exit status 1, not 2)
 """
 
 from __future__ import annotations
@@ -133,3 +135,16 @@ class AuditError(DistillError):
 class VulnError(DistillError):
     """Vulnerability data (a tracker export, OSV records), a waiver file or an SBOM that
     cannot be read or used, or a target the data does not cover."""
+
+
+class SigningError(DistillError):
+    """A signing key cannot be used: no such file, damaged, of a kind distill does not
+    sign with, or the password does not open it (or there is no password to ask for)."""
+
+
+class VerificationError(DistillError):
+    """A signature or attestation does not verify: none is there, none is by the key,
+    one signs another digest or identity, or an envelope was tampered with.
+
+    The command line exits 1 for it (2 is every other error), so a script can tell a
+    verification that failed from one that could not be done."""

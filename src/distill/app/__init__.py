@@ -31,6 +31,18 @@ class AppLayer:
     entries: list[tuple[str, Node]]
 
 
+@dataclass(frozen=True)
+class Dependency:
+    """A package the app's layers were made from (a wheel, an npm tarball): what SLSA
+    provenance lists as a resolved dependency."""
+
+    name: str
+    version: str
+    uri: str
+    digest: dict[str, str]  # algorithm -> lowercase hex
+    ecosystem: str  # "pypi", "npm"
+
+
 @dataclass
 class AppBuild:
     kind: str
@@ -40,6 +52,7 @@ class AppBuild:
     workdir: str
     env: dict[str, str] = field(default_factory=dict)
     checks: list[Callable[[Tree, str], None]] = field(default_factory=list)
+    dependencies: list[Dependency] = field(default_factory=list)
 
     def check(self, tree: Tree, arch: str) -> None:
         for check in self.checks:
@@ -169,10 +182,12 @@ def _python(app: AppSpec, t: Target) -> AppBuild:
     source = _project(app)
     version, glibc = python.runtime(t.packages)
     layers = []
+    resolved: list[Dependency] = []
     requirements = Path(app.requirements) if app.requirements else source / "requirements.txt"
     site = f"usr/local/lib/python{version}/dist-packages"  # on Debian's sys.path
     if app.requirements or os.path.lexists(requirements):  # a FIFO or dangling link is refused, not skipped
         deps, key = python.install(requirements, version, glibc, t.arch, t.cache, t.offline, t.reporter)
+        resolved = [Dependency(*d, ecosystem="pypi") for d in python.installed(deps)]
         entries = files.collect(deps, site, cid=f"python:{key}")
         count = sum(1 for p in deps.iterdir() if p.name.endswith(".dist-info"))
         layers.append(
@@ -207,6 +222,7 @@ def _python(app: AppSpec, t: Target) -> AppBuild:
         # The files are read-only and Python runs from source (no bytecode is shipped).
         {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": app.dest},
         [check],
+        resolved,
     )
 
 
@@ -261,8 +277,11 @@ def _node(app: AppSpec, t: Target) -> AppBuild:
                 hint="rebuild it against this node (or use a Node-API build of the package)",
             )
 
+    resolved = (
+        [Dependency(*d, ecosystem="npm") for d in node.resolved(source, t.arch, t.cache)] if deps else []
+    )
     env = {"NODE_ENV": "production"}
-    return AppBuild("node", layers, [rt.path], cmd, app.dest, env, [check])
+    return AppBuild("node", layers, [rt.path], cmd, app.dest, env, [check], resolved)
 
 
 def _java(app: AppSpec) -> AppBuild:

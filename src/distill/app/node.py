@@ -473,13 +473,9 @@ def verify_tarball_cache(directory: Path) -> list[Path]:
     return bad
 
 
-def install(
-    project: Path, arch: str, cache_root: Path, offline: bool, reporter: Reporter, node_version: str = ""
-) -> tuple[Path | None, str, int]:
-    """node_modules for the image (cached by the lockfile's content): (directory, cache
-    key, packages installed)."""
-    packages, lock_bytes = read_lock(project)
-    wanted = {
+def _wanted(packages: dict[str, dict[str, object]], arch: str) -> dict[str, dict[str, object]]:
+    """The lock's packages that go into the image: production ones for linux/``arch``."""
+    return {
         path: meta
         for path, meta in packages.items()
         if path.startswith("node_modules/") or "/node_modules/" in path
@@ -489,6 +485,39 @@ def install(
         and _allowed(_list(meta, "cpu"), NPM_CPU.get(arch, arch))
         and _allowed(_list(meta, "libc"), IMAGE_LIBC)
     }
+
+
+def resolved(project: Path, arch: str, cache_root: Path) -> list[tuple[str, str, str, dict[str, str]]]:
+    """The tarballs the image's node_modules came from: (name, version, URL, digests), the
+    digests from the lock's integrity (sha512, in hex) and the cached tarball's sha256."""
+    packages, _ = read_lock(project)
+    out = []
+    for path, meta in _wanted(packages, arch).items():
+        integrity = str(meta.get("integrity") or "")
+        digest: dict[str, str] = {}
+        for item in integrity.split():
+            algo, _, b64 = item.partition("-")
+            try:
+                digest[algo] = base64.b64decode(b64, validate=True).hex()
+            except ValueError:
+                continue
+        cached = cache_root / "npm" / (hashlib.sha256(integrity.encode()).hexdigest() + ".tgz")
+        if integrity and cached.is_file():
+            data = read_regular(cached, MAX_TARBALL, error=BuildError, what="cached tarball")
+            _check_integrity(data, integrity, path)
+            digest["sha256"] = hashlib.sha256(data).hexdigest()
+        name = path.rsplit("node_modules/", 1)[1]
+        out.append((name, str(meta.get("version", "")), str(meta.get("resolved") or ""), digest))
+    return sorted(out)
+
+
+def install(
+    project: Path, arch: str, cache_root: Path, offline: bool, reporter: Reporter, node_version: str = ""
+) -> tuple[Path | None, str, int]:
+    """node_modules for the image (cached by the lockfile's content): (directory, cache
+    key, packages installed)."""
+    packages, lock_bytes = read_lock(project)
+    wanted = _wanted(packages, arch)
     for path in wanted:
         parts = path.split("/")
         if path.startswith("/") or any(part in ("", ".", "..") for part in parts):

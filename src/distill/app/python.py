@@ -38,7 +38,7 @@ from distill.redact import pip_failure
 PIP_MACHINES = {"amd64": "x86_64", "arm64": "aarch64", "ppc64el": "ppc64le", "s390x": "s390x", "armhf": "armv7l", "i386": "i686", "riscv64": "riscv64"}  # fmt: skip
 # The legacy manylinux names and the glibc they stand for.
 _LEGACY = {"manylinux2014": 17, "manylinux2010": 12, "manylinux1": 5}
-FORMAT = "distill-python-deps-2"  # 2: the tree in <key>/site beside a manifest
+FORMAT = "distill-python-deps-3"  # 2: the tree in <key>/site beside a manifest; 3: and pip's report
 # pip 24.2 is the first to check a package's Requires-Python against --python-version
 # (the image's Python) instead of the interpreter pip runs on.
 MIN_PIP = (24, 2)
@@ -132,6 +132,39 @@ def _pip_error(stderr: str, requirements: Path) -> BuildError:
     return BuildError(pip_failure(stderr, requirements.name))
 
 
+REPORT = "report.json"  # pip's installation report, beside site/ in a cache entry
+MAX_REPORT = 64 << 20
+
+
+def installed(site: Path) -> list[tuple[str, str, str, dict[str, str]]]:
+    """The wheels a cached install took (name, version, URL, {sha256: hex}), from the
+    installation report pip wrote beside it (an entry is checked against its manifest
+    before use, the report with it)."""
+    from distill.limits import read_json
+
+    doc = read_json(site.parent / REPORT, MAX_REPORT, error=BuildError, what="pip's report")
+    out = []
+    for item in doc.get("install") or [] if isinstance(doc, dict) else []:
+        info = item.get("download_info") if isinstance(item, dict) else None
+        meta = item.get("metadata") if isinstance(item, dict) else None
+        if not isinstance(info, dict) or not isinstance(meta, dict):
+            continue
+        hashes = (
+            (info.get("archive_info") or {}).get("hashes")
+            if isinstance(info.get("archive_info"), dict)
+            else None
+        )
+        digest = {
+            k: v
+            for k, v in (hashes or {}).items()
+            if isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"[0-9a-f]{32,128}", v)
+        }
+        out.append(
+            (str(meta.get("name", "")), str(meta.get("version", "")), str(info.get("url", "")), digest)
+        )
+    return sorted(out)
+
+
 def install(
     requirements: Path,
     version: str,
@@ -158,10 +191,12 @@ def install(
     abi = "cp" + version.replace(".", "")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    (tmp / "entry").mkdir()
     cmd = [
         sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
         "--no-compile", "--no-warn-script-location", "--target", str(tmp / "entry" / "site"),
         "--cache-dir", str(cache_root / "pip"),
+        "--report", str(tmp / "entry" / REPORT),  # what was installed from where (provenance)
         "--only-binary=:all:", "--implementation", "cp", "--python-version", version,
         "--abi", abi, "--abi", "abi3", "--abi", "none",
         *[arg for tag in tags for arg in ("--platform", tag)],

@@ -21,22 +21,24 @@ _BODY = re.compile(rb"[A-Za-z0-9+/=\s]*")
 _SPACE = b" \t\n\r\x0b\x0c"
 
 
-def pem_bodies(data: bytes) -> Iterator[bytes]:
-    """The base64 text (whitespace kept) of each certificate block, in order."""
+def pem_bodies(data: bytes, label: bytes = b"CERTIFICATE") -> Iterator[bytes]:
+    """The base64 text (whitespace kept) of each ``label`` block (a certificate unless
+    said otherwise: signing keys are ``PUBLIC KEY`` blocks, for one), in order."""
+    begin, end = b"-----BEGIN " + label + b"-----", b"-----END " + label + b"-----"
     pos = 0
     while True:
-        start = data.find(BEGIN, pos)
+        start = data.find(begin, pos)
         if start < 0:
             return
-        body_start = start + len(BEGIN)
+        body_start = start + len(begin)
         m = _BODY.match(data, body_start)
         assert m is not None  # the pattern matches the empty string
         body_end = m.end()
         body = data[body_start:body_end]
         # As the old pattern asked: whitespace after BEGIN, then at least one base64 character.
-        if body[:1] and body[:1] in _SPACE and body.strip(_SPACE) and data.startswith(END, body_end):
+        if body[:1] and body[:1] in _SPACE and body.strip(_SPACE) and data.startswith(end, body_end):
             yield body
-            pos = body_end + len(END)
+            pos = body_end + len(end)
         else:
             pos = max(body_end, start + 1)
 

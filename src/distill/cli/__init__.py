@@ -2,13 +2,15 @@
 
 One module per command family, each with ``register(subparsers)``:
 :mod:`~distill.cli.packages` (lock, why, fetch), :mod:`~distill.cli.build`, :mod:`~distill.cli.push`,
-:mod:`~distill.cli.publish`, :mod:`~distill.cli.sbom`, :mod:`~distill.cli.audit` (audit, compare),
-:mod:`~distill.cli.vuln` (outdated, scan), :mod:`~distill.cli.cache` (cache, schema),
-:mod:`~distill.cli.complete` (completion, and the completers the others attach).
+:mod:`~distill.cli.publish`, :mod:`~distill.cli.sbom`, :mod:`~distill.cli.sign` (keygen, sign, verify,
+attest, verify-attestation), :mod:`~distill.cli.audit` (audit, compare), :mod:`~distill.cli.vuln`
+(outdated, scan), :mod:`~distill.cli.cache` (cache, schema), :mod:`~distill.cli.complete`
+(completion, and the completers the others attach).
 
-Exit codes: 0 success; 2 a user-facing error (bad spec, unreachable mirror,
-failed verification, unsatisfiable request, stale lock, ...), printed as one line;
-130 interrupted.
+Exit codes: 0 success; 1 a signature or attestation that does not verify
+(``distill verify``, ``verify-attestation``); 2 a user-facing error (bad spec,
+unreachable mirror, a mirror's failed verification, unsatisfiable request, stale
+lock, a wrong password, ...), printed as one line; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ import argparse
 import sys
 
 from distill import __version__
-from distill.cli import audit, build, cache, complete, packages, publish, push, sbom, vuln
+from distill.cli import audit, build, cache, complete, packages, publish, push, sbom, sign, vuln
 from distill.cli.common import EXIT_ERROR, Parser
-from distill.errors import DistillError
+from distill.errors import DistillError, VerificationError
 
-FAMILIES = (packages, build, push, publish, sbom, audit, vuln, cache, complete)
+FAMILIES = (packages, build, push, publish, sbom, sign, audit, vuln, cache, complete)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build distroless container images straight from Debian packages.",
         epilog=f"Built-in specs: {', '.join(builtin_names())} (each for amd64 and arm64 unless --arch "
         "picks one; a spec of your own builds its archs:, else the host's architecture). Errors are printed "
-        "as one line and exit with status 2. 'distill COMMAND --help' lists each command's flags; the spec "
-        "format is in docs/spec.md.",
+        "as one line and exit with status 2 (a signature that does not verify: 1). 'distill COMMAND --help' "
+        "lists each command's flags; the spec format is in docs/spec.md.",
     )
     parser.add_argument("--version", action="version", version=f"distill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -61,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
+    except VerificationError as exc:
+        print(f"distill: verification failed: {exc.one_line()}", file=sys.stderr)
+        return sign.EXIT_VERIFY
     except DistillError as exc:
         print(f"distill: error: {exc.one_line()}", file=sys.stderr)
         return EXIT_ERROR

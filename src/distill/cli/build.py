@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +22,10 @@ from distill.cli.common import (
     source_date_epoch,
 )
 from distill.cli.push import add_push_flags, parse_refs, push_to, settings_for_push
-from distill.errors import LockError
+from distill.errors import LockError, SpecError
+from distill.oci.registry import RegistrySettings
 
 if TYPE_CHECKING:
-    from distill.oci.registry import RegistrySettings
     from distill.resolve.lock import Lock
     from distill.spec.model import Spec
 
@@ -87,6 +88,28 @@ def register(sub: Subparsers) -> None:
         "OUT-ARCH.… per platform of a multi-arch image; none with only --push/--load)",
     )
     add_push_flags(p)
+    g = p.add_argument_group("signing (docs/signing.md)")
+    g.add_argument(
+        "--sign",
+        action="store_true",
+        help="after the push (or in the layout -o DIR), sign the image and each platform's manifest with "
+        "--key as cosign does, and attach the build's SLSA provenance as a signed attestation",
+    )
+    g.add_argument("--key", type=Path, metavar="KEY", help="the cosign-format private key --sign uses")
+    g.add_argument(
+        "--identity",
+        metavar="HOST/REPO",
+        help="the repository a layout's signatures name (default: the --tag name; pushed images: their repository)",
+    )
+    g.add_argument(
+        "--no-provenance", action="store_true", help="with --sign: sign only, attach no provenance"
+    )
+    g.add_argument(
+        "--provenance",
+        type=Path,
+        metavar="FILE",
+        help="also write the build's SLSA provenance (an in-toto Statement, unsigned) to FILE",
+    )
     add_common(p)
     add_registry(p)
     p.set_defaults(func=cmd_build)
@@ -132,6 +155,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from distill.spec.load import spec_checksum
 
     check_variant(args.variant)
+    started = datetime.now(UTC)
+    signing_key = _signing_key(args)
     spec, path = load(args)
     lock_file = lock_path(args, path, "lock")
     opts = options(args)
@@ -244,7 +269,76 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"loaded into {engine} as {qualified(tag)}")
     for line in pushed:
         print(line)
+    if signing_key is not None or args.provenance is not None:
+        from distill.sign.provenance import Invocation
+
+        run = Invocation(
+            spec, path, lock, lock_file if lock_file.is_file() else None, args.variant, archs, tag,
+            started, datetime.now(UTC), opts.source_date_epoch,
+        )  # fmt: skip
+        for line in sign_build(args, result, run, signing_key, push_refs, output, settings):
+            print(line)
     for pin in pins[:-1]:
         print(pin)
     print(pins[-1] if pins else result.digest)
     return 0
+
+
+def _signing_key(args: argparse.Namespace) -> Any:
+    """The private key --sign uses, opened (and its password asked) before the build."""
+    if args.key is not None and not args.sign:
+        raise SpecError("--key is for --sign", hint="add --sign, or leave --key out")
+    if not args.sign:
+        if args.no_provenance or args.identity:
+            raise SpecError("--no-provenance and --identity go with --sign")
+        return None
+    if args.key is None:
+        raise SpecError("--sign needs --key KEY (a cosign-format private key: distill keygen makes one)")
+    if not args.push and (args.output is None or args.output.suffix == ".tar"):
+        raise SpecError("--sign signs a pushed image (--push REF) or an OCI layout (-o DIR)")
+    from distill.sign.keys import load_private
+
+    return load_private(args.key)
+
+
+def sign_build(
+    args: argparse.Namespace,
+    result: Any,
+    run: Any,
+    key: Any,
+    refs: list[Any],
+    output: Path,
+    settings: RegistrySettings,
+) -> list[str]:
+    """Sign what the build made (every pushed repository, and a layout -o DIR) and attach
+    its SLSA provenance; write the provenance to --provenance FILE. Lines to print."""
+    from distill.archive.cache import atomic_write
+    from distill.sign import dsse, image, provenance
+
+    predicate = provenance.predicate(result, run)
+    lines: list[str] = []
+    if args.provenance is not None:
+        name = refs[0].name if refs else (args.identity or run.tag or "image")
+        statement = dsse.statement(
+            [(name, d) for d in provenance.subjects(result)], provenance.PREDICATE_TYPE, predicate
+        )
+        atomic_write(args.provenance, statement + b"\n")
+        lines.append(f"wrote the SLSA provenance to {args.provenance}")
+    if key is None:
+        return lines
+    targets = [f"{r.name}@{result.digest}" for r in {(r.registry, r.repository): r for r in refs}.values()]
+    if args.output is not None and output.suffix != ".tar" and output.is_dir():
+        targets.append(str(output))
+    for text in targets:
+        identity = args.identity if text == str(output) else None
+        with image.open_target(text, settings, identity) as target:
+            signed = image.sign(target, key)
+            lines.append(
+                f"signed {target.name}: {len(signed)} manifests ({', '.join(s.entry.label for s in signed)})"
+            )
+            if not args.no_provenance:
+                done = image.attest(target, key, provenance.PREDICATE_TYPE, predicate, entries=target.entries)
+                lines.append(
+                    f"attested {target.name}: SLSA provenance on {sum(1 for a in done if a.written)} manifests"
+                )
+    return lines

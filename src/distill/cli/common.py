@@ -116,6 +116,8 @@ def check_archs(archs: list[str] | None) -> list[str]:
 
 
 def load(args: argparse.Namespace) -> tuple[Spec, Path]:
+    # The spec model (pydantic) is imported when a command reads a spec, not at start-up:
+    # sign and verify need none of it.
     from distill.spec.load import load_spec, with_overrides
 
     spec, path = load_spec(args.spec)

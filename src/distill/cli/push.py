@@ -107,6 +107,32 @@ def push_to(
     return pins, lines
 
 
+def push_attachments(
+    source: Source,
+    top: Document,
+    refs: list[Reference],
+    settings: RegistrySettings,
+    jobs: int,
+) -> list[str]:
+    """A layout's signatures and attestations of the image (``distill sign DIR``) go
+    along, under the same tags, to every repository pushed to."""
+    from distill.oci.attach import LayoutStore, carried
+    from distill.oci.source import LayoutSource
+
+    if not isinstance(source, LayoutSource):
+        return []
+    attachments = carried(LayoutStore(source.path, source.name), top)
+    repos = list({(r.registry, r.repository): r for r in refs}.values())
+    quiet = make_reporter(True)  # small manifests: the image's progress line says enough
+    for tag, doc in attachments:
+        push_to(source, doc, [r.with_tag(tag) for r in repos], settings, jobs, quiet, 0)
+    if not attachments:
+        return []
+    return [
+        f"pushed {len(attachments)} signature/attestation manifests of the layout ({', '.join(t for t, _ in attachments)[:300]})"
+    ]
+
+
 def _summary(group: list[Reference], stats: PushStats) -> str:
     tags = ", ".join(stats.tags)
     return (
@@ -130,6 +156,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         with open_source(args.image, settings=settings) as source:
             top = source.root()
             pins, lines = push_to(source, top, refs, settings, args.jobs, reporter, 0)
+            lines += push_attachments(source, top, refs, settings, args.jobs)
     finally:
         reporter.close()
     for line in lines:

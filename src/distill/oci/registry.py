@@ -370,9 +370,24 @@ class Registry:
     # -- reading ----------------------------------------------------------------
 
     def get_manifest(self, repo: str, reference: str, name: str) -> Document:
+        found = self._get_manifest(repo, reference, name, missing_ok=False)
+        assert found is not None
+        return found
+
+    def find_manifest(self, repo: str, reference: str, name: str) -> Document | None:
+        """The manifest a tag or digest names, or None when the registry has none (404)."""
+        return self._get_manifest(repo, reference, name, missing_ok=True)
+
+    def _get_manifest(self, repo: str, reference: str, name: str, missing_ok: bool) -> Document | None:
         with self.request(
-            "GET", f"/{repo}/manifests/{reference}", scopes=pull(repo), headers={"Accept": ACCEPT}
+            "GET",
+            f"/{repo}/manifests/{reference}",
+            scopes=pull(repo),
+            headers={"Accept": ACCEPT},
+            ok=(200, 404) if missing_ok else (200,),
         ) as r:
+            if r.status_code == 404:
+                return None
             declared = r.headers.get("content-length", "")
             if (_header_int(declared) or 0) > MAX_DOCUMENT:
                 raise RegistryError(
@@ -412,7 +427,9 @@ class Registry:
 
     # -- writing ----------------------------------------------------------------
 
-    def put_manifest(self, repo: str, reference: str, media_type: str, data: bytes) -> None:
+    def put_manifest(self, repo: str, reference: str, media_type: str, data: bytes) -> str | None:
+        """Store a manifest under a tag or its digest; returns the ``OCI-Subject`` the
+        registry answered (it handled the manifest's ``subject``: it has the referrers API)."""
         with self.request(
             "PUT",
             f"/{repo}/manifests/{reference}",
@@ -423,6 +440,8 @@ class Registry:
             what=f"the manifest {reference}",
         ) as r:
             self._check_stored(r, "sha256:" + hashlib.sha256(data).hexdigest(), "the manifest")
+            subject = r.headers.get("oci-subject")
+        return str(subject) if subject else None
 
     def _check_stored(self, r: httpx.Response, want: str, what: str) -> None:
         """A write the registry answered with the digest of what it stored: that must be
@@ -430,6 +449,45 @@ class Registry:
         got = r.headers.get("docker-content-digest")
         if got and got != want:
             raise RegistryError(f"{self.name}: the registry stored {what} as {got[:80]}, not {want}")
+
+    def referrers(self, repo: str, digest: str) -> bytes | None:
+        """The referrers index of ``digest`` (OCI distribution 1.1), or None when the
+        registry has no referrers API (a 404 for the endpoint: the tag schema applies)."""
+        with self.request(
+            "GET",
+            f"/{repo}/referrers/{check_digest(digest)}",
+            scopes=pull(repo),
+            headers={"Accept": INDEXES[0]},
+            ok=(200, 404),
+        ) as r:
+            media = r.headers.get("content-type", "").split(";")[0].strip()
+            if r.status_code == 404 or media != INDEXES[0]:
+                return None  # distribution 2.8 answers 404 (an unknown route)
+            try:
+                return http.read_capped(r, MAX_DOCUMENT)
+            except http.TooLarge:
+                raise RegistryError(
+                    f"{self.name}: the referrers of {digest} are larger than {MAX_DOCUMENT} bytes"
+                ) from None
+
+    def read_small_blob(self, repo: str, digest: str, limit: int) -> bytes:
+        """A blob of at most ``limit`` bytes read whole, checked against its digest."""
+        with self.request("GET", f"/{repo}/blobs/{check_digest(digest)}", scopes=pull(repo)) as r:
+            try:
+                data = http.read_capped(r, limit)
+            except http.TooLarge:
+                raise RegistryError(f"{self.name}: blob {digest} is larger than {limit} bytes") from None
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            raise RegistryError(f"{self.name}: blob {digest} does not match its digest")
+        return data
+
+    def upload(self, repo: str, data: bytes) -> str:
+        """A small blob stored in one PUT (unless the repository has it); its digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if not self.has_blob(repo, digest):
+            location, _ = self.start_upload(repo)
+            self.put_blob(repo, location, digest, len(data), lambda: data)
+        return digest
 
     def mount(self, repo: str, digest: str, source_repo: str) -> str | None:
         """Mount a blob from another repository of this registry: None when mounted,

@@ -19,6 +19,7 @@ import io
 import json
 import lzma
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -439,10 +440,30 @@ def pull_blob(source: Source, store: BlobStore, digest: str, size: int | None) -
             ingest.discard()
 
 
+# A layout's entries that are no image of their own: cosign's signature and attestation
+# tags, the referrers fallback index (distill.oci.attach), and ``cosign save``'s kinds.
+ATTACHMENT_TAG = re.compile(r"sha256-[0-9a-f]{64}(?:\.(?:sig|att))?")
+ATTACHMENT_KINDS = ("dev.cosignproject.cosign/sigs", "dev.cosignproject.cosign/atts")
+
+
+def is_attachment(entry: dict[str, Any]) -> bool:
+    """Whether a layout's index.json entry is a signature, attestation or referrers index."""
+    annotations = entry.get("annotations") or {}
+    if not isinstance(annotations, dict):
+        return False
+    ref = annotations.get("org.opencontainers.image.ref.name")
+    return (isinstance(ref, str) and bool(ATTACHMENT_TAG.fullmatch(ref))) or annotations.get(
+        "kind"
+    ) in ATTACHMENT_KINDS
+
+
 def _pick_ref(index: dict[str, Any], ref: str | None, name: str) -> Document:
-    """The index itself, narrowed to the entries named ``ref`` (org.opencontainers.image.ref.name)."""
+    """The index itself, narrowed to the entries named ``ref`` (org.opencontainers.image.ref.name);
+    without ``ref``, signatures and attestations stored beside the image are left out."""
     check(Index, index, label=f"{name}: index.json", error=ImageError)
     entries: list[dict[str, Any]] = index.get("manifests") or []
+    if ref is None:
+        entries = [m for m in entries if not is_attachment(m)]
     if ref is not None:
         named = [
             m
