@@ -290,3 +290,32 @@ def test_shell_completion_of_commands_flags_builtins_and_specs(tmp_path: Path) -
     )
     assert proc.returncode == 0
     assert {"verify", "prune"} <= {w.split("\t")[0] for w in (tmp_path / "out").read_text().split("\n")}
+
+
+def test_output_onto_a_fifo_or_device_is_written_to_not_replaced(tmp_path: Path) -> None:
+    """``-o /dev/null`` once turned /dev/null into a regular file (an atomic write renames
+    a temporary file over its target). A FIFO or character device named by -o is written
+    to as it is, by every command that writes a user's output file; a regular file is
+    still replaced atomically."""
+    import stat
+    import threading
+
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM debian:13\nRUN apt-get update && apt-get install -y curl\nUSER root\n")
+    for args in (["schema"], ["audit", str(dockerfile), "--format", "json"]):
+        fifo = tmp_path / "pipe"
+        os.mkfifo(fifo)
+        got: list[bytes] = []
+        reader = threading.Thread(target=lambda g=got, f=fifo: g.append(f.read_bytes()), daemon=True)
+        reader.start()
+        proc = run(*args, "-o", str(fifo), cwd=tmp_path, cache=tmp_path / "cache")
+        # Replaced, the FIFO is gone with the reader blocked on it (a daemon thread).
+        assert stat.S_ISFIFO(fifo.lstat().st_mode), f"{args}: the FIFO was replaced by a file"
+        reader.join(timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert got and json.loads(got[0]), args  # and what it carried is the whole document
+        fifo.unlink()
+        out = tmp_path / "out.json"
+        out.write_text("old")
+        assert run(*args, "-o", str(out), cwd=tmp_path, cache=tmp_path / "cache").returncode == 0
+        assert json.loads(out.read_text()) and stat.S_ISREG(out.lstat().st_mode)

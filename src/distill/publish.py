@@ -420,13 +420,9 @@ class _Run:
 def write_summary(summary: Summary, path: Path) -> None:
     import json
 
-    from distill.archive.cache import atomic_write
-    from distill.errors import OutputError
+    from distill.output import write_output
 
-    try:
-        atomic_write(path, (json.dumps(summary.to_json(), indent=2) + "\n").encode())
-    except OSError as exc:
-        raise OutputError(f"cannot write the summary {path}: {exc.strerror}") from None
+    write_output(path, (json.dumps(summary.to_json(), indent=2) + "\n").encode(), "the summary")
 
 
 __all__ = [

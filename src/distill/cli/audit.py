@@ -20,7 +20,7 @@ from distill.cli.common import (
     check_archs,
     registry_settings,
 )
-from distill.errors import BuildError, DistillError, SpecError
+from distill.errors import DistillError, SpecError
 from distill.progress import make_reporter
 
 
@@ -134,10 +134,10 @@ def _audit_reports(args: argparse.Namespace, images_only: bool) -> tuple[list[An
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from distill.archive.cache import atomic_write
     from distill.audit import rank
     from distill.audit import report as render
     from distill.audit.recommend import dockerfile_name, spec_for, write_spec
+    from distill.output import write_output
 
     if args.write_spec and (len(args.targets) != 1 or len(args.archs or []) > 1):
         raise SpecError("--write-spec takes one image or Dockerfile target (and at most one --arch)")
@@ -155,10 +155,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         else:
             render.terminal(reports, [], sys.stdout)
     if args.output:
-        try:
-            atomic_write(args.output, buf.getvalue().encode())
-        except OSError as exc:
-            raise BuildError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+        write_output(args.output, buf.getvalue().encode())
     elif args.format != "terminal":
         sys.stdout.write(buf.getvalue())
     if args.write_spec and reports:

@@ -312,7 +312,7 @@ def sign_build(
 ) -> list[str]:
     """Sign what the build made (every pushed repository, and a layout -o DIR) and attach
     its SLSA provenance; write the provenance to --provenance FILE. Lines to print."""
-    from distill.archive.cache import atomic_write
+    from distill.output import write_output
     from distill.sign import dsse, image, provenance
 
     predicate = provenance.predicate(result, run)
@@ -322,7 +322,7 @@ def sign_build(
         statement = dsse.statement(
             [(name, d) for d in provenance.subjects(result)], provenance.PREDICATE_TYPE, predicate
         )
-        atomic_write(args.provenance, statement + b"\n")
+        write_output(args.provenance, statement + b"\n", "the provenance")
         lines.append(f"wrote the SLSA provenance to {args.provenance}")
     if key is None:
         return lines

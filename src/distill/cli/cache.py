@@ -66,9 +66,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     text = json.dumps(spec_schema(), indent=2) + "\n"
     if args.output:
-        from distill.archive.cache import atomic_write
+        from distill.output import write_output
 
-        atomic_write(args.output, text.encode())
+        write_output(args.output, text.encode())
     else:
         sys.stdout.write(text)
     return 0

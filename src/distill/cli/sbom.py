@@ -19,6 +19,7 @@ from distill.cli.common import (
 )
 from distill.errors import OutputError, SpecError
 from distill.oci.source import IMAGE_PREFIXES
+from distill.output import write_output
 
 FORMAT_NAMES = {"spdx": "spdx", "spdx-json": "spdx", "cyclonedx": "cyclonedx", "cyclonedx-json": "cyclonedx", "cdx": "cyclonedx"}  # fmt: skip
 
@@ -178,25 +179,6 @@ def _platform_path(output: Path, arch: str) -> Path:
     return output.parent / f"{output.name}-{arch}"
 
 
-def write_output(path: Path, data: bytes) -> None:
-    """A file atomically (a reader never sees half of it); a character device or FIFO
-    (``-o /dev/null``, ``-o /dev/stdout``) is written to as it is: replacing it with a
-    file, as an atomic write does, would break the device for everyone."""
-    import stat
-
-    from distill.archive.cache import atomic_write
-
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        mode = 0
-    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
-        with path.open("wb") as f:
-            f.write(data)
-        return
-    atomic_write(path, data)
-
-
 def cmd_sbom(args: argparse.Namespace) -> int:
     from distill.sbom import documents
 
@@ -240,10 +222,7 @@ def cmd_sbom(args: argparse.Namespace) -> int:
         path = args.output if len(sboms) == 1 else _platform_path(args.output, s.arch)
         if path.is_dir():
             raise OutputError(f"{path} is a directory", hint="-o names the SBOM file")
-        try:
-            write_output(path, s.data(args.format))
-        except OSError as exc:
-            raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+        write_output(path, s.data(args.format))
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items()))
         print(f"wrote {path} ({s.arch}: {kinds or 'no packages'})")
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.cli.common import EXIT_ERROR, Subparsers, add_common, add_registry, options, registry_settings
-from distill.errors import BuildError, DistillError, SpecError
+from distill.errors import DistillError, SpecError
 
 TARGETS = (
     "a spec (its lock beside it, or --lock), a lock (NAME.lock.json), an SBOM (SPDX or CycloneDX JSON: "
@@ -96,13 +96,10 @@ def register(sub: Subparsers) -> None:
 
 
 def _write(args: argparse.Namespace, text: str) -> None:
-    from distill.archive.cache import atomic_write
+    from distill.output import write_output
 
     if args.output:
-        try:
-            atomic_write(args.output, text.encode())
-        except OSError as exc:
-            raise BuildError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+        write_output(args.output, text.encode())
     else:
         sys.stdout.write(text)
 
