@@ -306,13 +306,13 @@ def test_plan_and_dry_run_name_the_family_in_the_distroless_convention(tmp_path:
 
 @pytest.mark.network
 def test_static_and_base_from_the_real_archive(
-    registry: Registry, env: dict[str, str], tmp_path: Path
+    registry: Registry, test_cache: Path, tmp_path: Path
 ) -> None:
     ns = f"{registry.host}/distroless"
     cmd = [sys.executable, "-m", "distill", "publish", "static", "base", "--registry", ns,
-           "--variant", "latest", "--variant", "debug", "--cache-dir", env["DISTILL_TEST_CACHE"], "-q",
+           "--variant", "latest", "--variant", "debug", "--cache-dir", str(test_cache), "-q",
            "--summary", str(tmp_path / "s.json")]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "s.json").read_text())
     refs = [
@@ -341,7 +341,7 @@ def test_static_and_base_from_the_real_archive(
         )
     # The re-run uploads nothing and only checks.
     before = len(registry.requests())
-    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
     new = registry.requests()[before:]
     assert writes(new) == [] and {m for m, _ in new} == {"HEAD"}

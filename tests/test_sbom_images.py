@@ -25,7 +25,7 @@ from test_audit_images import _mirror
 from test_examples import example
 from test_images import sh
 
-pytestmark = [pytest.mark.network]
+pytestmark = [pytest.mark.network, pytest.mark.podman]  # images in podman storage, umoci
 
 
 def distill(*args: str, env: dict[str, str], cwd: Path) -> str:

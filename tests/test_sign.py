@@ -210,8 +210,8 @@ def test_dsse_pae_and_a_tampered_envelope() -> None:
 
 
 @pytest.fixture(scope="module")
-def cache(env: dict[str, str]) -> list[str]:
-    return ["--cache-dir", env["DISTILL_TEST_CACHE"]]
+def cache(test_cache: Path) -> list[str]:
+    return ["--cache-dir", str(test_cache)]
 
 
 @pytest.fixture(scope="module")
