@@ -305,9 +305,7 @@ def test_plan_and_dry_run_name_the_family_in_the_distroless_convention(tmp_path:
 
 
 @pytest.mark.network
-def test_static_and_base_from_the_real_archive(
-    registry: Registry, test_cache: Path, tmp_path: Path
-) -> None:
+def test_static_and_base_from_the_real_archive(registry: Registry, test_cache: Path, tmp_path: Path) -> None:
     ns = f"{registry.host}/distroless"
     cmd = [sys.executable, "-m", "distill", "publish", "static", "base", "--registry", ns,
            "--variant", "latest", "--variant", "debug", "--cache-dir", str(test_cache), "-q",
