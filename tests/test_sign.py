@@ -473,7 +473,8 @@ def test_attest_and_verify_attestation(
     assert len(lines) == 3 and lines[-1] == f"{host}/att/static@{digest}", lines
     for arch, child in kids.items():
         assert any(
-            line.startswith(f"attested linux/{arch} {child}: https://cyclonedx.org/bom") for line in lines
+            line.startswith(f"attested linux/{arch}") and f" {child}: https://cyclonedx.org/bom" in line
+            for line in lines
         )
         (st,) = ok(
             distill("verify-attestation", f"{host}/att/static@{child}", "--key", str(keydir / "one.pub"),
@@ -483,7 +484,7 @@ def test_attest_and_verify_attestation(
         assert doc["subject"][0]["digest"] == {"sha256": child[7:]}
         bom = doc["predicate"]
         assert bom["bomFormat"] == "CycloneDX" and bom["specVersion"] == "1.6"
-        assert bom["metadata"]["component"]["purl"].startswith(f"pkg:oci/static@{child.replace(':', '%3A')}")
+        assert bom["metadata"]["component"]["purl"].startswith(f"pkg:oci/static@{child}?arch={arch}")
         purls = [c.get("purl", "") for c in bom["components"]]
         assert any(u.startswith("pkg:deb/debian/tzdata@") and f"arch={'all'}" in u for u in purls), purls
     assert "no attestation by this key of type https://cyclonedx.org/bom" in verify_failed(
@@ -563,7 +564,7 @@ def test_build_push_sign_attaches_slsa_provenance(
     lock_file = tmp_path / "static.lock.json"
     ref = f"{host}/prov/static:1"
     lines = ok(distill("build", "static", "--arch", "amd64", "--arch", "arm64", "--push", ref, "--sign",
-                       "--key", str(keydir / "one.key"), "--provenance", "prov.json", *cache, "-q", cwd=tmp_path))  # fmt: skip
+                       "--key", str(keydir / "one.key"), "--provenance", "prov.json", *cache, cwd=tmp_path))  # fmt: skip
     digest = lines[-1].rsplit("@", 1)[1]
     assert any(line.startswith(f"signed {host}/prov/static@{digest}: 3 manifests") for line in lines), lines
     ok(distill("verify", ref, "--key", str(keydir / "one.pub")))
@@ -603,12 +604,25 @@ def test_build_push_sign_attaches_slsa_provenance(
     )
     deps = pred["buildDefinition"]["resolvedDependencies"]
     assert sorted((d["uri"], d["digest"]["sha256"]) for d in deps) == want
-    # Each platform's attestation verifies too (the statement is attached to all three).
+    # Each platform's attestation verifies too (the statement is attached to all three),
+    # and each platform carries its own SBOMs, SPDX and CycloneDX, as attestations.
+    assert any(line.endswith("SPDX and CycloneDX SBOMs (4 attestations)") for line in lines), lines
     ok(
         distill(
             "verify-attestation", f"{host}/prov/static@{platforms['arm64']}", "--key", str(keydir / "one.pub")
         )
     )
+    for arch, child in platforms.items():
+        for kind, field in (("spdx", "spdxVersion"), ("cyclonedx", "specVersion")):
+            (text,) = ok(distill("verify-attestation", f"{host}/prov/static@{child}", "--key",
+                                 str(keydir / "one.pub"), "--type", kind, "--output"))  # fmt: skip
+            sbom = json.loads(text)["predicate"]
+            assert field in sbom, (arch, kind)
+            found = json.dumps(sbom)
+            assert f"arch={arch}" in found and "pkg:deb/debian/tzdata@" in found, (arch, kind)
+    assert "no attestation" in verify_failed(
+        distill("verify-attestation", ref, "--key", str(keydir / "one.pub"), "--type", "spdx")
+    )  # the index has its provenance, no SBOM
     assert "--sign needs --key" in one_error_line(distill("build", "static", "--push", ref, "--sign", *cache))
     assert "--sign signs a pushed image" in one_error_line(
         distill(

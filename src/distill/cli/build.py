@@ -4,6 +4,7 @@ the local engine (``--load``)."""
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 from datetime import UTC, datetime
@@ -249,26 +250,26 @@ def cmd_build(args: argparse.Namespace) -> int:
         opts.reporter.close()
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    if args.quiet:  # the digest alone
-        print(result.digest)
-        return 0
+    # -q: the final line alone (what a user pins: HOST/REPO@sha256:… after a push, else
+    # the digest); the signing below is done all the same.
+    say = (lambda line: None) if args.quiet else print
     for image in result.images:
-        print(
+        say(
             f"{image.arch}: {len(image.layers)} layers ({', '.join(image.layer_names)}), {image.packages} packages, "
             f"{image.files} files, {mib(image.size)} compressed, {mib(image.tar_size)} uncompressed"
         )
     kind = "archive" if output.suffix == ".tar" else "OCI layout"
     state = "wrote" if result.written else "up to date:"
     if not ((engine or push_refs) and args.output is None):
-        print(
+        say(
             f"{state} {kind} {output} ({result.layers_written} layers written, {result.layers_reused} reused)"
         )
     if sboms:
-        print(f"wrote SBOMs {', '.join(str(p) for p in sboms)}")
+        say(f"wrote SBOMs {', '.join(str(p) for p in sboms)}")
     if engine:
-        print(f"loaded into {engine} as {qualified(tag)}")
+        say(f"loaded into {engine} as {qualified(tag)}")
     for line in pushed:
-        print(line)
+        say(line)
     if signing_key is not None or args.provenance is not None:
         from distill.sign.provenance import Invocation
 
@@ -276,10 +277,11 @@ def cmd_build(args: argparse.Namespace) -> int:
             spec, path, lock, lock_file if lock_file.is_file() else None, args.variant, archs, tag,
             started, datetime.now(UTC), opts.source_date_epoch,
         )  # fmt: skip
-        for line in sign_build(args, result, run, signing_key, push_refs, output, settings):
-            print(line)
+        sbom_name = tag.rpartition(":")[0] or name
+        for line in sign_build(args, result, run, signing_key, push_refs, output, settings, opts, sbom_name):
+            say(line)
     for pin in pins[:-1]:
-        print(pin)
+        say(pin)
     print(pins[-1] if pins else result.digest)
     return 0
 
@@ -309,9 +311,13 @@ def sign_build(
     refs: list[Any],
     output: Path,
     settings: RegistrySettings,
+    opts: Any,
+    sbom_name: str,
 ) -> list[str]:
-    """Sign what the build made (every pushed repository, and a layout -o DIR) and attach
-    its SLSA provenance; write the provenance to --provenance FILE. Lines to print."""
+    """Sign what the build made (every pushed repository, and a layout -o DIR), attach its
+    SLSA provenance to the index and each platform, and each platform's SBOMs (SPDX and
+    CycloneDX, unless --no-sbom) to that platform; write the provenance to --provenance
+    FILE. Lines to print."""
     from distill.output import write_output
     from distill.sign import dsse, image, provenance
 
@@ -329,6 +335,12 @@ def sign_build(
     targets = [f"{r.name}@{result.digest}" for r in {(r.registry, r.repository): r for r in refs}.values()]
     if args.output is not None and output.suffix != ".tar" and output.is_dir():
         targets.append(str(output))
+    sboms = []
+    if not args.no_sbom:
+        from distill.cli.sbom import build_sboms
+
+        sboms = build_sboms(result, run.lock, opts, sbom_name)  # kept in the cache: read back
+    sbom_types = (("spdx", "https://spdx.dev/Document"), ("cyclonedx", "https://cyclonedx.org/bom"))
     for text in targets:
         identity = args.identity if text == str(output) else None
         with image.open_target(text, settings, identity) as target:
@@ -341,4 +353,14 @@ def sign_build(
                 lines.append(
                     f"attested {target.name}: SLSA provenance on {sum(1 for a in done if a.written)} manifests"
                 )
+            by_digest = {e.digest: e for e in target.entries}
+            count = 0
+            for doc in sboms:
+                entry = by_digest.get(doc.manifest_digest)
+                assert entry is not None, doc.manifest_digest  # the SBOMs are of this image
+                for fmt, ptype in sbom_types:
+                    done = image.attest(target, key, ptype, json.loads(doc.data(fmt)), entries=[entry])
+                    count += sum(1 for a in done if a.written)
+            if sboms:
+                lines.append(f"attested {target.name}: SPDX and CycloneDX SBOMs ({count} attestations)")
     return lines
