@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from distill import __version__
-from distill.spec.load import builtin_names
+from distill.builtins import builtin_names
 
 pytestmark = pytest.mark.network  # pip fetches distill's dependencies from the configured index
 REPO = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def test_the_wheel_installs_and_builds_a_builtin_outside_the_checkout(
     where = sh(
         venv / "bin" / "python",
         "-c",
-        "import distill.spec.load as l; print(l.builtin_dir())",
+        "import distill.builtins as b; print(b.builtin_dir())",
         cwd=work,
         env=env,
     )

@@ -33,6 +33,7 @@ from typing import Any
 
 from distill.archive.repo import Archive
 from distill.build import VARIANTS, BuildResult, build_variants, check_variant
+from distill.builtins import is_builtin
 from distill.distros import get_distro
 from distill.errors import ImageError, LockError, SpecError
 from distill.family import FAMILY
@@ -41,7 +42,7 @@ from distill.oci.ref import Reference, parse_reference
 from distill.oci.registry import PushStats, RegistrySettings
 from distill.options import Options
 from distill.resolve.lock import Lock, LockedPackage, check_current, default_lock_path, read_lock, write_lock
-from distill.spec.load import is_builtin, load_spec, spec_checksum, with_overrides
+from distill.spec.load import load_spec, spec_checksum, with_overrides
 from distill.spec.model import Spec
 
 

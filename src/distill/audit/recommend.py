@@ -44,7 +44,7 @@ _DEFAULT_MAJOR = {"java": "21", "nodejs": "20"}
 def _major_flavor(runtime: str, version: str | None) -> str:
     """``java21`` for JAVA_VERSION=21.0.8 (``nodejs22`` for NODE_VERSION=22.1.0) when distill
     has that built-in, else the runtime's default flavor."""
-    from distill.spec.load import builtin_names
+    from distill.builtins import builtin_names
 
     found = re.match(r"(?:jdk-)?v?(\d+)[.+u]", version or "")
     if not found or found.group(1) == _DEFAULT_MAJOR[runtime]:

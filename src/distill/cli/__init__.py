@@ -27,7 +27,7 @@ FAMILIES = (packages, build, push, publish, sbom, sign, audit, vuln, cache, comp
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from distill.spec.load import builtin_names
+    from distill.builtins import builtin_names
 
     parser = Parser(
         prog="distill",

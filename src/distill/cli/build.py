@@ -24,9 +24,9 @@ from distill.cli.common import (
 )
 from distill.cli.push import add_push_flags, parse_refs, push_to, settings_for_push
 from distill.errors import LockError, SpecError
-from distill.oci.registry import RegistrySettings
 
 if TYPE_CHECKING:
+    from distill.oci.registry import RegistrySettings
     from distill.resolve.lock import Lock
     from distill.spec.model import Spec
 

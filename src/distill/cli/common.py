@@ -91,8 +91,8 @@ def add_distro(p: argparse.ArgumentParser, help: str = "override the spec's dist
 
 
 def add_spec_args(p: argparse.ArgumentParser) -> None:
+    from distill.builtins import builtin_names
     from distill.cli.complete import spec_completer
-    from distill.spec.load import builtin_names
 
     p.add_argument(
         "spec",
@@ -151,8 +151,8 @@ def lock_path(args: argparse.Namespace, path: Path, attr: str = "output") -> Pat
     explicit = getattr(args, attr, None)
     if explicit:
         return Path(explicit)
+    from distill.builtins import is_builtin
     from distill.resolve.lock import default_lock_path
-    from distill.spec.load import is_builtin
 
     return default_lock_path(path, is_builtin(path), getattr(args, "lock_distro", None))
 

@@ -29,7 +29,7 @@ def spec_completer(prefix: str, **_: Any) -> list[str]:
     """Built-in names, then spec files and the directories that may hold them."""
     from argcomplete.completers import FilesCompleter
 
-    from distill.spec.load import builtin_names
+    from distill.builtins import builtin_names
 
     files = FilesCompleter(allowednames=("yaml", "yml"), directories=True)
     return [n for n in builtin_names() if n.startswith(prefix)] + list(files(prefix))

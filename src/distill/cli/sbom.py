@@ -18,7 +18,6 @@ from distill.cli.common import (
     source_date_epoch,
 )
 from distill.errors import OutputError, SpecError
-from distill.oci.source import IMAGE_PREFIXES
 from distill.output import write_output
 
 FORMAT_NAMES = {"spdx": "spdx", "spdx-json": "spdx", "cyclonedx": "cyclonedx", "cyclonedx-json": "cyclonedx", "cdx": "cyclonedx"}  # fmt: skip
@@ -78,7 +77,8 @@ def _format(text: str) -> str:
 
 def spec_target(target: str) -> tuple[str, Path | None] | None:
     """(spec reference, lock path) when TARGET names a spec or a lockfile, else None."""
-    from distill.spec.load import builtin_names
+    from distill.builtins import builtin_names
+    from distill.oci.source import IMAGE_PREFIXES
 
     if target.startswith(IMAGE_PREFIXES):
         return None

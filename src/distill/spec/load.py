@@ -11,32 +11,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from distill.builtins import builtin_dir, builtin_names
 from distill.distros import ARCHS
 from distill.errors import SpecError
 from distill.limits import read_text
 from distill.redact import field_path, key_label, plain
 from distill.spec.model import BaseImageRef, Spec
 from distill.yamlsafe import compose_yaml
-
-
-def builtin_dir() -> Path:
-    """Where the built-in specs (static, base, cc, python3, ...) live."""
-    here = Path(__file__).resolve().parent.parent
-    wheel = here / "_images"
-    if wheel.is_dir():
-        return wheel
-    return here.parent.parent / "images"
-
-
-def is_builtin(path: Path) -> bool:
-    """Whether a spec path is one of the built-in specs (their locks go in the working
-    directory, not beside them)."""
-    return path.resolve().parent == builtin_dir().resolve()
-
-
-def builtin_names() -> list[str]:
-    d = builtin_dir()
-    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
 
 
 def resolve_spec_path(ref: str, relative_to: Path | None = None) -> Path:

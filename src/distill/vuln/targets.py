@@ -134,9 +134,10 @@ def open_target(
             inv = read_sbom(path, doc)
             return _with_distro(inv, distro, options, keyrings)
     if path.suffix in (".yaml", ".yml") or _builtin(text, path):
+        from distill.builtins import builtin_dir
         from distill.pipeline import spec_sources
         from distill.resolve.lock import default_lock_path
-        from distill.spec.load import builtin_dir, load_spec, with_overrides
+        from distill.spec.load import load_spec, with_overrides
 
         spec, spec_path = load_spec(text)
         if distro:
@@ -162,7 +163,7 @@ def _builtin(text: str, path: Path) -> bool:
     """A built-in flavor's name (``python3``), unless a file or directory has that name."""
     if path.exists() or not text.replace("-", "").isalnum():
         return False
-    from distill.spec.load import builtin_names
+    from distill.builtins import builtin_names
 
     return text in builtin_names()
 
