@@ -384,19 +384,21 @@ def scan(
                             )
                             elf = base in keep_names and m.size <= MAX_ELF
                             sniff = m.size <= _SMALL and (_KEY_NAMES.search(base) or base in _CRED_NAMES)
+                            opened = None  # a member streams once: what read its head reads the rest
+                            head = b""
                             if base == "METADATA" and kept + _METADATA_HEAD <= MAX_KEPT:
                                 dist = _DIST_METADATA.match(name)
                                 table.dists.pop(name, None)  # replaced in this layer
                                 if dist and dist.group("site") != _APT_SITE:
-                                    f = tf.extractfile(m)
-                                    head = f.read(_METADATA_HEAD) if f else b""
+                                    opened = tf.extractfile(m)
+                                    head = opened.read(_METADATA_HEAD) if opened else b""
                                     kept += len(head)
                                     found = _metadata_head(head)
                                     if found:
                                         table.dists[name] = (dist.group("site"), *found)
                             if (want or elf or sniff) and kept + m.size <= MAX_KEPT:
-                                f = tf.extractfile(m)
-                                data = f.read() if f else b""
+                                f = opened if opened is not None else tf.extractfile(m)
+                                data = head + f.read() if f else b""
                             if data is not None:
                                 if sniff:
                                     if _PRIVATE.search(data):
