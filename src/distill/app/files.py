@@ -133,6 +133,8 @@ def collect(
             full = os.path.join(directory, name)
             if skipped and os.path.realpath(full) in skipped:
                 continue
+            if cid is None and _beside_an_output(directory, name):
+                continue
             st = os.lstat(full)
             path = f"{base}/{rel}"
             if stat.S_ISLNK(st.st_mode):
@@ -158,3 +160,26 @@ def one_file(path: Path, image_path: str, mode: int | None = None) -> tuple[str,
     data = path.read_bytes()
     m = mode if mode is not None else _mode(path.stat())
     return image_path.strip("/"), Node(FILE, m, size=len(data), data=data)
+
+
+_SBOM_SUFFIXES = (".spdx.json", ".cdx.json")
+
+
+def _beside_an_output(directory: str, name: str) -> bool:
+    """Whether ``name`` is an SBOM ``distill build`` wrote beside an earlier output in
+    the app's source (``out.spdx.json`` beside the layout ``out/``, ``app-amd64.cdx.json``
+    beside ``app.tar``): a layout in the source is never part of the app, nor are they,
+    so that building twice in the project gives the same image."""
+    for suffix in _SBOM_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            stem = name[: -len(suffix)]
+            stems = [stem]
+            if "-" in stem:
+                stems.append(stem.rsplit("-", 1)[0])  # NAME-ARCH, per platform
+            for s in stems:
+                for candidate in (s, f"{s}.oci"):
+                    if os.path.exists(os.path.join(directory, candidate, "oci-layout")):
+                        return True
+                if os.path.isfile(os.path.join(directory, f"{s}.tar")):
+                    return True
+    return False
