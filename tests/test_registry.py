@@ -372,9 +372,7 @@ def test_app_from_a_registry_mounts_its_base_and_locks_it(
     lock = json.loads((tmp_path / "app" / "app.lock.json").read_text())
     assert lock["base"] == {"image": f"docker://{base}:nonroot", "digest": layout_digest(py3)}
     before = set(blob_writes(registry))
-    lines = ok(
-        distill("build", str(spec), "--locked", "--push", f"{registry.host}/team/hello:1", *cache, "-q")
-    )
+    lines = ok(distill("build", str(spec), "--locked", "--push", f"{registry.host}/team/hello:1", *cache))
     assert "10 mounted" in lines[-2] and "4 blobs uploaded" in lines[-2], lines
     # the base's layers were mounted, not uploaded: only the app's 2 layers and 2 configs were
     assert len([w for w in set(blob_writes(registry)) - before if w[0] == "PUT"]) == 4
