@@ -73,7 +73,6 @@ class Pkg:
             f"Priority: {self.priority}",
         ]
         for key, value in (
-            ("Source", self.source),
             ("Multi-Arch", self.multi_arch),
             ("Provides", self.provides),
             ("Pre-Depends", self.pre_depends),
