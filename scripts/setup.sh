@@ -25,7 +25,8 @@ command -v javac >/dev/null || need+=(default-jdk-headless)
 command -v npm >/dev/null || need+=(npm)
 # The audit's tests: conventional images built with mmdebstrap, a real registry
 # server (Debian's docker-registry) and htpasswd for its basic-auth users.
-for tool in mmdebstrap:mmdebstrap docker-registry:docker-registry htpasswd:apache2-utils; do
+# The fleet report's test opens its HTML page in a headless browser (Debian's chromium).
+for tool in mmdebstrap:mmdebstrap docker-registry:docker-registry htpasswd:apache2-utils chromium:chromium; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -34,6 +34,7 @@ _KINDS = {
     "sbom": "SBOM record",
     "blobs": "blob",
     "vuln": "vulnerability data",
+    "fleet": "fleet audit",
 }
 
 
@@ -76,6 +77,7 @@ _CACHE_NAMES = {
     "pip",
     "vuln",
     "sbom",
+    "fleet",
 }
 
 
@@ -137,6 +139,8 @@ def entries(root: Path) -> Iterator[Entry]:
         yield Entry("blobs", p.name, (p,))
     for p in _files(root / "vuln"):
         yield Entry("vuln", p.name, (p,))
+    for p in _files(root / "fleet"):
+        yield Entry("fleet", p.name.removesuffix(".json"), (p,))
 
 
 def _problem(root: Path, e: Entry) -> str | None:
@@ -154,6 +158,10 @@ def _problem(root: Path, e: Entry) -> str | None:
             return "not a name distill writes"
         if suffix == "data":
             return None if sha256_file(e.paths[0]) == stem else "does not match its SHA256"
+        return None if _unsealed(e.paths[0]) is not None else "damaged (or from an older distill)"
+    if e.kind == "fleet":  # a sealed audit of one image digest (distill.fleet.audit)
+        if not is_digest(e.key) or not e.paths[0].name.endswith(".json"):
+            return "not a name distill writes"
         return None if _unsealed(e.paths[0]) is not None else "damaged (or from an older distill)"
     if e.kind not in ("layers", "sbom") and not is_digest(e.key):
         return "not a name distill writes"
@@ -217,6 +225,7 @@ def verify(root: Path, on_removed: Callable[[Path, str], None] | None = None) ->
         "layers": 4,
         "sbom": 4,
         "vuln": 5,
+        "fleet": 5,
     }
     for e in sorted(entries(root), key=lambda e: order[e.kind]):
         report.checked += 1

@@ -132,6 +132,11 @@ class AuditError(DistillError):
     refuses or cannot be reached, a Dockerfile or manifest that does not parse."""
 
 
+class FleetError(DistillError):
+    """A fleet inventory cannot be read: a manifest that is not Kubernetes, a kubectl
+    inventory that does not parse, a baseline report of another kind or version."""
+
+
 class VulnError(DistillError):
     """Vulnerability data (a tracker export, OSV records), a waiver file or an SBOM that
     cannot be read or used, or a target the data does not cover."""

@@ -14,6 +14,7 @@ Layout under the cache directory::
                               suites' InRelease digests and the names (sealed)
     vuln/<sha256>.inventory   the packages of an image, named by its config and layer digests (sealed)
     vuln/<key>.url            what a data URL last gave: its hash, validators and time (sealed)
+    fleet/<sha256>.json       the audit of one image digest for `distill fleet` (sealed)
     tmp/                      partial downloads (resumed by the next run) and entry locks
 
 Every write goes to a temporary file with a name unique to its writer, in the same
@@ -253,6 +254,11 @@ class Cache:
         if kind not in ("changelog", "candidates", "data", "index", "inventory", "url"):
             raise ValueError(kind)
         return self._dir("vuln") / f"{check_digest(key, 'vulnerability data key')}.{kind}"
+
+    def fleet_path(self, key: str) -> Path:
+        """The audit of one image digest for ``distill fleet``; ``key`` is a SHA256 of the
+        digest, platform and entry format (distill.fleet.audit)."""
+        return self._dir("fleet") / f"{check_digest(key, 'fleet entry key')}.json"
 
     def has_deb(self, sha256: str) -> bool:
         return (self.root / "debs" / f"{check_digest(sha256, 'package hash')}.deb").is_file()

@@ -18,9 +18,11 @@ from distill.errors import AuditError
 from distill.fswalk import walk
 
 if TYPE_CHECKING:
+    from distill.audit.image import Scan
     from distill.oci.registry import RegistrySettings
+    from distill.oci.source import Image, Source
 
-__all__ = ["SEVERITIES", "Finding", "Report", "audit", "classify", "expand_targets", "rank"]
+__all__ = ["SEVERITIES", "Finding", "Report", "audit", "audit_source", "classify", "expand_targets", "rank"]
 
 _YAML = (".yaml", ".yml")
 
@@ -122,15 +124,28 @@ def audit(
         from distill.audit.kube import audit_manifest
 
         return audit_manifest(Path(target), target)
-    from distill.audit.image import audit_image, config_env, elf_of_entrypoint, entry_argv, node_lock_paths
-    from distill.audit.recommend import carried_dependencies, recommend
     from distill.oci.source import open_source
 
     source = open_source(target, settings=settings)
     try:
-        report, scan, config = audit_image(source, arch, progress)
+        return audit_source(source, arch, progress)[0]
     finally:
         source.close()
+
+
+def audit_source(
+    source: Source,
+    arch: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    keep: Callable[[str], bool] | None = None,
+    image: Image | None = None,
+) -> tuple[Report, Scan]:
+    """The image report of an open source, with the flavor that would run it (the
+    recommendation), and the scan (``keep``: more files whose content it keeps)."""
+    from distill.audit.image import audit_image, config_env, elf_of_entrypoint, entry_argv, node_lock_paths
+    from distill.audit.recommend import carried_dependencies, recommend
+
+    report, scan, config = audit_image(source, arch, progress, keep, image)
     exe, elf = elf_of_entrypoint(scan.table, config)
     cfg = config.get("config") or {}
     env = config_env(config)
@@ -147,4 +162,4 @@ def audit(
     locks = {p: scan.table.content[p] for p in node_lock_paths(config) if p in scan.table.content}
     report.files = carried_dependencies(rec, scan.table.python_dists(), locks)
     report.recommendation = rec
-    return report
+    return report, scan

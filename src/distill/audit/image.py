@@ -678,10 +678,15 @@ def _user_findings(config: dict[str, Any], table: FileTable) -> tuple[str, list[
 
 
 def audit_image(
-    source: Source, arch: str | None, progress: Any = None
+    source: Source,
+    arch: str | None,
+    progress: Any = None,
+    keep: Callable[[str], bool] | None = None,
+    image: Image | None = None,
 ) -> tuple[Report, Scan, dict[str, Any]]:
-    image = source.image(arch)
-    s = scan(source, image, progress)
+    """The report of one image of ``source`` (``image``: already picked); ``keep`` as :func:`scan`."""
+    image = image or source.image(arch)
+    s = scan(source, image, progress, keep=keep)
     table = s.table
     cfg = image.config.get("config") or {}
     env = config_env(image.config)

@@ -12,7 +12,7 @@ import yaml
 
 from distill.audit.dockerfile import is_distroless, read_bounded, split_image_ref
 from distill.audit.model import Finding, Report
-from distill.errors import AuditError
+from distill.errors import AuditError, DistillError
 from distill.yamlsafe import BoundedLoader, load_yaml_all
 
 MAX_FILE = 16 << 20
@@ -57,7 +57,8 @@ def _dig(doc: Any, *keys: str) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _pod_spec(doc: dict[str, Any]) -> dict[str, Any] | None:
+def pod_spec(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The pod template of a workload object (a Pod's own spec), else None."""
     kind = doc.get("kind")
     if kind == "Pod":
         return _dig(doc, "spec")
@@ -72,10 +73,29 @@ def _line(obj: Any, fallback: int) -> int:
     return getattr(obj, "line", 0) or fallback
 
 
+def load_documents(text: str, label: str, error: type[DistillError] = AuditError) -> list[Any]:
+    """The documents of a (multi-document) YAML text, each mapping knowing its ``line``."""
+    return load_yaml_all(text, label=label, error=error, loader=_Loader, max_docs=MAX_DOCS)
+
+
+def line_of(obj: Any) -> int:
+    """The line a mapping of :func:`load_documents` starts on (0: not known, as in JSON)."""
+    return _line(obj, 0)
+
+
+def workload_findings(doc: dict[str, Any], where: str) -> list[Finding]:
+    """The manifest findings of one workload object (its pod template's containers)."""
+    out: list[Finding] = []
+    pod = pod_spec(doc)
+    if pod is not None:
+        _check_pod(doc, pod, where, out)
+    return out
+
+
 def audit_manifest(path: Path, name: str | None = None) -> Report:
     where = name or str(path)
     text = read_bounded(path, MAX_FILE)
-    docs = load_yaml_all(text, label=str(path), error=AuditError, loader=_Loader, max_docs=MAX_DOCS)
+    docs = load_documents(text, str(path))
     report = Report(where, "kubernetes")
     workloads = 0
     for doc in docs:
@@ -87,7 +107,7 @@ def audit_manifest(path: Path, name: str | None = None) -> Report:
         for item in items:
             if not isinstance(item, dict):
                 continue
-            pod = _pod_spec(item)
+            pod = pod_spec(item)
             if not isinstance(pod, dict):
                 continue
             workloads += 1

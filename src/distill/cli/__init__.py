@@ -4,7 +4,7 @@ One module per command family, each with ``register(subparsers)``:
 :mod:`~distill.cli.packages` (lock, why, fetch), :mod:`~distill.cli.build`, :mod:`~distill.cli.push`,
 :mod:`~distill.cli.publish`, :mod:`~distill.cli.sbom`, :mod:`~distill.cli.sign` (keygen, sign, verify,
 attest, verify-attestation), :mod:`~distill.cli.audit` (audit, compare), :mod:`~distill.cli.vuln`
-(outdated, scan), :mod:`~distill.cli.cache` (cache, schema), :mod:`~distill.cli.complete`
+(outdated, scan), :mod:`~distill.cli.fleet` (fleet), :mod:`~distill.cli.cache` (cache, schema), :mod:`~distill.cli.complete`
 (completion, and the completers the others attach).
 
 Exit codes: 0 success; 1 a signature or attestation that does not verify
@@ -19,11 +19,11 @@ import argparse
 import sys
 
 from distill import __version__
-from distill.cli import audit, build, cache, complete, packages, publish, push, sbom, sign, vuln
+from distill.cli import audit, build, cache, complete, fleet, packages, publish, push, sbom, sign, vuln
 from distill.cli.common import EXIT_ERROR, Parser
 from distill.errors import DistillError, VerificationError
 
-FAMILIES = (packages, build, push, publish, sbom, sign, audit, vuln, cache, complete)
+FAMILIES = (packages, build, push, publish, sbom, sign, audit, vuln, fleet, cache, complete)
 
 
 def build_parser() -> argparse.ArgumentParser:

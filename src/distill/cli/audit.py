@@ -14,6 +14,7 @@ from distill.cli.common import (
     Subparsers,
     add_arch,
     add_distro,
+    add_fail_on,
     add_offline,
     add_quiet,
     add_registry,
@@ -47,12 +48,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "-o", "--output", type=Path, help="write the report to a file (atomically) instead of stdout"
     )
-    p.add_argument(
-        "--fail-on",
-        choices=["none", "info", "low", "medium", "high", "critical"],
-        default="none",
-        help="exit 1 when a finding is at least this severe (default: none)",
-    )
+    add_fail_on(p)
     p.add_argument(
         "--write-spec",
         type=Path,

@@ -54,6 +54,16 @@ def add_quiet(g: Any) -> None:
     )
 
 
+def add_fail_on(p: argparse.ArgumentParser, what: str = "a finding") -> None:
+    """``--fail-on SEVERITY`` of the audit's severities (audit, fleet)."""
+    p.add_argument(
+        "--fail-on",
+        choices=["none", "info", "low", "medium", "high", "critical"],
+        default="none",
+        help=f"exit 1 when {what} is at least this severe (default: none)",
+    )
+
+
 def add_common(p: argparse.ArgumentParser) -> None:
     """The Debian archive and the cache: lock, why, fetch, build."""
     g = p.add_argument_group("archive and cache")

@@ -1,6 +1,6 @@
 """Shell completion (bash, zsh, fish) through argcomplete: commands and flags come
 from the parser; SPEC completes to the built-in names and ``*.yaml``/``*.yml`` files,
-``--arch`` to Debian's architecture names. ``distill completion SHELL`` prints the
+``--arch`` to Debian's architecture names, the fleet's INPUT to manifests, JSON and lists. ``distill completion SHELL`` prints the
 script a shell sources (README.md, "Shell completion")."""
 
 from __future__ import annotations
@@ -35,6 +35,17 @@ def spec_completer(prefix: str, **_: Any) -> list[str]:
     return [n for n in builtin_names() if n.startswith(prefix)] + list(files(prefix))
 
 
+def files_completer(*extensions: str) -> Callable[..., list[str]]:
+    """Files with these extensions, and directories (the fleet's inputs, a baseline)."""
+
+    def complete(prefix: str, **_: Any) -> list[str]:
+        from argcomplete.completers import FilesCompleter
+
+        return list(FilesCompleter(allowednames=extensions, directories=True)(prefix))
+
+    return complete
+
+
 def autocomplete(parser: argparse.ArgumentParser) -> None:
     """Answer the shell's completion request and exit, when this run is one."""
     if "_ARGCOMPLETE" not in os.environ:
@@ -63,4 +74,4 @@ def cmd_completion(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["SHELLS", "Parser", "autocomplete", "choices", "register", "spec_completer"]
+__all__ = ["SHELLS", "Parser", "autocomplete", "choices", "files_completer", "register", "spec_completer"]

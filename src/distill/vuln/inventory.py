@@ -86,7 +86,8 @@ def from_lock(lock: Lock, name: str, kind: str, arch: str | None) -> Inventory:
 # -- images ------------------------------------------------------------------------------------
 
 
-def _wanted(path: str) -> bool:
+def wanted(path: str) -> bool:
+    """Whether a scan keeps the content of ``path``: a package manifest (see the module docstring)."""
     if path.startswith(_DEBIAN_OWNED):
         return False
     return bool(_PY_META.search(path) or _NODE_PKG.search(path) or path.endswith(".jar"))
@@ -247,6 +248,19 @@ def _store(cache: Any, key: str, pkgs: list[Pkg], release: dict[str, str]) -> No
     atomic_write(cache.vuln_path(key, "inventory"), seal(json.dumps(doc).encode()))
 
 
+def packages_of(table: Any) -> tuple[list[Pkg], dict[str, str]]:
+    """The packages and the os-release of a scanned image (a scan made with ``keep=wanted``)."""
+    from distill.audit.image import dpkg_installed, os_release
+
+    debs = _dpkg(table) if dpkg_installed(table) is not None else []
+    return debs + app_packages(table.content), os_release(table)
+
+
+def codename_of_release(release: dict[str, str]) -> str | None:
+    """The Debian codename an image's os-release names (None when not Debian)."""
+    return _os_codename(release)
+
+
 def image_packages(
     target: str,
     arch: str | None,
@@ -259,7 +273,7 @@ def image_packages(
     vulnerability commands: it streams the layers through the image sources of distill.oci).
     With ``cache`` (a :class:`~distill.archive.cache.Cache`) the list is kept by the
     image's config and layer digests, so a second scan reads the manifest and config only."""
-    from distill.audit.image import dpkg_installed, os_release, scan
+    from distill.audit.image import scan
     from distill.oci.source import open_source
 
     source = open_source(target, settings=settings)
@@ -270,10 +284,7 @@ def image_packages(
         if got is not None:
             pkgs, release = got
         else:
-            table = scan(source, image, progress, keep=_wanted).table
-            debs = _dpkg(table) if dpkg_installed(table) is not None else []
-            release = os_release(table)
-            pkgs = debs + app_packages(table.content)
+            pkgs, release = packages_of(scan(source, image, progress, keep=wanted).table)
             if cache is not None:
                 _store(cache, key, pkgs, release)
     finally:
