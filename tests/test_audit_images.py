@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from distill.archive.sources import host_mirrors
+from conventional import debian_image
 from ocitools import F, layer_tar
 from registries import Registry, TokenService, basic_auth, free_port
 
@@ -53,14 +53,6 @@ def report(*args: str, env: dict[str, str] | None = None, stdin: str | None = No
     return doc["reports"][0]  # type: ignore[no-any-return]
 
 
-def _mirror() -> str:
-    mirror = (
-        os.environ.get("DISTILL_MIRROR")
-        or (host_mirrors() or pytest.fail("no Debian mirror in apt sources")).main
-    )
-    return mirror  # type: ignore[return-value]
-
-
 @pytest.fixture(scope="module")
 def conventional(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     """Two Debian 12 images from mmdebstrap, packed into OCI layouts by umoci:
@@ -71,17 +63,7 @@ def conventional(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     d = tmp_path_factory.mktemp("conventional")
     out: dict[str, Path] = {}
     for name, include in (("minbase", None), ("curlpy", "curl,python3")):
-        tar = d / f"{name}.tar"
-        cmd = ["mmdebstrap", "--variant=minbase", "--quiet", "--mode=root"]
-        if include:
-            cmd.append(f"--include={include}")
-        sh(*cmd, "bookworm", str(tar), _mirror(), timeout=900)
-        out[f"{name}.tar"] = tar
-        layout = d / f"{name}-oci"
-        sh("umoci", "init", "--layout", str(layout))
-        sh("umoci", "new", "--image", f"{layout}:1")
-        sh("umoci", "raw", "add-layer", "--image", f"{layout}:1", str(tar))
-        out[name] = layout
+        out[f"{name}.tar"], out[name] = debian_image(d, name, include)
     # The application layer: code, a private key left behind, a world-writable data
     # directory, python3.11 rewritten (waste) and dash whited out.
     key = sh("openssl", "genpkey", "-algorithm", "ed25519").encode()
