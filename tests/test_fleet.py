@@ -153,6 +153,21 @@ def test_inventory_bad_input_is_one_line_each(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_references_without_a_registry_host() -> None:
+    from distill.errors import ImageError
+    from distill.fleet.images import locate
+
+    mirror = "127.0.0.1:5999"
+    assert locate("nginx:1.27", mirror)[0] == f"docker://{mirror}/library/nginx:1.27"
+    assert locate("team/app", mirror)[0] == f"docker://{mirror}/team/app:latest"
+    assert (
+        locate("registry.example:5000/team/app:1", mirror)[0] == "docker://registry.example:5000/team/app:1"
+    )
+    assert locate("podman:localhost/app:1", mirror) == ("podman:localhost/app:1", None)
+    with pytest.raises(ImageError, match="names no registry host"):
+        locate("nginx:1.27", None)
+
+
 def test_bad_baseline_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "list.txt").write_text("127.0.0.1:5999/a@sha256:" + "0" * 64 + "\n")
     (tmp_path / "old.json").write_text(json.dumps({"schema": "distill-audit", "reports": []}))
@@ -391,8 +406,11 @@ def test_fleet_report_dedup_cache_baseline_and_browser(
     )
 
     # no podman: that one image is reported unread, the rest as before
+    # (and the kubectl inventory read from stdin)
     nopod = {**env, "PATH": "/nonexistent"}
-    proc = distill("fleet", *inputs, *cache, "--format", "json", "-q", env=nopod)
+    piped = [inputs[0], "-", inputs[2]]
+    live = Path(inputs[1]).read_text()
+    proc = distill("fleet", *piped, *cache, "--format", "json", "-q", env=nopod, stdin=live)
     assert summary(json.loads(proc.stdout), host) == expected(podman=False)
     assert (
         "distill: error: -/Image/podman:localhost/fleet/static:1: image: podman:localhost/fleet/static:1: podman is not installed"

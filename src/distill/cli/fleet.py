@@ -136,9 +136,11 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 
     def progress(what: str, done: int, total: int) -> None:
         if what not in tasks:
-            tasks[what] = reporter.task(f"{what} images", total or None)
-        elif done:
+            tasks[what] = reporter.task(f"{what} {total} images", total or None)
+        if done:
             reporter.advance(tasks[what], 1)
+        if done == total:
+            reporter.done(tasks[what], f"{what} {total} images: done")
 
     try:
         doc, inv, images = run(args.inputs, options, progress)

@@ -99,9 +99,13 @@ def run(
         if progress:
             progress("resolving", 0, len(refs))
         resolved = images.resolve_all(refs)
+        if progress:
+            progress("resolving", len(refs), len(refs))
         good = [r for r in resolved.values() if isinstance(r, Resolved)]
         total = len({r.digest for r in good})
         done = [0]
+        if progress:
+            progress("auditing", 0, total)
 
         def step(r: Resolved) -> None:
             done[0] += 1

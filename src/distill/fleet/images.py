@@ -97,16 +97,16 @@ def locate(text: str, default_registry: str | None) -> tuple[str, Reference | No
     try:
         ref = parse_reference(text, what="an image reference")
     except ImageError:
-        first = text.removeprefix("docker://").split("/", 1)[0]
-        if default_registry is None or "." in first or ":" in first.split("@")[0] or first == "localhost":
-            if default_registry is None:
-                raise ImageError(
-                    f"{text[:120]!r} names no registry host (the container runtime's default)",
-                    hint="name the registry with --default-registry HOST[:PORT] (distill assumes none)",
-                ) from None
-            raise
         body = text.removeprefix("docker://")
-        repo = body if "/" in body.split("@")[0].split(":")[0] else f"library/{body}"
+        first, slash, _ = body.partition("/")
+        if slash and ("." in first or ":" in first or first == "localhost"):
+            raise  # it names a host: the reference itself is wrong
+        if default_registry is None:
+            raise ImageError(
+                f"{text[:120]!r} names no registry host (the container runtime's default)",
+                hint="name the registry with --default-registry HOST[:PORT] (distill assumes none)",
+            ) from None
+        repo = body if slash else f"library/{body}"
         ref = parse_reference(f"{default_registry.rstrip('/')}/{repo}", what="an image reference")
     return f"docker://{ref}", ref
 
