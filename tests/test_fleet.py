@@ -450,6 +450,32 @@ def test_fleet_report_dedup_cache_baseline_and_browser(
     # --fail-on: the Debian images' shells are high findings
     distill("fleet", *inputs, *cache, "-q", "--fail-on", "high", env=env, code=1)
 
+    # vulnerabilities: counted from data at hand (a tracker export for bookworm: the Debian
+    # image's bash has a fix waiting, its dpkg an open issue); distill's trixie images are not
+    # covered by it, so they get no count rather than a false 0; a URL is not fetched
+    bookworm = {"repositories": {"bookworm": "x"}}
+    tracker = {
+        "bash": {"CVE-2026-9001": {"description": "bash: test", "scope": "local", "releases": {
+            "bookworm": {"status": "resolved", "urgency": "high", "fixed_version": "99:0", **bookworm}}}},
+        "dpkg": {"CVE-2026-9002": {"description": "dpkg: test", "scope": "local", "releases": {
+            "bookworm": {"status": "open", "urgency": "low", **bookworm}}}},
+    }  # fmt: skip
+    (tmp_path / "tracker.json").write_text(json.dumps(tracker))
+    proc = distill(
+        "fleet", *inputs, *cache, "--db", str(tmp_path / "tracker.json"), "--format", "json", "-q", env=env
+    )
+    vulns = {w["key"]: w["vulnerabilities"] for w in json.loads(proc.stdout)["workloads"]}
+    deb = {"critical": 0, "high": 1, "medium": 0, "low": 1, "total": 2, "fixable": 1}
+    assert vulns["data/StatefulSet/db"] == deb and vulns["data/DaemonSet/agent"] == deb
+    assert vulns["shop/Deployment/cart"] is None and vulns["shop/Deployment/web"] is None  # python3 now
+    assert vulns["shop/Deployment/api"] == deb  # its debug container's trixie image is not counted
+    text = distill("fleet", *inputs, *cache, "--db", str(tmp_path / "tracker.json"), env=env).stdout
+    assert "vulnerabilities: 2 in 1 of 5 images (1 with a fix waiting" in text
+    url = "http://127.0.0.1:9/tracker.json"
+    proc = distill("fleet", *inputs, *cache, "--db", url, "--format", "json", "-q", env=env)
+    v = json.loads(proc.stdout)["vulnerabilities"]
+    assert not v["available"] and "not at hand offline" in v["note"] and url in v["note"]
+
     # the HTML page and the Markdown, from the same cached audits
     html = tmp_path / "report.html"
     distill("fleet", *inputs, *cache, "-o", str(html), "-q", env=env)

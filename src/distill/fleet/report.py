@@ -308,6 +308,7 @@ def build(
         "workloads": sorted(workloads, key=_offender_key),
         "images": {
             d: {k: v for k, v in a.model_dump().items() if k not in ("inventory", "format")}
+            | ({"vulnerabilities": vulns.get(d)} if vulns is not None else {})
             for d, a in sorted(good.items())
         },
         "errors": errors,
@@ -339,6 +340,19 @@ def headline(doc: dict[str, Any]) -> str:
         f"{s['namespaces']} namespaces, {s['images']} images; still removable: {r['packages']} packages, "
         f"{r['shells']} shells, {r['mib']:.1f} MiB in {r['images']} images"
         + (f"; {len(doc['errors'])} errors" if doc["errors"] else "")
+    )
+
+
+def vulnerability_line(doc: dict[str, Any]) -> str:
+    """The vulnerability counts over the fleet's images (each digest once), or why there are none."""
+    v = doc["vulnerabilities"]
+    if not v["available"]:
+        return str(v["note"])
+    counts = [i["vulnerabilities"] for i in doc["images"].values() if i.get("vulnerabilities")]
+    total, fixable = sum(c["total"] for c in counts), sum(c["fixable"] for c in counts)
+    return (
+        f"{total} in {len(counts)} of {len(doc['images'])} images ({fixable} with a fix waiting; "
+        f"the others' release is not in the data) {v['note']}"
     )
 
 
@@ -418,8 +432,12 @@ def terminal(doc: dict[str, Any], stream: IO[str], quiet: bool = False, limit: i
                 for key in b[what][:10]:
                     console.print(f"  {what}: {escape(key)}")
         v = doc["vulnerabilities"]
-        if not v["available"]:
-            console.print(f"[dim]vulnerabilities: {escape(v['note'])}[/]")
+        line = vulnerability_line(doc)
+        console.print(
+            f"vulnerabilities: {escape(line)}"
+            if v["available"]
+            else f"[dim]vulnerabilities: {escape(line)}[/]"
+        )
         for n in doc["notes"]:
             console.print(f"[dim]note: {escape(n)}[/]")
     console.print(f"distill fleet: {escape(headline(doc))}")
@@ -469,8 +487,7 @@ def markdown(doc: dict[str, Any]) -> str:
         )
     if doc["errors"]:
         out += ["", "### Errors", ""] + [f"- {_md(e)}" for e in doc["errors"]]
-    if not doc["vulnerabilities"]["available"]:
-        out += ["", f"_Vulnerabilities: {_md(doc['vulnerabilities']['note'])}_"]
+    out += ["", f"_Vulnerabilities: {_md(vulnerability_line(doc))}_"]
     return "\n".join(out) + "\n"
 
 
