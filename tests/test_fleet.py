@@ -168,6 +168,27 @@ def test_references_without_a_registry_host() -> None:
         locate("nginx:1.27", None)
 
 
+def test_completion_and_cache_verify(tmp_path: Path) -> None:
+    from distill.cachecmd import verify
+    from test_cli import _bash_complete
+
+    (tmp_path / "k8s").mkdir()
+    for name in ("cluster.json", "images.txt", "web.yaml", "notes.md"):
+        (tmp_path / name).write_text("")
+    offered = set(_bash_complete("distill fleet ", tmp_path))
+    assert {"k8s/", "cluster.json", "images.txt", "web.yaml"} <= offered and "notes.md" not in offered
+    assert _bash_complete("distill fleet x --basel", tmp_path) == ["--baseline"]
+    # the cache's fleet entries are verified with the rest: a damaged one is removed
+    fleet = tmp_path / "cache" / "fleet"
+    fleet.mkdir(parents=True)
+    (fleet / f"{'a' * 64}.json").write_bytes(b"not sealed")
+    (fleet / "stray").write_bytes(b"")
+    report = verify(tmp_path / "cache")
+    assert sorted(p.name for p, _ in report.removed) == ["a" * 64 + ".json", "stray"] and not any(
+        fleet.iterdir()
+    )
+
+
 def test_bad_baseline_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "list.txt").write_text("127.0.0.1:5999/a@sha256:" + "0" * 64 + "\n")
     (tmp_path / "old.json").write_text(json.dumps({"schema": "distill-audit", "reports": []}))
@@ -478,7 +499,7 @@ def test_fleet_report_dedup_cache_baseline_and_browser(
 
     # the HTML page and the Markdown, from the same cached audits
     html = tmp_path / "report.html"
-    distill("fleet", *inputs, *cache, "-o", str(html), "-q", env=env)
+    distill("fleet", *inputs, *cache, "--baseline", str(out), "-o", str(html), "-q", env=env)
     md = distill("fleet", *inputs, *cache, "--format", "markdown", "-q", env=env).stdout
     assert "<script>" not in md and "&lt;img src=x onerror=alert\\(1\\)&gt;" in md
     page = html.read_text()
@@ -532,6 +553,7 @@ def browse(html: Path, workloads: int, tmp: Path) -> None:
     assert len(rows) == workloads
     assert f"{workloads} of {workloads} workloads shown" in dom
     assert "<script>alert" not in dom and "onerror" not in dom.replace("onerror=alert(1)&gt;", "")
+    assert "<b>migrated</b> (1): <code>shop/Deployment/cart</code>" in dom  # the --baseline section
     artifacts = (
         Path(os.environ.get("DISTILL_TEST_ARTIFACTS") or tempfile.gettempdir()) / "distill-test-artifacts"
     )

@@ -112,6 +112,8 @@ def locate(text: str, default_registry: str | None) -> tuple[str, Reference | No
 
 
 def _engine_id(engine: str, name: str, target: str) -> str:
+    if name.startswith("-") or not name:
+        raise ImageError(f"{target[:120]!r}: an image name, not an option")
     exe = shutil.which(engine)
     if exe is None:
         raise ImageError(f"{target}: {engine} is not installed")
