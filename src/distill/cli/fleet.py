@@ -122,7 +122,9 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     if args.inputs.count("-") > 1:
         raise SpecError("stdin (-) can be read once")
     if "-" in args.inputs and args.password_stdin:
-        raise SpecError("--password-stdin and the input - both read stdin", hint="save the inventory to a file")
+        raise SpecError(
+            "--password-stdin and the input - both read stdin", hint="save the inventory to a file"
+        )
     options = FleetOptions(
         settings=registry_settings(args),
         cache_dir=args.cache_dir,
