@@ -84,10 +84,15 @@ def _template(kind: str, name: str, ns: str, image: str) -> dict[str, Any]:
     return {"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": ns}, "spec": spec}
 
 
-def live_inventory(reg: str, debian: str) -> dict[str, Any]:
+def live_inventory(reg: str, debian: str, running: str) -> dict[str, Any]:
     """What `kubectl get pods,deployments,statefulsets,daemonsets,cronjobs -A -o json` prints
-    for a small cluster: owners and the Pods they made."""
+    for a small cluster: owners and the Pods they made. The StatefulSet's Pod runs the image
+    digest ``running`` of legacy/debian (its status says so), whatever the tag names now."""
     h = "5d4f8c7b9"
+    db = _pod("db-0", "data", ("StatefulSet", "db"), f"{reg}/legacy/debian:12")
+    db["status"] = {"containerStatuses": [
+        {"name": "main", "image": f"{reg}/legacy/debian:12", "imageID": f"docker-pullable://{reg}/legacy/debian@{running}"}
+    ]}  # fmt: skip
     items = [
         _template("Deployment", "web", "shop", f"{reg}/distill/python3:1"),  # also in the manifests
         _pod(f"web-{h}-abcde", "shop", ("ReplicaSet", f"web-{h}"), f"{reg}/distill/python3:1",
@@ -100,7 +105,7 @@ def live_inventory(reg: str, debian: str) -> dict[str, Any]:
         # a Deployment the inventory does not list, its Pod debugged with an ephemeral container
         _pod(f"api-{h}-k1l2m", "shop", ("ReplicaSet", f"api-{h}"), debian, labels={"pod-template-hash": h},
              ephemeralContainers=[{"name": "debugger", "image": f"{reg}/distill/python3:debug"}]),
-        _pod("db-0", "data", ("StatefulSet", "db"), f"{reg}/legacy/debian:12"),
+        db,
         _pod("standalone", "data", None, f"{reg}/distill/static:1"),
     ]  # fmt: skip
     return {"apiVersion": "v1", "kind": "List", "items": items}
@@ -108,7 +113,8 @@ def live_inventory(reg: str, debian: str) -> dict[str, Any]:
 
 def test_inventory_rolls_pods_up_to_their_owners(tmp_path: Path) -> None:
     reg = "127.0.0.1:5999"
-    (tmp_path / "live.json").write_text(json.dumps(live_inventory(reg, f"{reg}/legacy/debian:12")))
+    running = "sha256:" + "1" * 64
+    (tmp_path / "live.json").write_text(json.dumps(live_inventory(reg, f"{reg}/legacy/debian:12", running)))
     (tmp_path / "web.yaml").write_text(DEPLOY.replace("REG", reg))
     inv = read_inventory([str(tmp_path / "web.yaml"), str(tmp_path / "live.json")])
     assert inv.errors == []
@@ -127,6 +133,8 @@ def test_inventory_rolls_pods_up_to_their_owners(tmp_path: Path) -> None:
         "data/StatefulSet/db": (1, [("main", "app", "legacy/debian:12")]),
         "data/Pod/standalone": (0, [("main", "app", "distill/static:1")]),
     }  # fmt: skip
+    db = next(w for w in inv.workloads if w.key == "data/StatefulSet/db")
+    assert db.containers[0].ref == f"{reg}/legacy/debian:12@{running}"  # what the Pod runs is audited
     web = next(w for w in inv.workloads if w.key == "shop/Deployment/web")
     assert {f.id for f in web.findings} >= {"K8S-EXEC-PROBE", "K8S-IMAGE-UNPINNED"}
     assert web.source == f"{tmp_path / 'web.yaml'}:1"  # where its document starts
@@ -225,7 +233,9 @@ def images(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Ite
         (d / "debian.tar").unlink()
         sh("skopeo", "copy", "-q", f"oci:{d}/distill_static_1.oci", "containers-storage:localhost/fleet/static:1",
            env=env)  # fmt: skip
-        digests = {ref: _head(reg.host, ref) for ref in [*built, "legacy/debian:12"]}
+        # what legacy/debian:12 named before it moved: the python3 image
+        distill("push", f"{d}/distill_python3_1.oci", f"{reg.host}/legacy/debian:old", "-q", env=env)
+        digests = {ref: _head(reg.host, ref) for ref in [*built, "legacy/debian:12", "legacy/debian:old"]}
         yield {"registry": reg, "host": reg.host, "dir": d, "digests": digests}
     finally:
         reg.close()
@@ -309,7 +319,9 @@ items:
         containers:
         - {{name: x, image: "{reg}/distill/static:1"}}
 """)  # fmt: skip
-    (root / "live.json").write_text(json.dumps(live_inventory(reg, f"{reg}/legacy/debian:12")))
+    # db-0 started before legacy/debian:12 moved: it still runs what is now legacy/debian:old
+    running = digests["legacy/debian:old"]
+    (root / "live.json").write_text(json.dumps(live_inventory(reg, f"{reg}/legacy/debian:12", running)))
     (root / "images.txt").write_text(
         f"# one a line\n{reg}/distill/python3:1\npodman:localhost/fleet/static:1\n"
     )
@@ -335,7 +347,7 @@ def expected(podman: bool = True) -> dict[str, Expect]:
         "shop/Deployment/api": ("F", False, "base", sorted({*DEB_SHELLS, *BUSYBOX}), [*DEB_PKG, "rpm"], True, 1, 2, 0, "ok"),
         "data/DaemonSet/agent": ("B", True, None, [], [], True, 0, 0, 0, "ok"),
         "data/Deployment/ghost": (None, None, None, [], [], False, 0, 2, 0, "error"),
-        "data/StatefulSet/db": ("F", False, "base", DEB_SHELLS, DEB_PKG, True, 0, 1, 0, "ok"),
+        "data/StatefulSet/db": ("A", True, None, [], [], False, 0, 1, 0, "ok"),  # the digest its Pod runs
         "data/Pod/standalone": static,
         "batch/CronJob/nightly": ("F", False, "base", DEB_SHELLS, DEB_PKG, True, 0, 1, 0, "ok"),
         "batch/Job/once": static,
@@ -393,7 +405,7 @@ def test_fleet_report_dedup_cache_baseline_and_browser(
     ]
     assert doc["schema"] == "distill-fleet" and doc["version"] == 1
     s = doc["summary"]
-    assert (s["workloads"], s["distroless"], s["images"], s["images_failed"]) == (13, 7, 5, 2)
+    assert (s["workloads"], s["distroless"], s["images"], s["images_failed"]) == (13, 8, 5, 2)
     shop = next(n for n in doc["namespaces"] if n["namespace"] == "shop")
     assert (shop["workloads"], shop["distroless"]) == (4, 1)
     deb = doc["images"][images["digests"]["legacy/debian:12"]]
@@ -405,8 +417,9 @@ def test_fleet_report_dedup_cache_baseline_and_browser(
     # every digest read once: the blobs fetched are exactly those of the four registry images,
     # once per image (python3 and its debug variant share their lower layers), though python3:1
     # runs in five workloads and static:1 in six
-    gets = Counter(blob_gets(reg, since))
-    assert gets == Counter(p for ref in images["digests"] for p in _blob_paths(host, ref)), gets
+    gets = Counter(p.rsplit("/", 1)[1] for p in blob_gets(reg, since))
+    audited = [ref for ref in images["digests"] if ref != "legacy/debian:old"]  # python3:1's digest
+    assert gets == Counter(p.rsplit("/", 1)[1] for ref in audited for p in _blob_paths(host, ref)), gets
     assert "read 5 images from their sources" in proc.stderr
 
     # nothing changed: only the tags are resolved (HEAD), no manifest, config or layer read
@@ -487,7 +500,7 @@ def test_fleet_report_dedup_cache_baseline_and_browser(
     )
     vulns = {w["key"]: w["vulnerabilities"] for w in json.loads(proc.stdout)["workloads"]}
     deb = {"critical": 0, "high": 1, "medium": 0, "low": 1, "total": 2, "fixable": 1}
-    assert vulns["data/StatefulSet/db"] == deb and vulns["data/DaemonSet/agent"] == deb
+    assert vulns["batch/CronJob/nightly"] == deb and vulns["data/DaemonSet/agent"] == deb
     assert vulns["shop/Deployment/cart"] is None and vulns["shop/Deployment/web"] is None  # python3 now
     assert vulns["shop/Deployment/api"] == deb  # its debug container's trixie image is not counted
     text = distill("fleet", *inputs, *cache, "--db", str(tmp_path / "tracker.json"), env=env).stdout

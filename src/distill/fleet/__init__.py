@@ -95,7 +95,7 @@ def run(
     cache = Cache(options.cache_dir)
     images = Images(options.settings, cache, arch, options.default_registry, options.jobs)
     try:
-        refs = sorted({c.image for w in inv.workloads for c in w.containers})
+        refs = sorted({c.ref for w in inv.workloads for c in w.containers})
         if progress:
             progress("resolving", 0, len(refs))
         resolved = images.resolve_all(refs)

@@ -51,6 +51,17 @@ class Container:
     name: str
     role: str  # app | init | sidecar (an init container with restartPolicy: Always) | ephemeral
     image: str
+    running: str | None = None  # the digest a live Pod's status says it runs (imageID)
+
+    @property
+    def ref(self) -> str:
+        """What to resolve: the image, pinned to the digest it runs when a live Pod says."""
+        from distill.oci.source import IMAGE_PREFIXES
+
+        local = self.image.startswith(IMAGE_PREFIXES) and not self.image.startswith("docker://")
+        if self.running is None or "@" in self.image or local or not self.image:
+            return self.image
+        return f"{self.image}@{self.running}"
 
 
 @dataclass
@@ -98,6 +109,28 @@ def _containers(pod: dict[str, Any]) -> list[Container]:
                 r = "sidecar"  # the first container is the application, the others its sidecars
             out.append(Container(_text(c.get("name")) or "?", r, _text(c.get("image"), MAX_REF)))
     return out
+
+
+_IMAGE_ID = re.compile(r"@(sha256:[0-9a-f]{64})$")
+
+
+def _running(obj: dict[str, Any], containers: list[Container]) -> None:
+    """Each container's digest from a live Pod's status (``imageID``: ``REPO@sha256:…``, or
+    ``docker-pullable://REPO@sha256:…``), where it names one and none is known yet."""
+    status = obj.get("status")
+    if not isinstance(status, dict):
+        return
+    found: dict[str, str] = {}
+    for key in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
+        items = status.get(key)
+        for st in items if isinstance(items, list) else []:
+            if isinstance(st, dict) and isinstance(st.get("imageID"), str):
+                m = _IMAGE_ID.search(st["imageID"])
+                if m:
+                    found[_text(st.get("name"))] = m.group(1)
+    for c in containers:
+        if c.running is None and c.name in found:
+            c.running = found[c.name]
 
 
 def _owner(item: dict[str, Any], known: set[tuple[str, str, str]], ns: str) -> tuple[str, str] | None:
@@ -262,6 +295,7 @@ def read_inventory(targets: list[str]) -> Inventory:
                 continue
         w = Workload(ns, _text(obj.get("kind")), _text(_meta(obj).get("name")) or "?", where)
         w.containers = _containers(pod)
+        _running(obj, w.containers)
         w.findings = workload_findings(obj, label)
         if w.key not in seen:
             seen[w.key] = w
@@ -278,6 +312,7 @@ def read_inventory(targets: list[str]) -> Inventory:
         w.pods += 1
         names = {c.name for c in w.containers}
         w.containers += [c for c in found if c.role == "ephemeral" and c.name not in names]  # kubectl debug
+        _running(obj, [c for c in w.containers if any(f.name == c.name and f.image == c.image for f in found)])
     for w in listed:
         seen.setdefault(w.key, w)
     inv.workloads = sorted(seen.values(), key=lambda w: (w.namespace, w.kind, w.name))

@@ -70,7 +70,9 @@ def workload_record(
     entries: dict[str, ImageEntry] = {}
     for c in w.containers:
         row: dict[str, Any] = {"name": c.name, "role": c.role, "image": c.image}
-        r = resolved.get(c.image)
+        if c.running:
+            row["running"] = c.running  # what a live Pod runs: audited rather than what the tag names now
+        r = resolved.get(c.ref)
         if isinstance(r, Resolved):
             row["digest"] = r.digest
             a = audits.get(r.digest)
