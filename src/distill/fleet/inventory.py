@@ -312,7 +312,9 @@ def read_inventory(targets: list[str]) -> Inventory:
         w.pods += 1
         names = {c.name for c in w.containers}
         w.containers += [c for c in found if c.role == "ephemeral" and c.name not in names]  # kubectl debug
-        _running(obj, [c for c in w.containers if any(f.name == c.name and f.image == c.image for f in found)])
+        _running(
+            obj, [c for c in w.containers if any(f.name == c.name and f.image == c.image for f in found)]
+        )
     for w in listed:
         seen.setdefault(w.key, w)
     inv.workloads = sorted(seen.values(), key=lambda w: (w.namespace, w.kind, w.name))
