@@ -161,6 +161,15 @@ def test_inventory_bad_input_is_one_line_each(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_no_image_readable_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "list.txt").write_text(f"oci:{tmp_path}/missing-layout:1\nnginx:1.27\n")
+    proc = distill("fleet", str(tmp_path / "list.txt"), "--cache-dir", str(tmp_path / "cache"), "-q", code=2)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("distill: error:")]
+    assert len(errors) == 2 and "Traceback" not in proc.stderr
+    assert "nginx:1.27' names no registry host" in errors[0] + errors[1]
+    assert proc.stdout.startswith("distill fleet: 0/2 workloads on distroless")  # still the summary line
+
+
 def test_references_without_a_registry_host() -> None:
     from distill.errors import ImageError
     from distill.fleet.images import locate
