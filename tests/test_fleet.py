@@ -576,6 +576,19 @@ def browse(html: Path, workloads: int, tmp: Path) -> None:
     assert f"{workloads} of {workloads} workloads shown" in dom
     assert "<script>alert" not in dom and "onerror" not in dom.replace("onerror=alert(1)&gt;", "")
     assert "<b>migrated</b> (1): <code>shop/Deployment/cart</code>" in dom  # the --baseline section
+    # sorted and filtered by the script, the view taken from the link: not yet distroless, fewest
+    # packages first (the page itself lists the worst, the largest, first)
+    dom, err, requests = _chromium(tmp / "v", html.as_uri() + "#todo=1&sort=packages", "--dump-dom")
+    assert _console(err) == [] and requests == []
+    rows = re.findall(r'<tr data-ns="[^"]*" data-distroless="(yes|no|\?)"( hidden="")?>(.*?)</tr>', dom, re.S)
+    shown = [
+        (d, int(re.findall(r'<td class="num">(\d+)</td>', body)[0])) for d, hidden, body in rows if not hidden
+    ]
+    assert {d for d, _ in shown} == {"no", "?"} and len(rows) - len(shown) == sum(
+        1 for d, _, _ in rows if d == "yes"
+    )
+    assert [p for _, p in shown] == sorted(p for _, p in shown) and shown[0][1] < shown[-1][1]
+    assert f"{len(shown)} of {workloads} workloads shown" in dom
     artifacts = (
         Path(os.environ.get("DISTILL_TEST_ARTIFACTS") or tempfile.gettempdir()) / "distill-test-artifacts"
     )

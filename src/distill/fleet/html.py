@@ -89,6 +89,18 @@ SCRIPT = """
   text.addEventListener("input", apply);
   ns.addEventListener("change", apply);
   todo.addEventListener("change", apply);
+  // a link can carry the view: #q=TEXT&ns=NAMESPACE&todo=1&sort=COLUMN&desc=1
+  var params = new URLSearchParams(location.hash.slice(1));
+  if (params.get("q")) text.value = params.get("q");
+  if (params.get("ns")) ns.value = params.get("ns");
+  if (params.get("todo") === "1") todo.checked = true;
+  var heads = table.tHead.rows[0].cells;
+  for (var h = 0; h < heads.length; h++) {
+    if (heads[h].getAttribute("data-key") === params.get("sort")) {
+      sortBy(table, h, heads[h]);
+      if (params.get("desc") === "1") sortBy(table, h, heads[h]);
+    }
+  }
   apply();
   document.body.setAttribute("data-ready", "1");
 })();
@@ -221,7 +233,10 @@ def page(doc: dict[str, Any]) -> str:
         ("images", ""),
         ("attack surface and issues", ""),
     ]
-    thead = "".join(f'<th class="{c}">{e(h)}</th>' if c else f"<th>{e(h)}</th>" for h, c in heads)
+    thead = "".join(
+        f'<th data-key="{e(h.split()[0])}"' + (f' class="{c}"' if c else "") + f">{e(h)}</th>"
+        for h, c in heads
+    )
     rows = "\n".join(_workload_row(w) for w in doc["workloads"])
     options = "".join(f'<option value="{e(n["namespace"])}">{e(n["namespace"])}</option>' for n in nss)
     images = "\n".join(

@@ -229,7 +229,7 @@ def _now() -> str:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     when = (
         dt.datetime.fromtimestamp(int(epoch), dt.UTC)
-        if epoch and epoch.isdigit()
+        if epoch and epoch.isascii() and epoch.isdigit() and int(epoch) <= 253402300799  # as build's check
         else dt.datetime.now(dt.UTC).replace(microsecond=0)
     )
     return when.isoformat().replace("+00:00", "Z")
