@@ -84,9 +84,15 @@ def _template(kind: str, name: str, ns: str, image: str) -> dict[str, Any]:
     return {"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": ns}, "spec": spec}
 
 
+def _owned(obj: dict[str, Any], owner: tuple[str, str]) -> dict[str, Any]:
+    obj["metadata"]["ownerReferences"] = [{"kind": owner[0], "name": owner[1], "controller": True}]
+    return obj
+
+
 def live_inventory(reg: str, debian: str, running: str) -> dict[str, Any]:
     """What `kubectl get pods,deployments,statefulsets,daemonsets,cronjobs -A -o json` prints
-    for a small cluster: owners and the Pods they made. The StatefulSet's Pod runs the image
+    for a small cluster: owners and the Pods they made (and, as `kubectl get all` adds them,
+    a ReplicaSet and a Job owned by workloads). The StatefulSet's Pod runs the image
     digest ``running`` of legacy/debian (its status says so), whatever the tag names now."""
     h = "5d4f8c7b9"
     db = _pod("db-0", "data", ("StatefulSet", "db"), f"{reg}/legacy/debian:12")
@@ -99,7 +105,9 @@ def live_inventory(reg: str, debian: str, running: str) -> dict[str, Any]:
              labels={"pod-template-hash": h}),
         _pod(f"web-{h}-fghij", "shop", ("ReplicaSet", f"web-{h}"), f"{reg}/distill/python3:1",
              labels={"pod-template-hash": h}),
+        _owned(_template("ReplicaSet", f"web-{h}", "shop", f"{reg}/distill/python3:1"), ("Deployment", "web")),
         _template("CronJob", "nightly", "batch", f"{reg}/legacy/debian:12"),
+        _owned(_template("Job", "nightly-29016000", "batch", f"{reg}/legacy/debian:12"), ("CronJob", "nightly")),
         _pod("nightly-29016000-x1y2z", "batch", ("Job", "nightly-29016000"), f"{reg}/legacy/debian:12"),
         _pod("once-abc12", "batch", ("Job", "once"), f"{reg}/distill/static:1"),
         # a Deployment the inventory does not list, its Pod debugged with an ephemeral container

@@ -281,26 +281,32 @@ def read_inventory(targets: list[str]) -> Inventory:
         for o, _, _ in objects
         if o.get("kind") in WORKLOAD_KINDS
     }
-    pods: list[tuple[dict[str, Any], str, str, tuple[str, str]]] = []
+    owned: list[tuple[dict[str, Any], str, str, tuple[str, str]]] = []
+    up: dict[tuple[str, str, str], tuple[str, str]] = {}  # (namespace, kind, name) -> its owner
     for obj, where, label in objects:
         pod = pod_spec(obj) if obj.get("kind") in WORKLOAD_KINDS else None
         if pod is None:
             inv.ignored += 1
             continue
-        ns = _ns(obj)
-        if obj.get("kind") == "Pod":
-            owner = _owner(obj, known, ns)
-            if owner is not None:
-                pods.append((obj, where, label, owner))
-                continue
-        w = Workload(ns, _text(obj.get("kind")), _text(_meta(obj).get("name")) or "?", where)
+        ns, kind, name = _ns(obj), _text(obj.get("kind")), _text(_meta(obj).get("name")) or "?"
+        owner = _owner(obj, known, ns)
+        # a Pod rolls up to whatever owns it; a ReplicaSet or Job only to a workload (a Deployment,
+        # a CronJob), as `kubectl get all` lists them beside their owners
+        if owner is not None and (kind == "Pod" or owner[0] in WORKLOAD_KINDS):
+            owned.append((obj, where, label, owner))
+            up[(ns, kind, name)] = owner
+            continue
+        w = Workload(ns, kind, name, where)
         w.containers = _containers(pod)
         _running(obj, w.containers)
         w.findings = workload_findings(obj, label)
-        if w.key not in seen:
-            seen[w.key] = w
-    for obj, where, label, (kind, name) in pods:  # live Pods: counted in their owner
+        seen.setdefault(w.key, w)
+    # counted in their owner: ReplicaSets and Jobs first (their templates), then the Pods
+    for obj, where, label, owner in sorted(owned, key=lambda t: t[0].get("kind") == "Pod"):
         ns = _ns(obj)
+        for _ in range(4):  # Pod -> ReplicaSet -> Deployment, Pod -> Job -> CronJob
+            owner = up.get((ns, *owner), owner)
+        kind, name = owner
         key = f"{ns}/{kind}/{name}"
         found = _containers(pod_spec(obj) or {})
         if key not in seen:
@@ -309,6 +315,8 @@ def read_inventory(targets: list[str]) -> Inventory:
             w.findings = workload_findings(obj, label)
             seen[key] = w
         w = seen[key]
+        if obj.get("kind") != "Pod":
+            continue
         w.pods += 1
         names = {c.name for c in w.containers}
         w.containers += [c for c in found if c.role == "ephemeral" and c.name not in names]  # kubectl debug
