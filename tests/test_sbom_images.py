@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
+from conventional import mirror as _mirror
 from sbomcheck import purl_of, valid_cyclonedx, valid_spdx
-from test_audit_images import _mirror
 from test_examples import example
 from test_images import sh
 

@@ -96,6 +96,7 @@ def run(
     images = Images(options.settings, cache, arch, options.default_registry, options.jobs)
     try:
         refs = sorted({c.ref for w in inv.workloads for c in w.containers})
+        progress = progress if refs else None  # nothing to read: no "0 images" lines before the error
         if progress:
             progress("resolving", 0, len(refs))
         resolved = images.resolve_all(refs)
