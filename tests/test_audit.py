@@ -402,6 +402,9 @@ def test_local_engine_and_usage_errors(tmp_path: Path) -> None:
     )
     _one_line_exit_2(proc, "docker:no-such-image:1: docker")
     _one_line_exit_2(run("audit", "docker://no-host-named/x", "-q"), "not a registry reference")
+    # a name the engine's CLI would read as one of its options never reaches it
+    for target in ("podman:--help", "docker:-q"):
+        _one_line_exit_2(run("audit", target, "-q"), "an image name, not an option")
     _one_line_exit_2(
         run(
             "audit",

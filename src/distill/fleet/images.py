@@ -30,7 +30,7 @@ from distill.errors import DistillError, ImageError
 from distill.limits import load_json
 from distill.oci.ref import Reference, parse_reference
 from distill.oci.registry import Registry, RegistrySettings, RegistrySource
-from distill.oci.source import IMAGE_PREFIXES, check_digest, digest_of, open_source
+from distill.oci.source import IMAGE_PREFIXES, check_digest, digest_of, engine_image, open_source
 
 ENTRY_FORMAT = 1
 MAX_ENTRY = 16 << 20  # one cached audit (its package list is the largest part)
@@ -111,9 +111,8 @@ def locate(text: str, default_registry: str | None) -> tuple[str, Reference | No
     return f"docker://{ref}", ref
 
 
-def _engine_id(engine: str, name: str, target: str) -> str:
-    if name.startswith("-") or not name:
-        raise ImageError(f"{target[:120]!r}: an image name, not an option")
+def _engine_id(engine: str, prefix: str, target: str) -> str:
+    name = engine_image(target, prefix)
     exe = shutil.which(engine)
     if exe is None:
         raise ImageError(f"{target}: {engine} is not installed")
@@ -180,7 +179,7 @@ class Images:
             return Resolved(text, target, found, ref)
         for prefix, engine in (("podman:", "podman"), ("docker:", "docker")):
             if target.startswith(prefix):
-                return Resolved(text, target, _engine_id(engine, target[len(prefix) :], target))
+                return Resolved(text, target, _engine_id(engine, prefix, target))
         with open_source(target) as source:
             image = source.image(self.arch)
             return Resolved(text, target, image.digest or digest_of(image.manifest_bytes))

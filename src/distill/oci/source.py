@@ -649,6 +649,17 @@ class ArchiveSource(Source):
         self.tar.close()
 
 
+def engine_image(target: str, prefix: str) -> str:
+    """The image name of a ``podman:NAME`` or ``docker:NAME`` target: given, and never
+    one the engine's CLI would read as an option."""
+    image = target[len(prefix) :]
+    if not image:
+        raise ImageError(f"{target}: name an image, e.g. {prefix}localhost/app:latest")
+    if image.startswith("-"):
+        raise ImageError(f"{target[:120]!r}: an image name, not an option")
+    return image
+
+
 class SavedSource(ArchiveSource):
     """A local podman or docker image, saved to a temporary archive by its own CLI."""
 
@@ -709,10 +720,7 @@ def open_source(target: str, *, auth: Any = None, plain_http: bool = False, sett
         return RegistrySource.parse(target, settings=settings)
     for prefix, engine in (("podman:", "podman"), ("docker:", "docker")):
         if target.startswith(prefix):
-            image = target[len(prefix) :]
-            if not image:
-                raise ImageError(f"{target}: name an image, e.g. {prefix}localhost/app:latest")
-            return SavedSource(engine, image, target)
+            return SavedSource(engine, engine_image(target, prefix), target)
     body = target
     for prefix in ("oci:", "oci-archive:", "docker-archive:"):
         if body.startswith(prefix):
