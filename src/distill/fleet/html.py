@@ -127,7 +127,7 @@ def _bars(rows: list[tuple[str, float, str]], colour: str, title: str, rest: str
     width, label_w, bar_w, row_h = 560, 170, 280, 24
     height = 28 + row_h * max(1, len(rows))
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'<svg width="{width}" height="{height}" role="img" '
         f'aria-label="{e(title)}"><text x="0" y="16" font-weight="600">{e(title)}</text>'
     ]
     for i, (label, frac, value) in enumerate(rows):
