@@ -11,11 +11,12 @@ arch="$(dpkg --print-architecture)"
 .venv/bin/distill lock python3 -o build/python3.lock.json
 .venv/bin/distill why python3 libssl3t64 --offline
 .venv/bin/distill build python3 --lock build/python3.lock.json --arch "$arch" -o build/python3.tar
-# podman with this repository's settings and its own storage under build/.
+# podman with this repository's settings and its own storage under build/. The run root
+# is short: podman's clean-up after `run --rm` refuses one longer than 50 characters.
 export CONTAINERS_CONF="$PWD/scripts/containers.conf"
 export CONTAINERS_STORAGE_CONF="$PWD/build/containers/storage.conf"
-printf '[storage]\ndriver = "vfs"\nrunroot = "%s/build/containers/run"\ngraphroot = "%s/build/containers/storage"\n' \
-  "$PWD" "$PWD" > "$CONTAINERS_STORAGE_CONF"
+printf '[storage]\ndriver = "vfs"\nrunroot = "/tmp/distill-demo-%s"\ngraphroot = "%s/build/containers/storage"\n' \
+  "$(id -u)" "$PWD" > "$CONTAINERS_STORAGE_CONF"
 podman load -q -i build/python3.tar
 podman run --rm localhost/python3:latest -c '
 import ctypes.util, json, platform, sqlite3, ssl, zoneinfo

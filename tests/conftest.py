@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -112,8 +113,14 @@ def env(tmp_path_factory: pytest.TempPathFactory, test_cache: Path) -> Iterator[
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is missing: run scripts/setup.sh (it installs podman, runc, skopeo, umoci)")
     root = tmp_path_factory.mktemp("containers")
+    # podman refuses a run root longer than 50 characters where it is given as a flag: in the
+    # exit command conmon runs (`podman container cleanup --rm`). A longer one (xdist's base
+    # temp is) fails that clean-up silently, and every `podman run` then waits 20 s for it.
+    runroot = Path(tempfile.mkdtemp(prefix="distill-run-", dir="/tmp"))
+    if len(str(runroot)) > 50:
+        pytest.fail(f"podman run root {runroot} is longer than 50 characters")
     storage = root / "storage.conf"
-    storage.write_text(f'[storage]\ndriver = "vfs"\nrunroot = "{root}/run"\ngraphroot = "{root}/graph"\n')
+    storage.write_text(f'[storage]\ndriver = "vfs"\nrunroot = "{runroot}"\ngraphroot = "{root}/graph"\n')
     env = {
         **os.environ,
         "CONTAINERS_CONF": str(REPO / "scripts" / "containers.conf"),
@@ -123,7 +130,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, test_cache: Path) -> Iterator[
     yield env
     # vfs keeps a full copy of every image: gigabytes that no failed test needs to be read
     shutil.rmtree(root / "graph", ignore_errors=True)
-    shutil.rmtree(root / "run", ignore_errors=True)
+    shutil.rmtree(runroot, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -289,6 +290,21 @@ def test_no_shell_in_production_and_busybox_in_debug(family: dict, env: dict[str
         assert sh("podman", "exec", cid, "sh", "-c", "echo inside", env=env).stdout.strip() == "inside"
     finally:
         sh("podman", "rm", "-f", "-t", "0", cid, env=env)
+
+
+def test_podman_cleans_up_a_run_rm_container_on_its_own(family: dict, env: dict[str, str]) -> None:  # type: ignore[type-arg]
+    """The exit command conmon runs (`podman container cleanup --rm`) works with the suite's
+    storage: a detached --rm container is gone soon after it exits. It is refused when the run
+    root is longer than 50 characters, and then every attached `podman run` waits 20 s."""
+    name = f"distill-rm-check-{os.getpid()}"
+    tag = str(family[("debian13", "python3", "latest")]["tag"])
+    sh("podman", "run", "-d", "--rm", "--name", name, "--network", "none", tag, "-c", "pass", env=env)
+    deadline = time.monotonic() + 15
+    while sh("podman", "ps", "-a", "-q", "--filter", f"name=^{name}$", env=env).stdout.strip():
+        if time.monotonic() > deadline:
+            sh("podman", "rm", "-f", name, env=env, check=False)
+            pytest.fail("podman did not remove an exited --rm container within 15 s (its clean-up failed)")
+        time.sleep(0.2)
 
 
 def test_nonroot_runs_as_65532(family: dict, env: dict[str, str]) -> None:  # type: ignore[type-arg]
