@@ -25,6 +25,8 @@ Anything else escaping is a bug in distill.
     ├── ImageError              an image cannot be read or written (source, sink, reference)
     │   └── RegistryError       a registry refused, failed or cannot be reached
     ├── AuditError              an audit target cannot be read (corrupt, unreachable, unparsable)
+    ├── FleetError              a fleet inventory cannot be read
+    ├── DebugError              a debug session cannot start (no engine, no such container, not running)
     ├── VulnError               vulnerability data, a waiver file or an SBOM cannot be used
     ├── SigningError            a signing key or password cannot be used (damaged, foreign, wrong)
     └── VerificationError       a signature or attestation does not verify (exit status 1, not 2)
@@ -135,6 +137,11 @@ class AuditError(DistillError):
 class FleetError(DistillError):
     """A fleet inventory cannot be read: a manifest that is not Kubernetes, a kubectl
     inventory that does not parse, a baseline report of another kind or version."""
+
+
+class DebugError(DistillError):
+    """A debug session cannot start: no podman or docker (or kubectl), no such container,
+    a container that is not running, an engine that refuses the debug container."""
 
 
 class VulnError(DistillError):

@@ -4,7 +4,7 @@ One module per command family, each with ``register(subparsers)``:
 :mod:`~distill.cli.packages` (lock, why, fetch), :mod:`~distill.cli.build`, :mod:`~distill.cli.push`,
 :mod:`~distill.cli.publish`, :mod:`~distill.cli.sbom`, :mod:`~distill.cli.sign` (keygen, sign, verify,
 attest, verify-attestation), :mod:`~distill.cli.audit` (audit, compare), :mod:`~distill.cli.vuln`
-(outdated, scan), :mod:`~distill.cli.fleet` (fleet), :mod:`~distill.cli.cache` (cache, schema), :mod:`~distill.cli.complete`
+(outdated, scan), :mod:`~distill.cli.fleet` (fleet), :mod:`~distill.cli.debug` (debug), :mod:`~distill.cli.cache` (cache, schema), :mod:`~distill.cli.complete`
 (completion, and the completers the others attach).
 
 Exit codes: 0 success; 1 a signature or attestation that does not verify
@@ -19,11 +19,11 @@ import argparse
 import sys
 
 from distill import __version__
-from distill.cli import audit, build, cache, complete, fleet, packages, publish, push, sbom, sign, vuln
+from distill.cli import audit, build, cache, complete, debug, fleet, packages, publish, push, sbom, sign, vuln
 from distill.cli.common import EXIT_ERROR, Parser
 from distill.errors import DistillError, VerificationError
 
-FAMILIES = (packages, build, push, publish, sbom, sign, audit, vuln, fleet, cache, complete)
+FAMILIES = (packages, build, push, publish, sbom, sign, audit, vuln, fleet, debug, cache, complete)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     complete.autocomplete(parser)  # a shell's completion request (argcomplete) answers and exits here
+    argv = sys.argv[1:] if argv is None else argv
+    after: list[str] = []
+    if argv[:1] == ["debug"] and "--" in argv:
+        # 'distill debug TARGET -- COMMAND ...': everything after the first -- is the
+        # command, options included (argparse would read them, or eat a second --).
+        at = argv.index("--")
+        argv, after = argv[:at], argv[at + 1 :]
     args = parser.parse_args(argv)
+    if after:
+        args.command_args = after
     if args.command is None:
         parser.print_help()
         return EXIT_ERROR

@@ -174,21 +174,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         if spec.base_image is not None
         else None
     )
-    archive = None
+    from distill.archive.ondemand import ArchiveOnDemand
 
-    def open_() -> Any:
-        nonlocal archive
-        if archive is None:
-            from distill.pipeline import open_archive
-
-            archive = open_archive(spec, opts)
-        return archive
-
-    def fetch(packages: list[Any]) -> None:
-        from distill.fetch import fetch_debs
-
-        a = open_()
-        fetch_debs(packages, a, a.cache, reporter=opts.reporter, jobs=opts.jobs)
+    archive = ArchiveOnDemand(spec, opts)
 
     name = spec.levels[-1][0]
     output = args.output or default_output(name, args.variant)
@@ -217,8 +205,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             if lock is None:
                 from distill.pipeline import make_lock, resolve
 
-                lock = make_lock(spec, open_(), resolve(spec, open_()), opts)
-            return build(spec, lock, opts, variant=args.variant, archs=archs, output=out, tag=tag, fetch=fetch,
+                lock = make_lock(spec, archive.get(), resolve(spec, archive.get()), opts)
+            return build(spec, lock, opts, variant=args.variant, archs=archs, output=out, tag=tag, fetch=archive.fetch,
                          spec_path=path, per_arch_tags=per_arch_tags)  # fmt: skip
 
         result = run_build(None if only_pushed else output)
@@ -245,8 +233,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
             sboms = write_build_sboms(result, lock, opts, tag.rpartition(":")[0] or name, output)
     finally:
-        if archive is not None:
-            archive.close()
+        archive.close()
         opts.reporter.close()
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)

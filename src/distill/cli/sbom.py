@@ -122,21 +122,9 @@ def _built(
     if lock_file.exists() or lock_file.is_symlink() or args.lock:
         lock = read_lock(lock_file)
         check_current(lock, spec_checksum(spec), lock_file, archs)
-    archive = None
+    from distill.archive.ondemand import ArchiveOnDemand
 
-    def open_() -> Any:
-        nonlocal archive
-        if archive is None:
-            from distill.pipeline import open_archive
-
-            archive = open_archive(spec, opts)
-        return archive
-
-    def fetch(packages: list[Any]) -> None:
-        from distill.fetch import fetch_debs
-
-        a = open_()
-        fetch_debs(packages, a, a.cache, reporter=opts.reporter, jobs=opts.jobs)
+    archive = ArchiveOnDemand(spec, opts)
 
     try:
         if spec.base_image is not None:
@@ -146,11 +134,12 @@ def _built(
             if lock is None:  # as 'distill build' does: the image a fresh resolution builds
                 from distill.pipeline import make_lock, resolve
 
-                lock = make_lock(spec, open_(), resolve(spec, open_()))
-            result = build(spec, lock, opts, variant=args.variant, archs=archs, fetch=fetch, spec_path=path)
+                lock = make_lock(spec, archive.get(), resolve(spec, archive.get()))
+            result = build(
+                spec, lock, opts, variant=args.variant, archs=archs, fetch=archive.fetch, spec_path=path
+            )
     finally:
-        if archive is not None:
-            archive.close()
+        archive.close()
     return result, lock, spec.levels[-1][0]
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import subprocess
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from distill.archive.cache import Cache, CorruptEntryError, atomic_write, discard, read_sealed, seal
+from distill.engine import executable, last_line, run
 from distill.errors import DistillError, ImageError
 from distill.limits import load_json
 from distill.oci.ref import Reference, parse_reference
@@ -113,23 +112,10 @@ def locate(text: str, default_registry: str | None) -> tuple[str, Reference | No
 
 def _engine_id(engine: str, prefix: str, target: str) -> str:
     name = engine_image(target, prefix)
-    exe = shutil.which(engine)
-    if exe is None:
-        raise ImageError(f"{target}: {engine} is not installed")
-    try:
-        proc = subprocess.run(
-            [exe, "image", "inspect", "--format", "{{.Id}}", name],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    except subprocess.TimeoutExpired:
-        raise ImageError(f"{target}: {engine} image inspect did not answer in 2 minutes") from None
+    exe = executable(engine, target)
+    proc = run([exe, "image", "inspect", "--format", "{{.Id}}", name], target, timeout=120, check=False)
     if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        raise ImageError(
-            f"{target}: {engine} has no such image ({lines[-1][:160] if lines else proc.returncode})"
-        )
+        raise ImageError(f"{target}: {engine} has no such image ({last_line(proc.stderr, proc.returncode)})")
     ident = proc.stdout.strip().removeprefix("sha256:")
     return check_digest(f"sha256:{ident}")
 

@@ -7,9 +7,9 @@ storage (only the layers it lacks are copied); an archive through ``ENGINE load`
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
+from distill.engine import run
 from distill.errors import BuildError, SpecError
 from distill.oci.sink import split_tag
 
@@ -46,12 +46,4 @@ def load_into(engine: str, image: Path, tag: str) -> None:
     else:
         full, ref = split_tag(tag)
         cmd = ["skopeo", "copy", "-q", f"oci:{image}:{ref}", f"containers-storage:{qualified(full)}"]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BuildError(f"--load: {cmd[0]} failed: {exc}") from None
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise BuildError(
-            f"--load: {' '.join(cmd[:2])} failed: {last}", hint=f"is {engine} usable by this user?"
-        )
+    run(cmd, "--load", timeout=900, error=BuildError, hint=f"is {engine} usable by this user?")

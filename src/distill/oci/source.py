@@ -21,7 +21,6 @@ import lzma
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import zlib
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.archive.cache import CorruptEntryError, NotRegularError, discard, open_entry
+from distill.engine import executable, run
 from distill.errors import ImageError
 from distill.limits import MAX_OCI_JSON, load_json, open_regular, read_regular
 from distill.oci.image import INDEX as OCI_INDEX
@@ -664,9 +664,7 @@ class SavedSource(ArchiveSource):
     """A local podman or docker image, saved to a temporary archive by its own CLI."""
 
     def __init__(self, engine: str, image: str, name: str) -> None:
-        exe = shutil.which(engine)
-        if exe is None:
-            raise ImageError(f"{name}: {engine} is not installed")
+        exe = executable(engine, name)
         self.tmp = tempfile.mkdtemp(prefix="distill-image-")
         out = Path(self.tmp) / "image.tar"
         cmd = [exe, "save", "-o", str(out), image]
@@ -676,15 +674,7 @@ class SavedSource(ArchiveSource):
         # (a timeout, or SIGTERM / Ctrl-C of distill), one rmtree removes everything.
         env = {**os.environ, "TMPDIR": self.tmp}
         try:
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
-            except subprocess.TimeoutExpired:
-                raise ImageError(f"{name}: {engine} save did not finish in 30 minutes") from None
-            if proc.returncode != 0:
-                lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-                raise ImageError(
-                    f"{name}: {engine} save failed: {lines[-1][:200] if lines else proc.returncode}"
-                )
+            run(cmd, name, timeout=1800, env=env)
             super().__init__(out, None, name)
         except BaseException:  # SystemExit from SIGTERM and KeyboardInterrupt included
             shutil.rmtree(self.tmp, ignore_errors=True)

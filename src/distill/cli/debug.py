@@ -1,0 +1,236 @@
+"""``distill debug``: a shell or one command beside a running distroless container, the
+``kubectl debug`` command for a pod, or a spec's debug variant run locally."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from distill.cli.common import (
+    Subparsers,
+    add_common,
+    add_distro,
+    add_registry,
+    load,
+    lock_path,
+    options,
+    registry_settings,
+    source_date_epoch,
+)
+from distill.errors import DebugError, SpecError
+
+
+def register(sub: Subparsers) -> None:
+    from distill.debug import PROFILES
+
+    p = sub.add_parser(
+        "debug",
+        help="debug a distroless container without a shell in it: a busybox beside it, or its debug variant",
+        description="podman:NAME or docker:NAME — start an ephemeral container from distill's busybox image "
+        "(the static flavor's debug variant, built from the Debian archive: no registry needed) in the running "
+        "container's PID, network and IPC namespaces, as kubectl debug --target does: ps shows its processes, "
+        "/proc/1/root is its filesystem, 127.0.0.1 its ports. A login shell, or the COMMAND after --, whose "
+        "output and exit status come back. The debug container is removed when it exits; the target is not "
+        "touched. --kubernetes POD — print (or --run) the kubectl debug command for a pod. SPEC — build the "
+        "spec's debug variant from its lock (the same packages and app layers, plus busybox at /busybox), "
+        "load it and run it here, for staging: the image's own entrypoint, or COMMAND.",
+        epilog="Exit status: the debug container's (or COMMAND's); 2 when the session cannot start (no "
+        "engine, no such container, one that is not running, bad usage). docs/debugging.md has the workflow.",
+        usage="distill debug [options] (podman:NAME | docker:NAME | SPEC | --kubernetes POD) [-- COMMAND ...]",
+    )
+    from distill.cli.complete import spec_completer
+
+    p.add_argument(
+        "target",
+        nargs="?",
+        metavar="TARGET",
+        help="podman:CONTAINER or docker:CONTAINER (running), or a spec file or built-in name",
+    ).completer = spec_completer
+    k = p.add_argument_group("Kubernetes (kubectl debug)")
+    k.add_argument("--kubernetes", metavar="POD", help="the pod to debug with an ephemeral container")
+    k.add_argument("-c", "--container", metavar="NAME", help="the pod's container whose processes to share")
+    k.add_argument("-n", "--namespace", metavar="NS", help="the pod's namespace (default: kubectl's)")
+    k.add_argument(
+        "--image",
+        metavar="REF",
+        help="the debug image for the pod, a registry reference the cluster can pull (default: "
+        "$DISTILL_DEBUG_IMAGE; make one with 'distill build static --variant debug --push REF')",
+    )
+    k.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="general",
+        help="kubectl debug's security profile (default: general, which adds SYS_PTRACE for /proc/1/root)",
+    )
+    k.add_argument("--run", action="store_true", help="run the kubectl command instead of printing it")
+    s = p.add_argument_group("a spec's debug variant")
+    s.add_argument(
+        "--variant",
+        choices=["debug", "debug-nonroot"],
+        default="debug",
+        help="which debug variant of a spec (default: debug; an app runs as 65532 in either)",
+    )
+    s.add_argument("--lock", metavar="FILE", help="lockfile path (default: beside the spec)")
+    s.add_argument("--locked", action="store_true", help="require a lockfile that matches the spec")
+    s.add_argument("--tag", metavar="NAME:TAG", help="the name it is loaded as (default: NAME:debug)")
+    s.add_argument(
+        "-p",
+        "--publish",
+        action="append",
+        default=[],
+        metavar="[IP:]HOST:CONTAINER",
+        help="publish a port of the spec's container, as podman run -p (repeatable)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["auto", "podman", "docker"],
+        default="auto",
+        help="for a spec: the engine to load and run it in (default: podman if installed, else docker)",
+    )
+    add_distro(p, "the Debian release of the busybox image, or of the spec (default: the spec's)")
+    add_common(p)
+    add_registry(p)
+    p.set_defaults(func=cmd_debug, command_args=[])
+
+
+def cmd_debug(args: argparse.Namespace) -> int:
+    from distill.debug import parse_target
+
+    command: list[str] = list(args.command_args)
+    if args.kubernetes is not None:
+        if args.target is not None:
+            raise SpecError(
+                f"--kubernetes {args.kubernetes} debugs a pod: leave out {args.target[:80]!r}",
+                hint="a command goes after --",
+            )
+        return _kubernetes(args, command)
+    for flag in ("container", "namespace", "image"):
+        if getattr(args, flag) is not None:
+            raise SpecError(f"--{flag} goes with --kubernetes POD")
+    if args.run:
+        raise SpecError("--run goes with --kubernetes POD")
+    if args.target is None:
+        raise SpecError(
+            "name what to debug: podman:CONTAINER, docker:CONTAINER, a spec, or --kubernetes POD",
+            hint="see 'distill debug --help'",
+        )
+    parsed = parse_target(args.target)
+    if parsed is not None:
+        spec_flags = [f"--{f}" for f in ("lock", "tag") if getattr(args, f) is not None]
+        spec_flags += ["--locked"] * args.locked + ["--publish"] * bool(args.publish)
+        spec_flags += ["--variant"] * (args.variant != "debug") + ["--engine"] * (args.engine != "auto")
+        if spec_flags:
+            raise SpecError(f"{', '.join(dict.fromkeys(spec_flags))}: for a spec, not a container")
+        return _beside(args, parsed[0], parsed[1], command)
+    return _spec(args, command)
+
+
+def _beside(args: argparse.Namespace, engine: str, name: str, command: list[str]) -> int:
+    from distill.debug import ENGINE_FAILED, attach, banner, beside_command, find_container, session_name
+    from distill.debug.images import busybox_image
+
+    target = find_container(engine, name)
+    opts = options(args)
+    try:
+        image, loaded = busybox_image(engine, target.exe, opts, args.distro)
+    finally:
+        opts.reporter.close()
+    if loaded and not args.quiet:
+        print(f"distill: loaded the debug image {image} into {engine}", file=sys.stderr)
+    session = session_name(target.name)
+    cmd = beside_command(target, image, session, command)
+    if not command and not args.quiet:
+        sys.stderr.write(banner(target))
+        sys.stderr.flush()
+    code = attach(cmd, target.exe, session)
+    if code == ENGINE_FAILED:
+        raise DebugError(
+            f"{engine} could not start the debug container beside {engine}:{target.name} (its message is above)"
+        )
+    return code
+
+
+def _kubernetes(args: argparse.Namespace, command: list[str]) -> int:
+    from distill.debug import environment_image, kubectl_command, run_kubectl, shell_line
+
+    image = args.image or environment_image()
+    if image is None:
+        raise SpecError(
+            "--kubernetes needs the debug image the cluster pulls: --image REF or DISTILL_DEBUG_IMAGE",
+            hint="push distill's: distill build static --variant debug --push HOST/REPO:debug",
+        )
+    cmd = kubectl_command(
+        args.kubernetes, args.container, args.namespace, image, args.profile, command, sys.stdin.isatty()
+    )
+    if not args.run:
+        if args.container is None and not args.quiet:
+            print(
+                "distill: without -c CONTAINER the debug container shares no container's processes",
+                file=sys.stderr,
+            )
+        print(shell_line(cmd))
+        return 0
+    return run_kubectl(cmd)
+
+
+def _spec(args: argparse.Namespace, command: list[str]) -> int:
+    from distill.cli.build import base_of
+    from distill.debug import ENGINE_FAILED, LABEL, attach, session_name
+    from distill.debug.images import spec_image
+    from distill.oci.load import choose_engine, qualified
+    from distill.oci.sink import check_tag
+    from distill.resolve.lock import check_current, read_lock
+    from distill.spec.load import spec_checksum
+
+    args.archs, args.spec = None, args.target
+    spec, path = load(args)
+    engine = choose_engine(args.engine)
+    from distill.engine import executable
+
+    exe = executable(engine, "distill debug", DebugError)
+    lock_file = lock_path(args, path, "lock")
+    lock = None
+    if lock_file.exists() or lock_file.is_symlink() or args.locked:
+        lock = read_lock(lock_file)
+        check_current(lock, spec_checksum(spec), lock_file, list(spec.archs), spec.distro)
+    settings = registry_settings(args)
+    base = base_of(spec, lock, settings, args.locked, lock_file, args.offline) if spec.base_image else None
+    name = spec.levels[-1][0]
+    tag = check_tag(args.tag) if args.tag else f"{name}:{args.variant}"
+    opts = options(args)
+    opts.source_date_epoch = source_date_epoch()
+    try:
+        result = spec_image(engine, spec, lock, opts, tag, args.variant, base, path)
+    finally:
+        opts.reporter.close()
+    full = qualified(tag)
+    session = session_name(name)
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    cmd = [
+        exe,
+        "run",
+        "--rm",
+        "-i",
+        *(["-t"] if tty else []),
+        "--name",
+        session,
+        "--label",
+        f"{LABEL}=spec:{name}",
+    ]
+    for port in args.publish:
+        cmd += ["-p", port]
+    if command:
+        cmd += ["--entrypoint", command[0], full, *command[1:]]
+    else:
+        cmd.append(full)
+    if not args.quiet:
+        print(
+            f"distill debug: running {full} ({result.digest[:19]}…), the {args.variant} variant of {path.name}"
+            f"{' from its lock' if lock else ''}, as {session}\n"
+            f"  a shell in it: {engine} exec -it {session} /busybox/sh; it is removed when it exits",
+            file=sys.stderr,
+        )
+    code = attach(cmd, exe, session)
+    if code == ENGINE_FAILED:
+        raise DebugError(f"{engine} could not run {full} (its message is above)")
+    return code

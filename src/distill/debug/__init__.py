@@ -1,0 +1,243 @@
+"""Debugging distroless containers without a shell in them.
+
+- Beside a running container (``podman:NAME`` / ``docker:NAME``): an ephemeral container
+  from distill's own busybox image (the ``static`` flavor's debug variant, built from the
+  Debian archive's busybox-static: no registry needed) joins the target's PID, network and
+  IPC namespaces — what ``kubectl debug --target`` does in a pod —, so ``ps`` shows the
+  target's processes, ``/proc/1/root`` is its filesystem and ``127.0.0.1`` its ports.
+  It runs as root with ``CAP_SYS_PTRACE`` (reading another user's ``/proc/PID/root``
+  needs it; kubectl's ``general`` profile adds the same), and is removed when it exits.
+- In a cluster: the ``kubectl debug`` command line that does the same for a pod.
+- A spec: its ``debug`` variant from the same lock (the same packages and app layers,
+  plus busybox at ``/busybox``), loaded and run locally, for staging.
+
+The library builds command lines and runs them; :mod:`distill.cli.debug` is the thin
+client. Nothing here runs code from an image on the host.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distill.engine import executable, last_line, run
+from distill.errors import DebugError
+from distill.limits import load_json
+
+ENGINES = ("podman", "docker")
+DEBUG_REPO = "localhost/distill/debug"  # where the busybox image goes in the engine's storage
+LABEL = "io.distill.debug"  # on every debug container: the target's id, or the spec
+PROFILES = ("general", "baseline", "restricted", "netadmin", "sysadmin", "legacy")
+ENGINE_FAILED = 125  # podman's and docker's status when the container could not be run
+MAX_INSPECT = 4 * 1024 * 1024
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
+_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+@dataclass(frozen=True)
+class Container:
+    """A running container of a local engine, as its ``inspect`` tells it."""
+
+    engine: str
+    exe: str
+    id: str
+    name: str
+    image: str
+
+
+def parse_target(text: str) -> tuple[str, str] | None:
+    """``podman:NAME`` / ``docker:NAME`` -> (engine, NAME); anything else: None (a spec)."""
+    for engine in ENGINES:
+        prefix = f"{engine}:"
+        if text.startswith(prefix):
+            name = text[len(prefix) :]
+            if not _NAME.fullmatch(name):
+                raise DebugError(
+                    f"{text[:120]!r}: name a container by its name or id, e.g. {prefix}web",
+                    hint=f"'{engine} ps' lists the running ones",
+                )
+            return engine, name
+    return None
+
+
+def _inspect(exe: str, engine: str, name: str) -> dict[str, Any]:
+    where = f"{engine}:{name}"
+    proc = run([exe, "container", "inspect", name], where, timeout=60, error=DebugError, check=False)
+    if proc.returncode != 0:
+        raise DebugError(
+            f"{where}: no such container ({last_line(proc.stderr, proc.returncode)})",
+            hint=f"'{engine} ps' lists the running ones",
+        )
+    doc = load_json(
+        proc.stdout, label=f"{engine} container inspect {name}", error=DebugError, limit=MAX_INSPECT
+    )
+    if not (isinstance(doc, list) and len(doc) == 1 and isinstance(doc[0], dict)):
+        raise DebugError(f"{where}: {engine} container inspect did not describe one container")
+    return doc[0]
+
+
+def find_container(engine: str, name: str) -> Container:
+    """The running container ``name`` of ``engine``; :class:`DebugError` when the engine
+    is missing, the container is unknown, or it is not running."""
+    where = f"{engine}:{name}"
+    exe = executable(engine, where, DebugError, hint="distill debug runs its debug container with it")
+    doc = _inspect(exe, engine, name)
+    state: dict[str, Any] = doc["State"] if isinstance(doc.get("State"), dict) else {}
+    status = str(state.get("Status", "unknown"))[:40]
+    if state.get("Running") is not True or state.get("Paused") is True:
+        raise DebugError(
+            f"{where} is {status}, not running: there is nothing to debug beside",
+            hint=f"start it ('{engine} start {name}'), or debug its image: distill debug SPEC",
+        )
+    ident = str(doc.get("Id", ""))
+    if not re.fullmatch(r"[0-9a-f]{64}", ident):
+        raise DebugError(f"{where}: {engine} container inspect gave no container id")
+    config: dict[str, Any] = doc["Config"] if isinstance(doc.get("Config"), dict) else {}
+    image = doc.get("ImageName") or config.get("Image") or doc.get("Image") or "?"
+    return Container(engine, exe, ident, str(doc.get("Name", name)).lstrip("/")[:253], str(image)[:300])
+
+
+def image_exists(exe: str, tag: str) -> bool:
+    proc = run(
+        [exe, "image", "inspect", "--format", "{{.Id}}", tag], tag, timeout=60, error=DebugError, check=False
+    )
+    return proc.returncode == 0
+
+
+def load_image(engine: str, tag: str, make: Callable[[Path], object]) -> None:
+    """Put an image into the engine as ``tag``: ``make(path)`` writes it (a layout, or a
+    .tar for docker) into a temporary directory, removed after."""
+    from distill.oci.load import load_form, load_into
+
+    with tempfile.TemporaryDirectory(prefix="distill-debug-") as tmp:
+        path = Path(tmp) / f"image{load_form(engine)}"
+        make(path)
+        load_into(engine, path, tag)
+
+
+def _tty() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def session_name(prefix: str) -> str:
+    """A fresh container name for one debug session."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", prefix).strip("-.")[:40] or "session"
+    return f"distill-debug-{safe}-{secrets.token_hex(4)}"
+
+
+def beside_command(
+    target: Container, image: str, name: str, command: Sequence[str], *, tty: bool | None = None
+) -> list[str]:
+    """``ENGINE run`` of the debug container beside ``target``: its PID, network and IPC
+    namespaces, root with CAP_SYS_PTRACE, removed on exit; ``command`` or a login shell."""
+    tty = _tty() if tty is None else tty
+    cmd = [target.exe, "run", "--rm", "-i", *(["-t"] if tty else []), "--name", name]
+    cmd += ["--label", f"{LABEL}={target.id}"]
+    for ns in ("pid", "network", "ipc"):
+        cmd += [f"--{ns}", f"container:{target.id}"]
+    cmd += ["--user", "0", "--cap-add", "SYS_PTRACE", "--workdir", "/"]
+    if command:
+        cmd += ["--entrypoint", command[0], image, *command[1:]]
+    else:
+        cmd += ["--entrypoint", "/busybox/sh", image, "-l"]
+    return cmd
+
+
+def banner(target: Container) -> str:
+    return (
+        f"distill debug: a busybox shell beside {target.engine}:{target.name} (image {target.image}),\n"
+        "  in its process, network and IPC namespaces:\n"
+        "    its processes   ps                      (its main process is PID 1)\n"
+        "    its files       /proc/1/root            (e.g. ls /proc/1/root/)\n"
+        "    its ports       netstat -ltn; wget -qO- 127.0.0.1:PORT\n"
+        "  This container is removed when the shell exits; the target is not touched.\n"
+    )
+
+
+def attach(cmd: list[str], exe: str, name: str) -> int:
+    """Run the debug container in the foreground (the terminal is its), then make sure it
+    is gone — an interrupted run included. Its exit status; 125 is the engine's own."""
+    try:
+        return subprocess.run(cmd, check=False).returncode
+    finally:
+        # --rm removes it when it exits; this covers a debug container whose engine was
+        # killed with distill (SIGTERM, a lost terminal) before it could.
+        run([exe, "rm", "-f", name], name, timeout=120, error=DebugError, check=False)
+
+
+def kubectl_command(
+    pod: str,
+    container: str | None,
+    namespace: str | None,
+    image: str,
+    profile: str,
+    command: Sequence[str],
+    tty: bool,
+) -> list[str]:
+    """The ``kubectl debug`` command line: an ephemeral container from ``image`` in POD,
+    with ``--target`` the container whose processes it shares, and ``--profile``."""
+    for what, value in (("pod", pod), ("container", container), ("namespace", namespace)):
+        if value is not None and not _K8S_NAME.fullmatch(value):
+            raise DebugError(f"{value[:120]!r} is not a Kubernetes {what} name")
+    if profile not in PROFILES:
+        raise DebugError(
+            f"unknown kubectl debug profile {profile!r}", hint=f"profiles: {', '.join(PROFILES)}"
+        )
+    if not image or image.startswith("-") or any(c.isspace() for c in image):
+        raise DebugError(f"{image[:120]!r} is not an image reference")
+    cmd = ["kubectl", "debug", pod]
+    if namespace:
+        cmd += ["-n", namespace]
+    cmd += ["-i", *(["-t"] if tty else []), f"--image={image}", f"--profile={profile}"]
+    if container:
+        cmd.append(f"--target={container}")
+    cmd += ["--", *(command or ["/busybox/sh", "-l"])]
+    return cmd
+
+
+def shell_line(cmd: Sequence[str]) -> str:
+    return shlex.join(cmd)
+
+
+def run_kubectl(cmd: list[str]) -> int:
+    exe = executable("kubectl", "--kubernetes --run", DebugError, hint="leave out --run to print the command")
+    try:
+        return subprocess.run([exe, *cmd[1:]], check=False).returncode
+    except OSError as exc:
+        raise DebugError(f"--run: kubectl cannot start: {exc.strerror or exc}") from None
+
+
+def environment_image() -> str | None:
+    """The image reference ``--kubernetes`` uses when ``--image`` is not given."""
+    return os.environ.get("DISTILL_DEBUG_IMAGE") or None
+
+
+__all__ = [
+    "DEBUG_REPO",
+    "ENGINES",
+    "ENGINE_FAILED",
+    "LABEL",
+    "PROFILES",
+    "Container",
+    "attach",
+    "banner",
+    "beside_command",
+    "environment_image",
+    "find_container",
+    "image_exists",
+    "kubectl_command",
+    "load_image",
+    "parse_target",
+    "run_kubectl",
+    "session_name",
+    "shell_line",
+]
