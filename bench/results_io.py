@@ -27,3 +27,23 @@ def wall(cmd: list[str], env: dict[str, str]) -> float:
     t = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t
+
+
+def installed_distill(work: Path) -> list[str]:
+    """distill as a user installs it (`pip install .`, `pipx install .`): the wheel of this
+    checkout in a fresh virtual environment with its runtime dependencies only. The
+    checkout's .venv also holds the test tools, some of which change what distill's
+    dependencies import at start-up (httpx loads its command line, with click and rich,
+    when click is there: spdx-tools brings it)."""
+    root = Path(__file__).resolve().parents[1]
+    dist, venv = work / "dist", work / "venv"
+    pip = [str(root / ".venv" / "bin" / "python"), "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(root)], check=True
+    )
+    subprocess.run(
+        [str(root / ".venv" / "bin" / "python"), "-m", "venv", "--without-pip", str(venv)], check=True
+    )
+    (wheel,) = dist.glob("distill-*.whl")
+    subprocess.run([*pip, "--python", str(venv / "bin" / "python"), "install", str(wheel)], check=True)
+    return [str(venv / "bin" / "distill")]

@@ -14,7 +14,9 @@ Run: .venv/bin/python bench/sign.py   (needs docker-registry and podman: scripts
    verifying one platform under a sigstoreSigned policy (``skopeo copy`` into an OCI
    layout), beside ``skopeo --version`` in the same container (podman's start-up).
 
-Results are printed and written to bench/results/sign.json.
+The command lines are an installed distill's (the wheel in a fresh virtual environment,
+runtime dependencies only, as `pip install .` makes it); `--checkout` times the
+checkout's .venv instead. Results are printed and written to bench/results/sign.json.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from registries import Registry  # noqa: E402
-from results_io import publish, stats, wall  # noqa: E402
+from results_io import installed_distill, publish, stats, wall  # noqa: E402
 
 RUNS = 9
 PASSWORD = "bench"
@@ -47,9 +49,17 @@ def main() -> None:
     storage.write_text(f'[storage]\ndriver = "vfs"\nrunroot = "{work}/run"\ngraphroot = "{work}/graph"\n')
     podman_env = {**env, "CONTAINERS_CONF": str(ROOT / "scripts" / "containers.conf"),
                   "CONTAINERS_STORAGE_CONF": str(storage)}  # fmt: skip
-    distill = [sys.executable, "-m", "distill"]
+    if "--checkout" in sys.argv[1:]:
+        distill = [sys.executable, "-m", "distill"]
+    else:
+        distill = installed_distill(work / "install")
+        env.pop("PYTHONPATH")
     registry = Registry(work / "registry")
-    results: dict[str, object] = {"runs": RUNS, "load_average": os.getloadavg()[0]}
+    results: dict[str, object] = {
+        "runs": RUNS,
+        "distill": "checkout" if distill[0] == sys.executable else "installed wheel",
+        "load_average": os.getloadavg()[0],
+    }
     try:
         ref = f"{registry.host}/bench/static:1"
         subprocess.run([*distill, "build", "static", "--arch", "amd64", "--arch", "arm64", "--push", ref,

@@ -319,3 +319,24 @@ def test_output_onto_a_fifo_or_device_is_written_to_not_replaced(tmp_path: Path)
         out.write_text("old")
         assert run(*args, "-o", str(out), cwd=tmp_path, cache=tmp_path / "cache").returncode == 0
         assert json.loads(out.read_text()) and stat.S_ISREG(out.lstat().st_mode)
+
+
+def test_each_command_line_builds_only_its_familys_parser() -> None:
+    """main() registers the one family a command belongs to (start-up time): the table it
+    goes by must name every command the families register, each with its own family."""
+    import argparse
+
+    from distill.cli import COMMANDS, build_parser
+
+    def commands(parser: argparse.ArgumentParser) -> set[str]:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return set(sub.choices)
+
+    assert commands(build_parser()) == set(COMMANDS)
+    for command in COMMANDS:
+        assert command in commands(build_parser(command)), command
+    # A command line's own parser is what it runs with: flags and help as with all of them.
+    proc = run("push", "--help", cwd=Path.cwd(), cache=Path.cwd())
+    assert proc.returncode == 0 and "--chunk-size" in proc.stdout
+    proc = run("no-such-command", cwd=Path.cwd(), cache=Path.cwd())
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr and "verify-attestation" in proc.stderr

@@ -156,6 +156,10 @@ def test_what_cannot_be_debugged_is_one_line_and_exit_2(
     assert_one_line_error(
         distill("debug", "docker:web", "--", "ps", env=no_engine), "docker is not installed"
     )
+    if shutil.which("docker", path=env.get("PATH")):  # its CLI without an engine (as here): said so
+        assert_one_line_error(
+            distill("debug", "docker:web", "--", "ps", env=env), "docker container inspect failed"
+        )
     assert_one_line_error(distill("debug", env=env), "name what to debug")
     assert_one_line_error(
         distill("debug", "podman:web", "--tag", "x:1", env=env), "for a spec, not a container"

@@ -278,6 +278,35 @@ def test_registry_stopped_mid_push_then_restarted(py3: Path, tmp_path: Path) -> 
         reg.close()
 
 
+def test_a_pusher_pushes_again_after_a_failed_push(static: Path, tmp_path: Path) -> None:
+    """A failed push stops its own uploads only: the same Pusher (publish keeps one for the
+    whole family) pushes the next image whole (it stayed stopped: every blob refused)."""
+    from distill.errors import RegistryError
+    from distill.oci.push import Pusher
+    from distill.oci.ref import parse_reference
+    from distill.oci.source import open_source
+
+    reg = Registry(tmp_path / "reg")
+    failing = {"on": True}
+
+    def hook(method: str, path: str) -> str | int | None:
+        return 500 if failing["on"] and method == "PUT" and "/blobs/uploads/" in path else None
+
+    proxy = Proxy(reg.host, hook)
+    try:
+        with open_source(str(static)) as source, Pusher.to(proxy.host, None, 2) as pusher:
+            top = source.root()
+            with pytest.raises(RegistryError):
+                pusher.push(source, top, [parse_reference(f"{proxy.host}/x/static:1")])
+            failing["on"] = False
+            stats = pusher.push(source, top, [parse_reference(f"{proxy.host}/x/static:1")])
+        assert stats.tags == ["1"]
+        assert raw_digest(f"{reg.host}/x/static:1") == layout_digest(static)
+    finally:
+        proxy.close()
+        reg.close()
+
+
 def test_registry_faults_are_one_line_and_tag_nothing(static: Path, tmp_path: Path) -> None:
     reg = Registry(tmp_path / "reg")
     mode = {"hook": ""}

@@ -553,3 +553,48 @@ def test_a_failed_or_interrupted_push_stops_its_other_uploads(
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     assert time.monotonic() - t0 < 4
+
+
+def test_a_plain_http_registry_client_still_verifies_https(tmp_path: Path) -> None:
+    """The client of a plain-HTTP registry (loopback, --insecure-registry) makes its TLS
+    context only when a request goes to https:// (a redirect to storage): that request
+    verifies the certificate as any other — a self-signed server is refused."""
+    import ssl
+
+    import httpx
+
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "k.pem"),
+         "-out", str(tmp_path / "c.pem"), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    registry = Registry(f"127.0.0.1:{server.server_address[1]}")  # loopback: plain HTTP
+    try:
+        assert registry.base.startswith("http://")
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            registry.client.get(f"https://127.0.0.1:{server.server_address[1]}/")
+        # the server does answer over TLS to a client that trusts it: the refusal was the certificate's
+        trusted = httpx.Client(verify=ssl.create_default_context(cafile=str(tmp_path / "c.pem")))
+        assert trusted.get(f"https://127.0.0.1:{server.server_address[1]}/").text == "ok"
+        trusted.close()
+    finally:
+        registry.close()
+        server.shutdown()
+        server.server_close()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,3 +95,37 @@ def test_missing_keyring_is_a_clear_error(tmp_path: Path) -> None:
     root = fake_root(tmp_path, DEB822.format(key=tmp_path / "absent.gpg"))
     with pytest.raises(KeyringError, match="does not exist"):
         distro_sources(DISTROS["debian13"], root=root, env={})
+
+
+def test_the_oci_document_checks() -> None:
+    """oci.schema's checks (plain Python, not pydantic: start-up time): each wrong shape
+    is one message naming the field; what passes comes back whole."""
+    from distill.errors import ImageError
+    from distill.oci.schema import DockerEntry, ImageConfig, Index, Manifest, check
+
+    d = "sha256:" + "a" * 64
+    cases: list[tuple[type[Any], Any, str]] = [
+        (Manifest, {"config": {"digest": d, "size": 1}}, "x: layers: Field required"),
+        (DockerEntry, {"Layers": []}, "x: Config: Field required"),
+        (Index, {"manifests": [{"digest": d + "\n"}]}, "x: manifests[0].digest: String should match pattern"),
+        (Index, {"manifests": [{"digest": d, "size": True}]}, "x: manifests[0].size: Input should be a valid integer"),
+        (Index, {"manifests": [{"digest": d, "size": -1}]}, "x: manifests[0].size: Input should be greater than"),
+        (Index, {"manifests": [{"digest": d, "size": 1.0}]}, "x: manifests[0].size: Input should be a valid integer"),
+        (Index, {"manifests": [{"digest": d, "platform": []}]}, "x: manifests[0].platform: should be a JSON object"),
+        (Index, {"manifests": [{"digest": d, "annotations": {"k": 1}}]}, "x: manifests[0].annotations.k: Input should be a valid string"),
+        (ImageConfig, {"rootfs": {"diff_ids": [d, 5]}}, "x: rootfs.diff_ids[1]: Input should be a valid string"),
+        (ImageConfig, {"config": {"Env": "PATH=/bin"}}, "x: config.Env: Input should be a valid list"),
+        (ImageConfig, [], "x: should be a JSON object, not an array"),
+    ]  # fmt: skip
+    for model, doc, message in cases:
+        with pytest.raises(ImageError) as exc:
+            check(model, doc, label="x", error=ImageError)
+        assert str(exc.value.message).startswith(message), (doc, exc.value.message)
+    entry = {"mediaType": "m", "digest": d, "size": 3, "platform": {"architecture": "arm64", "os": "linux",
+             "variant": "v8"}, "annotations": {"a": "b"}, "data": "extra"}  # fmt: skip
+    index = check(Index, {"manifests": [entry], "schemaVersion": 2}, label="x", error=ImageError)
+    assert index.manifests[0].model_dump(exclude_none=True) == entry
+    assert index.manifests[0].platform is not None and index.manifests[0].platform.variant == "v8"
+    assert index.model_extra == {"schemaVersion": 2}
+    config = check(ImageConfig, {}, label="x", error=ImageError)
+    assert config.rootfs.diff_ids == [] and config.config is None

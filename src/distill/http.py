@@ -130,22 +130,65 @@ class _Backend(httpcore.NetworkBackend):
         self.inner.sleep(seconds)
 
 
+def _wrap(transport: typing.Any) -> None:
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if isinstance(backend, httpcore.NetworkBackend) and not isinstance(backend, _Backend):
+        pool._network_backend = _Backend(backend)  # type: ignore[union-attr]
+
+
+class _TLSOnDemand(httpx.BaseTransport):
+    """The https:// transport of a client that talks plain HTTP: made (and its TLS
+    context, with the CA store, loaded: ~20 ms) on the first https:// request only —
+    a redirect elsewhere. It verifies certificates as any other."""
+
+    def __init__(self, limits: typing.Any) -> None:
+        self._limits = limits
+        self._inner: httpx.HTTPTransport | None = None
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            if self._inner is None:
+                self._inner = httpx.HTTPTransport(verify=True, limits=self._limits)
+                _wrap(self._inner)
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+
+
 def client(
-    *, connect: float = CONNECT_TIMEOUT, read: float = READ_TIMEOUT, **kwargs: typing.Any
+    *,
+    connect: float = CONNECT_TIMEOUT,
+    read: float = READ_TIMEOUT,
+    plain_http: bool = False,
+    **kwargs: typing.Any,
 ) -> httpx.Client:
     """An ``httpx.Client`` whose sockets honour :func:`deadline`.
 
     httpx does not take a network backend, so the one of each connection pool it built
     (the default transport and any proxy's) is wrapped after the fact; the attribute
     names are httpcore's since 0.17. Should they change, the per-chunk checks of
-    :func:`read_capped` still bound the body (not the headers)."""
+    :func:`read_capped` still bound the body (not the headers).
+
+    ``plain_http``: the client's own origin is http:// (a loopback or --insecure-registry
+    registry): its TLS context is made only if a request goes to https:// (unless a
+    proxy is configured, which then handles https:// as it would)."""
+    if plain_http:
+        kwargs["verify"] = False  # the default transport carries http:// only (https:// is mounted)
     c = httpx.Client(timeout=httpx.Timeout(read, connect=connect), **kwargs)
-    transports = [getattr(c, "_transport", None), *getattr(c, "_mounts", {}).values()]
-    for transport in transports:
-        pool = getattr(transport, "_pool", None)
-        backend = getattr(pool, "_network_backend", None)
-        if isinstance(backend, httpcore.NetworkBackend) and not isinstance(backend, _Backend):
-            pool._network_backend = _Backend(backend)  # type: ignore[union-attr]
+    if plain_http:
+        mounts = getattr(c, "_mounts", None)
+        if isinstance(mounts, dict) and not mounts:
+            mounts[httpx._utils.URLPattern("https://")] = _TLSOnDemand(httpx.Limits())
+        else:  # proxies from the environment (or httpx changed): https:// verified at once
+            c.close()
+            kwargs["verify"] = True
+            c = httpx.Client(timeout=httpx.Timeout(read, connect=connect), **kwargs)
+    for transport in [getattr(c, "_transport", None), *getattr(c, "_mounts", {}).values()]:
+        _wrap(transport)
     return c
 
 

@@ -16,17 +16,29 @@ lock, a wrong password, ...), printed as one line; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
 
 from distill import __version__
-from distill.cli import audit, build, cache, complete, debug, fleet, packages, publish, push, sbom, sign, vuln
 from distill.cli.common import EXIT_ERROR, Parser
 from distill.errors import DistillError, VerificationError
 
-FAMILIES = (packages, build, push, publish, sbom, sign, audit, vuln, fleet, debug, cache, complete)
+FAMILIES = ("packages", "build", "push", "publish", "sbom", "sign", "audit", "vuln", "fleet", "debug", "cache",
+            "complete")  # fmt: skip
+# Which family registers each command: a command line imports its own family's module
+# only (start-up is part of every command's time); --help, completion and an unknown
+# command take them all. tests/test_cli.py checks this against what the families register.
+COMMANDS = {
+    "lock": "packages", "why": "packages", "fetch": "packages", "build": "build", "push": "push",
+    "publish": "publish", "sbom": "sbom", "keygen": "sign", "sign": "sign", "verify": "sign", "attest": "sign",
+    "verify-attestation": "sign", "audit": "audit", "compare": "audit", "outdated": "vuln", "scan": "vuln",
+    "fleet": "fleet", "debug": "debug", "cache": "cache", "schema": "cache", "completion": "complete",
+}  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of ``command`` alone (when it is one)."""
     from distill.builtins import builtin_names
 
     parser = Parser(
@@ -39,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"distill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for family in FAMILIES:
-        family.register(sub)
+    for family in [COMMANDS[command]] if command in COMMANDS else FAMILIES:
+        importlib.import_module(f"distill.cli.{family}").register(sub)
     return parser
 
 
@@ -54,9 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
-    parser = build_parser()
-    complete.autocomplete(parser)  # a shell's completion request (argcomplete) answers and exits here
     argv = sys.argv[1:] if argv is None else argv
+    if "_ARGCOMPLETE" in os.environ:
+        from distill.cli import complete
+
+        complete.autocomplete(build_parser())  # a shell's completion request answers and exits here
+    parser = build_parser(argv[0] if argv else None)
     after: list[str] = []
     if argv[:1] == ["debug"] and "--" in argv:
         # 'distill debug TARGET -- COMMAND ...': everything after the first -- is the
@@ -74,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except VerificationError as exc:
         print(f"distill: verification failed: {exc.one_line()}", file=sys.stderr)
-        return sign.EXIT_VERIFY
+        from distill.cli.sign import EXIT_VERIFY
+
+        return EXIT_VERIFY
     except DistillError as exc:
         print(f"distill: error: {exc.one_line()}", file=sys.stderr)
         return EXIT_ERROR

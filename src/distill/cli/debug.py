@@ -19,10 +19,11 @@ from distill.cli.common import (
 )
 from distill.errors import DebugError, SpecError
 
+# kubectl debug's profiles (distill.debug.PROFILES; not imported at start-up)
+PROFILES = ("general", "baseline", "restricted", "netadmin", "sysadmin", "legacy")
+
 
 def register(sub: Subparsers) -> None:
-    from distill.debug import PROFILES
-
     p = sub.add_parser(
         "debug",
         help="debug a distroless container without a shell in it: a busybox beside it, or its debug variant",

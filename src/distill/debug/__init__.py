@@ -36,7 +36,7 @@ from distill.limits import load_json
 ENGINES = ("podman", "docker")
 DEBUG_REPO = "localhost/distill/debug"  # where the busybox image goes in the engine's storage
 LABEL = "io.distill.debug"  # on every debug container: the target's id, or the spec
-PROFILES = ("general", "baseline", "restricted", "netadmin", "sysadmin", "legacy")
+PROFILES = ("general", "baseline", "restricted", "netadmin", "sysadmin", "legacy")  # as cli.debug's choices
 ENGINE_FAILED = 125  # podman's and docker's status when the container could not be run
 MAX_INSPECT = 4 * 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
@@ -73,10 +73,10 @@ def _inspect(exe: str, engine: str, name: str) -> dict[str, Any]:
     where = f"{engine}:{name}"
     proc = run([exe, "container", "inspect", name], where, timeout=60, error=DebugError, check=False)
     if proc.returncode != 0:
-        raise DebugError(
-            f"{where}: no such container ({last_line(proc.stderr, proc.returncode)})",
-            hint=f"'{engine} ps' lists the running ones",
-        )
+        last = last_line(proc.stderr, proc.returncode)
+        if "no such" not in last.lower():  # the engine itself failed: no daemon, no permission
+            raise DebugError(f"{where}: {engine} container inspect failed: {last}")
+        raise DebugError(f"{where}: no such container ({last})", hint=f"'{engine} ps' lists the running ones")
     doc = load_json(
         proc.stdout, label=f"{engine} container inspect {name}", error=DebugError, limit=MAX_INSPECT
     )

@@ -103,7 +103,6 @@ class Pusher:
         self.progress = progress or (lambda what, n: None)
         self.known: dict[str, str] = {}  # digest -> a repository of this registry that has it
         self._lock = threading.Lock()
-        self._stop = threading.Event()  # the push has failed or is interrupted: upload no more
 
     @classmethod
     @contextmanager
@@ -138,9 +137,12 @@ class Pusher:
         blobs = sorted(work.blobs.values(), key=lambda b: -b.size)  # the large ones start first
         for digest, repos in (mount_from or {}).items():
             work.mount_from.setdefault(digest, []).extend(repos)
+        # Set when this push has failed or is interrupted: its uploads under way stop at
+        # their next chunk. One per push: a Pusher pushes again after a failed push.
+        stop = threading.Event()
         with ThreadPoolExecutor(max_workers=min(self.jobs, max(1, len(blobs)))) as pool:
             futures = [
-                pool.submit(self._blob, source, repo, b, work.mount_from.get(b.digest, []), stats)
+                pool.submit(self._blob, source, repo, b, work.mount_from.get(b.digest, []), stats, stop)
                 for b in blobs
             ]
             try:
@@ -148,7 +150,7 @@ class Pusher:
                 for f in done:
                     f.result()  # the first failure, as soon as there is one
             except BaseException:  # a failure, SIGTERM (SystemExit), Ctrl-C
-                self._stop.set()  # the uploads under way stop at their next chunk
+                stop.set()
                 for f in futures:
                     f.cancel()
                 raise
@@ -168,7 +170,9 @@ class Pusher:
             stats.tags.append(tag)
         return stats
 
-    def _blob(self, source: Source, repo: str, blob: Blob, hints: list[str], stats: PushStats) -> None:
+    def _blob(
+        self, source: Source, repo: str, blob: Blob, hints: list[str], stats: PushStats, stop: threading.Event
+    ) -> None:
         if self.registry.has_blob(repo, blob.digest):
             self._remember(blob.digest, repo)
             stats.add("existing")
@@ -190,12 +194,12 @@ class Pusher:
         chunk = max(self.registry.settings.chunk_size, minimum)
         if blob.size <= chunk:
             try:
-                self._monolithic(source, repo, location, blob)
+                self._monolithic(source, repo, location, blob, stop)
             except _TooLarge:
                 location, _ = self.registry.start_upload(repo)
-                self._chunked(source, repo, location, blob, chunk)
+                self._chunked(source, repo, location, blob, chunk, stop)
         else:
-            self._chunked(source, repo, location, blob, chunk)
+            self._chunked(source, repo, location, blob, chunk, stop)
         self._remember(blob.digest, repo)
         stats.add("uploaded", blob.size)
         self.progress("uploaded", blob.size)
@@ -212,19 +216,22 @@ class Pusher:
                 out.append(other)
         return out
 
-    def _check_stop(self) -> None:
-        if self._stop.is_set():
+    @staticmethod
+    def _check_stop(stop: threading.Event) -> None:
+        if stop.is_set():
             raise _Stopped
 
     def _remember(self, digest: str, repo: str) -> None:
         with self._lock:
             self.known.setdefault(digest, repo)
 
-    def _monolithic(self, source: Source, repo: str, location: str, blob: Blob) -> None:
+    def _monolithic(
+        self, source: Source, repo: str, location: str, blob: Blob, stop: threading.Event
+    ) -> None:
         def body() -> Iterator[bytes]:
             with source.open_blob(blob.digest, blob.size) as f:
                 while chunk := f.read(1 << 20):
-                    self._check_stop()
+                    self._check_stop(stop)
                     yield chunk
                 f.finish()
 
@@ -241,7 +248,9 @@ class Pusher:
             location, _ = self.registry.start_upload(repo)
             self.registry.put_blob(repo, location, blob.digest, blob.size, body)
 
-    def _chunked(self, source: Source, repo: str, location: str, blob: Blob, chunk: int) -> None:
+    def _chunked(
+        self, source: Source, repo: str, location: str, blob: Blob, chunk: int, stop: threading.Event
+    ) -> None:
         offset = 0
         resumes = 0
         while True:
@@ -254,7 +263,7 @@ class Pusher:
                             raise ImageError(f"{source.name}: blob {blob.digest} is shorter than the upload")
                         skipped += len(got)
                     while offset < blob.size:
-                        self._check_stop()
+                        self._check_stop(stop)
                         data = _read_exactly(f, min(chunk, blob.size - offset))
                         location = self.registry.patch_chunk(repo, location, offset, data)
                         offset += len(data)

@@ -162,7 +162,8 @@ class Registry:
         self._basic = False  # the registry asked for Basic: one header for everything
         self._lock = threading.Lock()
         verify: ssl.SSLContext | bool = True
-        if self.base.startswith("https"):
+        plain = not self.base.startswith("https")
+        if not plain:
             ctx = ssl.create_default_context()  # the host's CAs (and SSL_CERT_FILE)
             if self.settings.ca_cert is not None:
                 try:
@@ -177,6 +178,7 @@ class Registry:
             connect=15.0,
             follow_redirects=True,
             verify=verify,
+            plain_http=plain,
             headers={"User-Agent": f"distill/{__version__}"},
         )
 

@@ -10,88 +10,254 @@ The documents are returned as they were (plain dicts); the models only check the
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 from distill.errors import DistillError
 
-Digest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+# The checks are a few lines of plain Python rather than pydantic models: every command
+# that reads an image (push, sign, verify, audit) runs them, and importing pydantic and
+# building its validators cost ~70 ms of each such command's start-up. Messages are
+# pydantic's (they name the field, never the value).
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_REQUIRED: Any = object()
+
+Loc = tuple[int | str, ...]
+Check = Callable[[Any, Loc], Any]
+Fields = dict[str, tuple[Check, Callable[[], Any]]]
 
 
-class _Doc(BaseModel):
-    # strict: a size of "12" or 12.0 is as wrong as a size of [] (JSON has the types)
-    model_config = ConfigDict(extra="allow", strict=True)
+class _Invalid(Exception):
+    def __init__(self, loc: Loc, msg: str, kind: str = "", value: Any = None) -> None:
+        super().__init__(msg)
+        self.loc, self.msg, self.kind, self.value = loc, msg, kind, value
+
+
+def _str(value: Any, loc: Loc) -> str:
+    if type(value) is not str:
+        raise _Invalid(loc, "Input should be a valid string")
+    return value
+
+
+def _int(value: Any, loc: Loc) -> int:
+    if type(value) is not int:  # strict: not a bool, not 12.0, not "12"
+        raise _Invalid(loc, "Input should be a valid integer")
+    if value < 0:
+        raise _Invalid(loc, "Input should be greater than or equal to 0")
+    return value
+
+
+def _digest(value: Any, loc: Loc) -> str:
+    if not _DIGEST.fullmatch(_str(value, loc)):  # fullmatch: no newline after the hex either
+        raise _Invalid(loc, f"String should match pattern '^{_DIGEST.pattern}$'")
+    return str(value)
+
+
+def _any(value: Any, loc: Loc) -> Any:
+    return value
+
+
+def _optional(check: Check) -> Check:
+    return lambda value, loc: None if value is None else check(value, loc)
+
+
+def _list(item: Check) -> Check:
+    def check(value: Any, loc: Loc) -> list[Any]:
+        if type(value) is not list:
+            raise _Invalid(loc, "Input should be a valid list")
+        return [item(v, (*loc, i)) for i, v in enumerate(value)]
+
+    return check
+
+
+def _dict(item: Check) -> Check:
+    def check(value: Any, loc: Loc) -> dict[str, Any]:
+        if type(value) is not dict:
+            raise _Invalid(loc, "Input should be a valid dictionary")
+        return {k: item(v, (*loc, k)) for k, v in value.items()}
+
+    return check
+
+
+class _Doc:
+    """A checked JSON object: its declared fields as attributes (defaults filled in),
+    the others kept unchecked in ``model_extra``."""
+
+    _fields: ClassVar[Fields] = {}
+
+    def __init__(self, values: dict[str, Any], extra: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+        self.model_extra = extra
+
+    @classmethod
+    def model_validate(cls: type[M], value: Any, loc: Loc = ()) -> M:
+        if type(value) is not dict:
+            raise _Invalid(loc, "Input should be a valid dictionary", "model_type", value)
+        values: dict[str, Any] = {}
+        for name, (check, default) in cls._fields.items():
+            if name in value:
+                values[name] = check(value[name], (*loc, name))
+            elif default is _REQUIRED:
+                raise _Invalid((*loc, name), "Field required")
+            else:
+                values[name] = default()
+        return cls(values, {k: v for k, v in value.items() if k not in cls._fields})
+
+    def model_dump(self, exclude_none: bool = False) -> dict[str, Any]:
+        """The fields (defaults included) and the extra ones, nested documents as dicts."""
+
+        def plain(v: Any) -> Any:
+            if isinstance(v, _Doc):
+                return v.model_dump(exclude_none)
+            if isinstance(v, list):
+                return [plain(x) for x in v]
+            return v
+
+        out = {name: plain(getattr(self, name)) for name in self._fields}
+        out.update(self.model_extra)
+        return {k: v for k, v in out.items() if not (exclude_none and v is None)}
+
+
+def _model(cls: type[_Doc]) -> Check:
+    return lambda value, loc: cls.model_validate(value, loc)
+
+
+def _required(check: Check) -> tuple[Check, Callable[[], Any]]:
+    return check, _REQUIRED  # the sentinel itself, not a factory
+
+
+def _default(check: Check, make: Callable[[], Any]) -> tuple[Check, Callable[[], Any]]:
+    return check, make
+
+
+def _none(check: Check) -> tuple[Check, Callable[[], Any]]:
+    return _optional(check), lambda: None
+
+
+_OPT_STR = _none(_str)
+_OPT_STRS = _none(_list(_str))
 
 
 class Platform(_Doc):
-    architecture: str = ""
-    os: str = ""
-    variant: str | None = None
+    architecture: str
+    os: str
+    variant: str | None
+    _fields: ClassVar[Fields] = {
+        "architecture": _default(_str, str),
+        "os": _default(_str, str),
+        "variant": _OPT_STR,
+    }
 
 
 class Descriptor(_Doc):
-    mediaType: str = ""
-    digest: Digest
-    size: int | None = Field(default=None, ge=0)
-    annotations: dict[str, str] | None = None
-    platform: Platform | None = None
+    mediaType: str
+    digest: str
+    size: int | None
+    annotations: dict[str, str] | None
+    platform: Platform | None
+    _fields: ClassVar[Fields] = {
+        "mediaType": _default(_str, str),
+        "digest": _required(_digest),
+        "size": _none(_int),
+        "annotations": _none(_dict(_str)),
+        "platform": _none(_model(Platform)),
+    }
+
+
+_DESCRIPTORS = _list(_model(Descriptor))
 
 
 class Index(_Doc):
     """index.json or an image index (manifest list)."""
 
-    mediaType: str | None = None
-    manifests: list[Descriptor] = []
+    mediaType: str | None
+    manifests: list[Descriptor]
+    _fields: ClassVar[Fields] = {"mediaType": _OPT_STR, "manifests": _default(_DESCRIPTORS, list)}
 
 
 class Manifest(_Doc):
-    mediaType: str | None = None
+    mediaType: str | None
     config: Descriptor
     layers: list[Descriptor]
+    _fields: ClassVar[Fields] = {
+        "mediaType": _OPT_STR,
+        "config": _required(_model(Descriptor)),
+        "layers": _required(_DESCRIPTORS),
+    }
 
 
 class Top(_Doc):
     """The first document of a reference: an index or a manifest (told apart later)."""
 
-    mediaType: str | None = None
-    manifests: list[Descriptor] | None = None
-    config: Descriptor | None = None
-    layers: list[Descriptor] | None = None
+    mediaType: str | None
+    manifests: list[Descriptor] | None
+    config: Descriptor | None
+    layers: list[Descriptor] | None
+    _fields: ClassVar[Fields] = {
+        "mediaType": _OPT_STR,
+        "manifests": _none(_DESCRIPTORS),
+        "config": _none(_model(Descriptor)),
+        "layers": _none(_DESCRIPTORS),
+    }
 
 
 class RuntimeConfig(_Doc):
-    User: str | None = None
-    WorkingDir: str | None = None
-    Env: list[str] | None = None
-    Entrypoint: list[str] | None = None
-    Cmd: list[str] | None = None
-    Labels: dict[str, str] | None = None
-    ExposedPorts: dict[str, Any] | None = None
-    StopSignal: str | None = None
+    User: str | None
+    WorkingDir: str | None
+    Env: list[str] | None
+    Entrypoint: list[str] | None
+    Cmd: list[str] | None
+    Labels: dict[str, str] | None
+    ExposedPorts: dict[str, Any] | None
+    StopSignal: str | None
+    _fields: ClassVar[Fields] = {
+        "User": _OPT_STR,
+        "WorkingDir": _OPT_STR,
+        "Env": _OPT_STRS,
+        "Entrypoint": _OPT_STRS,
+        "Cmd": _OPT_STRS,
+        "Labels": _none(_dict(_str)),
+        "ExposedPorts": _none(_dict(_any)),
+        "StopSignal": _OPT_STR,
+    }
 
 
 class RootFS(_Doc):
-    diff_ids: list[Digest] = []
+    diff_ids: list[str]
+    _fields: ClassVar[Fields] = {"diff_ids": _default(_list(_digest), list)}
 
 
 class ImageConfig(_Doc):
-    architecture: str | None = None
-    os: str | None = None
-    config: RuntimeConfig | None = None
-    rootfs: RootFS = RootFS()
-    history: list[dict[str, Any]] | None = None
+    architecture: str | None
+    os: str | None
+    config: RuntimeConfig | None
+    rootfs: RootFS
+    history: list[dict[str, Any]] | None
+    _fields: ClassVar[Fields] = {
+        "architecture": _OPT_STR,
+        "os": _OPT_STR,
+        "config": _none(_model(RuntimeConfig)),
+        "rootfs": _default(_model(RootFS), lambda: RootFS.model_validate({})),
+        "history": _none(_list(_dict(_any))),
+    }
 
 
 class DockerEntry(_Doc):
     """One image in a docker-save archive's manifest.json."""
 
     Config: str
-    RepoTags: list[str] | None = None
-    Layers: list[str] = []
+    RepoTags: list[str] | None
+    Layers: list[str]
+    _fields: ClassVar[Fields] = {
+        "Config": _required(_str),
+        "RepoTags": _OPT_STRS,
+        "Layers": _default(_list(_str), list),
+    }
 
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=_Doc)
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
 
 
@@ -112,12 +278,9 @@ def check(model: type[M], value: Any, *, label: str, error: type[DistillError] =
     and the field (never the value: it is the image's content)."""
     try:
         return model.model_validate(value)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        msg = str(err["msg"])
-        if err["type"] == "model_type":
-            msg = f"should be a JSON object, not {json_type(err['input'])}"
-        where = f"{label}: {_where(tuple(err['loc']))}" if err["loc"] else label
+    except _Invalid as exc:
+        msg = f"should be a JSON object, not {json_type(exc.value)}" if exc.kind == "model_type" else exc.msg
+        where = f"{label}: {_where(exc.loc)}" if exc.loc else label
         raise error(f"{where}: {msg}") from None
 
 
