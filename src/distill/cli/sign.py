@@ -183,13 +183,16 @@ def _public(path: Path) -> Any:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    from distill.sign import image, keys
+    from distill.sign import keys
 
     annotations = parse_annotations(args.annotation)
     identity = _identity(args.identity)
-    key = keys.load_private(args.key)
-    with image.open_target(args.image, registry_settings(args), identity) as target:
-        done = image.sign(target, key, annotations)
+    settings = registry_settings(args)  # --password-stdin is read before the key's password
+    key = keys.open_private_in_background(args.key)
+    from distill.sign import image  # its imports (httpx, the registry client) beside the key's scrypt
+
+    with image.open_target(args.image, settings, identity) as target:
+        done = image.sign(target, key(), annotations)
         for s in done:
             state = "signed" if s.written else "already signed:"
             print(f"{state} {s.entry.label} {s.entry.digest} ({attach_tag(s.entry.digest, 'sig')})")

@@ -27,16 +27,18 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING, Any
 
 from distill.assemble.pem import pem_bodies
 from distill.errors import SigningError
 from distill.limits import load_json, read_regular
+
+if TYPE_CHECKING:  # cryptography is imported where it is used: a signing command opens the
+    # key (scrypt, on a thread of its own) before it has loaded anything else
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 SIGSTORE_PRIVATE = b"ENCRYPTED SIGSTORE PRIVATE KEY"
 COSIGN_PRIVATE = b"ENCRYPTED COSIGN PRIVATE KEY"
@@ -90,16 +92,21 @@ def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
 
 
 def generate() -> ec.EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     return ec.generate_private_key(ec.SECP256R1())
 
 
 def public_pem(key: ec.EllipticCurvePublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return _pem(PUBLIC, der)
 
 
 def encrypt_private(key: ec.EllipticCurvePrivateKey, password: bytes, n: int = DEFAULT_N) -> bytes:
     """The private key as cosign writes it (PKCS#8, scrypt + nacl/secretbox, PEM)."""
+    from cryptography.hazmat.primitives import serialization
     from nacl.secret import SecretBox
 
     plain = key.private_bytes(
@@ -141,6 +148,9 @@ def _b64_field(doc: dict[str, object], name: str, what: str, size: int | None = 
 def decrypt_private(data: bytes, password: bytes, what: str) -> ec.EllipticCurvePrivateKey:
     """The private key of a cosign key file; a wrong password, a damaged file and a
     key of another kind are each one :class:`SigningError` line."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
     from nacl.exceptions import CryptoError
     from nacl.secret import SecretBox
 
@@ -185,6 +195,8 @@ def decrypt_private(data: bytes, password: bytes, what: str) -> ec.EllipticCurve
 
 
 def _kind(key: object) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
         return f"ECDSA {key.curve.name}"
     return type(key).__name__.lstrip("_").replace("PrivateKey", "").replace("PublicKey", "") or "foreign"
@@ -192,6 +204,10 @@ def _kind(key: object) -> str:
 
 def load_public(data: bytes, what: str) -> ec.EllipticCurvePublicKey:
     """A PEM ``PUBLIC KEY`` (PKIX) holding an ECDSA P-256 key."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     _, der = _pem_block(data, (PUBLIC,), what)
     try:
         key = serialization.load_der_public_key(der)
@@ -236,12 +252,50 @@ def load_private(path: Path) -> ec.EllipticCurvePrivateKey:
     return decrypt_private(data, password(f"key file {path}"), f"key file {path}")
 
 
+def open_private_in_background(path: Path) -> Callable[[], ec.EllipticCurvePrivateKey]:
+    """:func:`load_private`, its key derivation (scrypt, ~0.15 s: the cosign format's
+    cost) run on another thread while the caller goes on (imports, connecting to the
+    registry): the file is read and the password asked for here; the returned function
+    waits for the key (and raises what opening it raised)."""
+    import threading
+
+    data = read_key_file(path)
+    _pem_block(data, (SIGSTORE_PRIVATE, COSIGN_PRIVATE), f"key file {path}")
+    secret = password(f"key file {path}")
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:  # scrypt and the secretbox run in C without the GIL (pynacl's cffi calls)
+            box["key"] = decrypt_private(data, secret, f"key file {path}")
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="distill-open-key", daemon=True)
+    thread.start()
+
+    def result() -> ec.EllipticCurvePrivateKey:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        key: ec.EllipticCurvePrivateKey = box["key"]
+        return key
+
+    return result
+
+
 def sign(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
     """ECDSA P-256 over SHA-256 of ``data``, ASN.1 DER (what cosign and containers/image write)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     return key.sign(data, ec.ECDSA(hashes.SHA256()))
 
 
 def verify(key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     try:
         key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
@@ -257,6 +311,7 @@ __all__ = [
     "key_pair",
     "load_private",
     "load_public",
+    "open_private_in_background",
     "password",
     "public_pem",
     "read_key_file",
