@@ -340,3 +340,18 @@ def test_each_command_line_builds_only_its_familys_parser() -> None:
     assert proc.returncode == 0 and "--chunk-size" in proc.stdout
     proc = run("no-such-command", cwd=Path.cwd(), cache=Path.cwd())
     assert proc.returncode == 2 and "invalid choice" in proc.stderr and "verify-attestation" in proc.stderr
+
+
+def test_a_reader_that_goes_away_is_not_an_error(tmp_path: Path) -> None:
+    """`distill … | head`: the pipe closes before the output is written; distill stops
+    quietly with SIGPIPE's status (it printed 'distill: error: Broken pipe' before)."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distill", "schema"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert err == "", err

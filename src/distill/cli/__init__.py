@@ -10,7 +10,8 @@ attest, verify-attestation), :mod:`~distill.cli.audit` (audit, compare), :mod:`~
 Exit codes: 0 success; 1 a signature or attestation that does not verify
 (``distill verify``, ``verify-attestation``); 2 a user-facing error (bad spec,
 unreachable mirror, a mirror's failed verification, unsatisfiable request, stale
-lock, a wrong password, ...), printed as one line; 130 interrupted.
+lock, a wrong password, ...), printed as one line; 130 interrupted; 141 the reader
+of stdout went away (``| head``), nothing printed.
 """
 
 from __future__ import annotations
@@ -86,7 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then the BrokenPipeError below
         return code
+    except BrokenPipeError:
+        # The reader went away (`distill … | head`): stop quietly, as a command killed by
+        # SIGPIPE does, with its status; stdout goes to /dev/null so that the flush at
+        # exit has nowhere to fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13
     except VerificationError as exc:
         print(f"distill: verification failed: {exc.one_line()}", file=sys.stderr)
         from distill.cli.sign import EXIT_VERIFY
