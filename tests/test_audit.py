@@ -533,3 +533,13 @@ def test_audit_and_compare_take_the_common_flags(tmp_path: Path) -> None:
     proc = run("audit", str(root), "--arch", "amd64", "--arch", "arm64", "--format", "json", "-q")
     doc = json.loads(proc.stdout)
     assert proc.returncode == 2 and len(doc["reports"]) == 1 and len(doc["errors"]) == 1
+
+
+def test_names_from_what_is_audited_are_text_not_terminal_markup(tmp_path: Path) -> None:
+    """A Dockerfile (or an image's file names, users, entrypoints) holding rich's markup —
+    `[/]` closes nothing, `[bold]` styles — is printed as it is written: it made the
+    terminal report a MarkupError traceback before."""
+    (tmp_path / "Dockerfile").write_text("FROM debian:[/]latest\nRUN apt-get install -y [bold]x\nUSER root\n")
+    proc = run("audit", str(tmp_path / "Dockerfile"))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "FROM debian:[/]latest" in proc.stdout, proc.stdout

@@ -7,6 +7,7 @@ import json
 from typing import IO, Any
 
 from rich.console import Console
+from rich.markup import escape as esc
 from rich.table import Table
 
 from distill import __version__
@@ -31,7 +32,8 @@ def terminal(reports: list[Report], errors: list[str], stream: IO[str]) -> None:
         if r.kind == "image":
             fx = r.facts
             console.print(
-                f"[bold]{r.target}[/]  grade [{_GRADE_COLOUR[r.grade]}]{r.grade}[/] ({r.score}/100) — {fx['verdict']}"
+                f"[bold]{esc(r.target)}[/]  grade [{_GRADE_COLOUR[r.grade]}]{r.grade}[/] ({r.score}/100) — "
+                f"{esc(str(fx['verdict']))}"
             )
             t = Table(show_header=False, box=None, pad_edge=False)
             t.add_column(style="dim")
@@ -56,41 +58,42 @@ def terminal(reports: list[Report], errors: list[str], stream: IO[str]) -> None:
                 ("entrypoint", json.dumps((fx["entrypoint"] or []) + (fx["cmd"] or []))),
             ]
             for k, v in rows:
-                t.add_row(k, str(v))
+                t.add_row(k, esc(str(v)))
             console.print(t)
         else:
             extra = f" ({r.facts['workloads']} workloads)" if "workloads" in r.facts else ""
-            console.print(f"[bold]{r.target}[/]  {r.kind}{extra}: {len(r.findings)} findings")
+            console.print(f"[bold]{esc(r.target)}[/]  {r.kind}{extra}: {len(r.findings)} findings")
         if r.findings:
             t = Table(show_lines=False, pad_edge=False)
             for col in ("severity", "id", "location", "finding"):
                 t.add_column(col, overflow="fold")
             for f in _sorted(r):
-                t.add_row(f"[{_COLOUR[f.severity]}]{f.severity}[/]", f.id, f.location, f.title)
+                t.add_row(f"[{_COLOUR[f.severity]}]{f.severity}[/]", esc(f.id), esc(f.location), esc(f.title))
             console.print(t)
             for f in _sorted(r):
                 if rank(f.severity) >= rank("medium"):
                     console.print(
-                        f"  [{_COLOUR[f.severity]}]{f.id}[/] {f.explanation}\n    [dim]fix:[/] {f.fix}"
+                        f"  [{_COLOUR[f.severity]}]{esc(f.id)}[/] {esc(f.explanation)}\n    [dim]fix:[/] {esc(f.fix)}"
                     )
         else:
             console.print("  [green]no findings[/]")
         rec = r.recommendation
         if rec and rec.get("flavor"):
             console.print(
-                f"  [bold]recommended:[/] distill {rec['flavor']} ({rec['variant']}) — {rec['reason']}"
+                f"  [bold]recommended:[/] distill {esc(str(rec['flavor']))} ({esc(str(rec['variant']))}) — "
+                f"{esc(str(rec['reason']))}"
             )
             for n in rec.get("notes", []):
-                console.print(f"    [dim]note:[/] {n}")
+                console.print(f"    [dim]note:[/] {esc(str(n))}")
             if rec.get("rewrite"):
                 console.print("  [bold]suggested rewrite:[/]")
                 for line in rec["rewrite"].splitlines():
                     console.print(f"    {line}", markup=False)
         elif rec and rec.get("reason"):
-            console.print(f"  [dim]no recommendation: {rec['reason']}[/]")
+            console.print(f"  [dim]no recommendation: {esc(str(rec['reason']))}[/]")
         console.print()
     for e in errors:
-        console.print(f"[bold red]error:[/] {e}", markup=True)
+        console.print(f"[bold red]error:[/] {esc(e)}", markup=True)
 
 
 def to_json(reports: list[Report], errors: list[str]) -> str:
@@ -303,5 +306,5 @@ def compare_table(reports: list[Report], stream: IO[str], fmt: str) -> None:
     for h in heads:
         t.add_column(h, overflow="fold")
     for row in rows:
-        t.add_row(*cells(row))
+        t.add_row(*(esc(c) for c in cells(row)))
     console.print(t)

@@ -104,15 +104,17 @@ def outdated_json(reports: list[Outdated], errors: list[str] | None = None) -> s
 
 
 def outdated_terminal(reports: list[Outdated], stream: IO[str]) -> None:
+    from rich.markup import escape as esc
+
     console = _console(stream)
     for r in reports:
         sec, other = r.security, r.ordinary
-        head = f"[bold]{r.target}[/]: "
+        head = f"[bold]{esc(r.target)}[/]: "
         if not r.updates:
             head += "[green]up to date[/]"
         else:
             head += f"{len(sec)} security update{'s' if len(sec) != 1 else ''}, {len(other)} other"
-        where = f" ({r.checked} packages against {', '.join(r.suites)})" if r.suites else ""
+        where = f" ({r.checked} packages against {esc(', '.join(r.suites))})" if r.suites else ""
         console.print(head + where)
         for title, rows in (("security updates", sec), ("other updates", other)):
             if not rows:
@@ -124,12 +126,18 @@ def outdated_terminal(reports: list[Outdated], stream: IO[str]) -> None:
                 t.add_column(col, overflow="fold")
             for u in rows:
                 name = u.package.name + (f" ({', '.join(u.archs)})" if len(u.archs) > 1 else "")
-                t.add_row(
-                    name, u.package.version, u.candidate.version, u.candidate.suite, u.urgency, _cve_text(u)
+                cells = (
+                    name,
+                    u.package.version,
+                    u.candidate.version,
+                    u.candidate.suite,
+                    u.urgency,
+                    _cve_text(u),
                 )
+                t.add_row(*(esc(c) for c in cells))
             console.print(t)
         for n in r.notes:
-            console.print(f"  [dim]note:[/] {n}")
+            console.print(f"  [dim]note:[/] {esc(n)}")
         if sec:
             how = (
                 f"distill lock {r.target} --update, then rebuild"
@@ -138,7 +146,7 @@ def outdated_terminal(reports: list[Outdated], stream: IO[str]) -> None:
                 if r.kind == "lock"
                 else "rebuild the image from an updated lock (distill lock SPEC --update)"
             )
-            console.print(f"  [bold]to take them:[/] {how}")
+            console.print(f"  [bold]to take them:[/] {esc(how)}")
         console.print()
 
 
