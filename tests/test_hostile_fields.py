@@ -154,8 +154,10 @@ def test_status_d_writer_refuses_bad_names_and_extra_paragraphs() -> None:
         system.status_d(Tree(), "../../etc/passwd", b"Package: x\n", b"", 0)
     with pytest.raises(UnsafeEntryError, match="one paragraph"):
         system.status_d(Tree(), "xy", b"Package: xy\n\nPackage: evil\nVersion: 1\n", b"", 0)
+    with pytest.raises(UnsafeEntryError, match="line 3 of the control data repeats the field 'source'"):
+        system.status_d(Tree(), "xy", b"Package: xy\nSource: a\nsource: b\nVersion: 1\n", b"", 0)
     tree = Tree()
-    system.status_d(tree, "libc6", b"Package: libc6\nVersion: 2.41-1\n", b"", 0)
+    system.status_d(tree, "libc6", b"Package: libc6\nVersion: 2.41-1\nDescription: x\n Version: 3\n", b"", 0)
     assert tree.get(f"{system.STATUS_D}/libc6") is not None
 
 

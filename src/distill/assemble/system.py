@@ -271,6 +271,17 @@ def status_d(tree: Tree, pkg: str, control_text: bytes, md5sums: bytes, mtime: i
     body = control_text.rstrip(b"\n")
     if b"\n\n" in body or b"\0" in body or b"\r" in body:
         raise UnsafeEntryError(f"{STATUS_D}/{pkg}: the control data is not one paragraph")
+    # A field twice is not a control file (dpkg refuses one), and readers disagree on which
+    # value counts: Syft drops such a package from its SBOM, others take either.
+    seen: set[bytes] = set()
+    for n, line in enumerate(body.split(b"\n"), 1):
+        if line[:1] in (b" ", b"\t") or b":" not in line:
+            continue
+        name = line.split(b":", 1)[0].strip().lower()
+        if name in seen:
+            shown = f" {name.decode()!r}" if re.fullmatch(rb"[a-z0-9-]{1,40}", name) else ""
+            raise UnsafeEntryError(f"{STATUS_D}/{pkg}: line {n} of the control data repeats the field{shown}")
+        seen.add(name)
     text = control_text if control_text.endswith(b"\n") else control_text + b"\n"
     write_entry(tree, f"{STATUS_D}/{pkg}", file_node(text, 0o644, mtime), mtime)
     if md5sums:
