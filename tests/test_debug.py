@@ -103,6 +103,13 @@ def test_a_busybox_beside_a_running_distroless_container(app: Path, target: str,
     opts = distill("debug", f"podman:{target}", "--", "ls", "-d", "--", "/proc/1/root/app", env=env)
     assert (opts.returncode, opts.stdout.strip()) == (0, "/proc/1/root/app"), opts.stderr
 
+    # A command's own 125 is its own (podman's status for a container it cannot start);
+    # a program that looks like JSON is a program name, not podman's entrypoint array.
+    assert distill("debug", f"podman:{target}", "--", "sh", "-c", "exit 125", env=env).returncode == 125
+    odd = distill("debug", f"podman:{target}", "--", '["/busybox/echo","injected"]', "x", env=env)
+    assert odd.returncode == 127 and "injected" not in odd.stdout, (odd.returncode, odd.stdout)
+    assert_one_line_error(distill("debug", f"podman:{target}", "--", "", "x", env=env), "is empty")
+
     # No command: a login shell, with the banner on stderr (here fed from stdin).
     shell = distill("debug", f"podman:{target}", env=env, stdin="ls /proc/1/root/app; id -u; exit 4\n")
     assert shell.returncode == 4, shell.stderr
@@ -116,9 +123,11 @@ def test_a_busybox_beside_a_running_distroless_container(app: Path, target: str,
 
 @pytest.mark.podman
 @pytest.mark.network
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_an_interrupted_session_leaves_no_debug_container(
-    app: Path, target: str, env: dict[str, str]
+    app: Path, target: str, env: dict[str, str], sig: signal.Signals
 ) -> None:
+    """SIGTERM, and SIGHUP (a lost terminal), to distill alone: the debug container goes."""
     cache = ["--cache-dir", env["DISTILL_TEST_CACHE"]]
     proc = subprocess.Popen(
         [sys.executable, "-m", "distill", "debug", f"podman:{target}", *cache, "--", "sleep", "600"],
@@ -128,9 +137,9 @@ def test_an_interrupted_session_leaves_no_debug_container(
     while not debug_containers(env):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
         time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0 and "Traceback" not in err
+    assert proc.returncode == 128 + sig and "Traceback" not in err, (proc.returncode, err)
     assert debug_containers(env) == []
     assert state(target, env)["Running"] is True
 
@@ -156,15 +165,70 @@ def test_what_cannot_be_debugged_is_one_line_and_exit_2(
     assert_one_line_error(
         distill("debug", "docker:web", "--", "ps", env=no_engine), "docker is not installed"
     )
+    # a paused container; one in the host's PID namespace (the debug container would be root there)
+    sh("podman", "run", "-d", "--name", name, "-e", "PORT=18299", "localhost/debug-target:1", env=env)
+    try:
+        sh("podman", "pause", name, env=env)
+        assert_one_line_error(distill("debug", f"podman:{name}", "--", "ps", env=env), "is paused")
+    finally:
+        sh("podman", "rm", "-f", "-t", "0", name, env=env)
+    sh("podman", "run", "-d", "--pid", "host", "--name", name, "-e", "PORT=18298", "localhost/debug-target:1",
+       env=env)  # fmt: skip
+    try:
+        assert_one_line_error(distill("debug", f"podman:{name}", "--", "ps", env=env), "host's PID namespace")
+    finally:
+        sh("podman", "rm", "-f", "-t", "0", name, env=env)
+    assert_one_line_error(
+        distill("debug", "podman:web", "--profile", "sysadmin", env=env), "--profile: for --kubernetes POD"
+    )
+    assert_one_line_error(
+        distill("debug", "--kubernetes", "web", "--image", "h/x:1", "--publish", "80:80", env=env),
+        "--publish: not for --kubernetes",
+    )
     if shutil.which("docker", path=env.get("PATH")):  # its CLI without an engine (as here): said so
         assert_one_line_error(
             distill("debug", "docker:web", "--", "ps", env=env), "docker container inspect failed"
         )
     assert_one_line_error(distill("debug", env=env), "name what to debug")
     assert_one_line_error(
-        distill("debug", "podman:web", "--tag", "x:1", env=env), "for a spec, not a container"
+        distill("debug", "podman:web", "--tag", "x:1", env=env), "--tag: not for a container"
     )
     assert debug_containers(env) == []
+
+
+@pytest.mark.podman
+@pytest.mark.network
+def test_a_target_that_exits_as_the_session_starts_is_reported(
+    app: Path, target: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    """podman starts a container that has exited when another joins its namespaces: the
+    target exits just as the debug container starts (a podman on PATH that stops it first,
+    then runs the real one), and distill says it was started again."""
+    real = shutil.which("podman", path=env["PATH"])
+    assert real is not None
+    wrapper = tmp_path / "bin" / "podman"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        f'#!/bin/sh\nif [ "$1" = run ]; then "{real}" stop -t 0 {target} >/dev/null; fi\nexec "{real}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    proc = distill(
+        "debug", f"podman:{target}", "--", "true", env={**env, "PATH": f"{wrapper.parent}:{env['PATH']}"}
+    )
+    assert "exited as the debug container started, and podman started it again" in proc.stderr, proc.stderr
+    assert debug_containers(env) == []
+
+
+def test_a_tools_output_that_is_not_utf8_is_one_line() -> None:
+    """What podman, docker, skopeo or kubectl print is input: a byte that is not UTF-8
+    in it is replaced, not a UnicodeDecodeError traceback."""
+    from distill.engine import run
+    from distill.errors import DebugError
+
+    with pytest.raises(DebugError, match="x: sh -c failed: bad \ufffd byte"):
+        run(["sh", "-c", "printf 'bad \\377 byte\\n' >&2; exit 3"], "x", timeout=30, error=DebugError)
+    proc = run(["sh", "-c", "printf '\\377[]'"], "x", timeout=30)
+    assert proc.stdout == "\ufffd[]"
 
 
 def test_the_kubectl_debug_command(tmp_path: Path) -> None:
@@ -185,8 +249,14 @@ def test_the_kubectl_debug_command(tmp_path: Path) -> None:
         distill("debug", "--kubernetes", "web", env=no_image), "--image REF or DISTILL_DEBUG_IMAGE"
     )
     assert_one_line_error(distill("debug", "--kubernetes", "Web;rm", env=env), "is not a Kubernetes pod name")
+    pod = distill("debug", "--kubernetes", "pod/web", "-c", "app", env=env)  # kubectl's TYPE/NAME form
+    assert pod.returncode == 0 and pod.stdout.startswith("kubectl debug pod/web "), pod.stderr
+    assert_one_line_error(distill("debug", "--kubernetes", "web", "-c", "a.b", env=env), "container name")
     assert_one_line_error(
-        distill("debug", "-c", "app", "podman:web", env=env), "--container goes with --kubernetes"
+        distill("debug", "--kubernetes", "web", "--image", "a\x1b[2Jb", env=env), "not an image"
+    )
+    assert_one_line_error(
+        distill("debug", "-c", "app", "podman:web", env=env), "--container: for --kubernetes"
     )
 
     # --run hands the command to kubectl: the real one (where the host has it) must accept

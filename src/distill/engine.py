@@ -43,7 +43,11 @@ def run(
     ``timeout`` seconds, or (``check``) exits non-zero: "WHAT: TOOL SUBCOMMAND failed: LAST LINE"."""
     name = f"{os.path.basename(cmd[0])} {cmd[1]}" if len(cmd) > 1 else os.path.basename(cmd[0])
     try:
-        proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, env=env)
+        # Decoded with replacement: a tool's output is input too (a byte that is not UTF-8
+        # must not become a traceback).
+        proc = subprocess.run(
+            list(cmd), capture_output=True, text=True, errors="replace", timeout=timeout, env=env
+        )
     except subprocess.TimeoutExpired:
         raise error(f"{what}: {name} did not finish in {timeout:.0f} s") from None
     except OSError as exc:

@@ -212,7 +212,12 @@ def _registry(project: Path) -> str | None:
     if npm:
         try:
             proc = subprocess.run(
-                [npm, "config", "get", "registry"], cwd=project, capture_output=True, text=True, timeout=60
+                [npm, "config", "get", "registry"],
+                cwd=project,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=60,
             )
         except (OSError, subprocess.TimeoutExpired):
             return None

@@ -205,7 +205,12 @@ def install(
     task = reporter.task(f"pip: wheels of {requirements.name} for CPython {version} {arch}")
     try:
         proc = subprocess.run(
-            cmd, cwd=requirements.parent, capture_output=True, text=True, env=_pip_env(cache_root)
+            cmd,
+            cwd=requirements.parent,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env=_pip_env(cache_root),
         )
         if proc.returncode != 0:
             raise _no_wheel(proc.stderr, version, arch) or _pip_error(proc.stderr, requirements)

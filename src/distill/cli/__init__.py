@@ -58,7 +58,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _terminate(signum: int, frame: object) -> None:
-    # SIGTERM unwinds like an exception, so every temporary file and directory is
+    # SIGTERM (and SIGHUP) unwinds like an exception, so every temporary file and directory is
     # removed on the way out (the default action would kill the process where it stands).
     raise SystemExit(128 + signum)
 
@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)  # a lost terminal: the same clean-up
     argv = sys.argv[1:] if argv is None else argv
     if "_ARGCOMPLETE" in os.environ:
         from distill.cli import complete

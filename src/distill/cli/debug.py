@@ -60,7 +60,6 @@ def register(sub: Subparsers) -> None:
     k.add_argument(
         "--profile",
         choices=PROFILES,
-        default="general",
         help="kubectl debug's security profile (default: general, which adds SYS_PTRACE for /proc/1/root)",
     )
     k.add_argument("--run", action="store_true", help="run the kubectl command instead of printing it")
@@ -94,6 +93,23 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_debug, command_args=[])
 
 
+# The flags of one mode, refused in the others (a flag that does nothing is a mistake).
+_KUBERNETES_FLAGS = ("container", "namespace", "image", "profile", "run")
+_SPEC_FLAGS = ("lock", "locked", "tag", "publish", "variant", "engine")
+_ARCHIVE_FLAGS = ("distro", "mirror", "security_mirror", "nodejs_mirror", "offline")
+
+
+def _given(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
+    defaults = {"variant": "debug", "engine": "auto", "publish": [], "locked": False, "run": False,
+                "offline": False}  # fmt: skip
+    return [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) != defaults.get(n)]
+
+
+def _refuse(flags: list[str], mode: str) -> None:
+    if flags:
+        raise SpecError(f"{', '.join(flags)}: not for {mode}", hint="see 'distill debug --help'")
+
+
 def cmd_debug(args: argparse.Namespace) -> int:
     from distill.debug import parse_target
 
@@ -104,12 +120,11 @@ def cmd_debug(args: argparse.Namespace) -> int:
                 f"--kubernetes {args.kubernetes} debugs a pod: leave out {args.target[:80]!r}",
                 hint="a command goes after --",
             )
+        _refuse(_given(args, _SPEC_FLAGS + _ARCHIVE_FLAGS), "--kubernetes (the cluster pulls --image)")
         return _kubernetes(args, command)
-    for flag in ("container", "namespace", "image"):
-        if getattr(args, flag) is not None:
-            raise SpecError(f"--{flag} goes with --kubernetes POD")
-    if args.run:
-        raise SpecError("--run goes with --kubernetes POD")
+    kube = _given(args, _KUBERNETES_FLAGS)
+    if kube:
+        raise SpecError(f"{', '.join(kube)}: for --kubernetes POD")
     if args.target is None:
         raise SpecError(
             "name what to debug: podman:CONTAINER, docker:CONTAINER, a spec, or --kubernetes POD",
@@ -117,38 +132,45 @@ def cmd_debug(args: argparse.Namespace) -> int:
         )
     parsed = parse_target(args.target)
     if parsed is not None:
-        spec_flags = [f"--{f}" for f in ("lock", "tag") if getattr(args, f) is not None]
-        spec_flags += ["--locked"] * args.locked + ["--publish"] * bool(args.publish)
-        spec_flags += ["--variant"] * (args.variant != "debug") + ["--engine"] * (args.engine != "auto")
-        if spec_flags:
-            raise SpecError(f"{', '.join(dict.fromkeys(spec_flags))}: for a spec, not a container")
+        _refuse(_given(args, _SPEC_FLAGS), "a container (they are for a spec)")
         return _beside(args, parsed[0], parsed[1], command)
     return _spec(args, command)
 
 
 def _beside(args: argparse.Namespace, engine: str, name: str, command: list[str]) -> int:
-    from distill.debug import ENGINE_FAILED, attach, banner, beside_command, find_container, session_name
+    from distill.debug import attach, banner, beside_command, find_container, restarted, session_name
     from distill.debug.images import busybox_image
+    from distill.progress import make_reporter
 
     target = find_container(engine, name)
     opts = options(args)
+    opts.reporter = make_reporter(True)  # a second or so from the cache: no progress lines
     try:
         image, loaded = busybox_image(engine, target.exe, opts, args.distro)
     finally:
         opts.reporter.close()
     if loaded and not args.quiet:
         print(f"distill: loaded the debug image {image} into {engine}", file=sys.stderr)
+    # Again, just before joining it: an engine starts a container that has exited since
+    # (a dependency of the one joining its namespaces); the target must not be restarted.
+    target = find_container(engine, target.id)
     session = session_name(target.name)
     cmd = beside_command(target, image, session, command)
     if not command and not args.quiet:
         sys.stderr.write(banner(target))
         sys.stderr.flush()
-    code = attach(cmd, target.exe, session)
-    if code == ENGINE_FAILED:
+    ended = attach(cmd, target.exe, session)
+    if restarted(target):
+        print(
+            f"distill: warning: {engine}:{target.name} exited as the debug container started, and {engine} "
+            "started it again",
+            file=sys.stderr,
+        )
+    if not ended.started and ended.code not in (126, 127):  # 126/127: the command cannot be run
         raise DebugError(
             f"{engine} could not start the debug container beside {engine}:{target.name} (its message is above)"
         )
-    return code
+    return ended.code
 
 
 def _kubernetes(args: argparse.Namespace, command: list[str]) -> int:
@@ -161,8 +183,9 @@ def _kubernetes(args: argparse.Namespace, command: list[str]) -> int:
             hint="push distill's: distill build static --variant debug --push HOST/REPO:debug",
         )
     cmd = kubectl_command(
-        args.kubernetes, args.container, args.namespace, image, args.profile, command, sys.stdin.isatty()
-    )
+        args.kubernetes, args.container, args.namespace, image, args.profile or "general", command,
+        sys.stdin.isatty(),
+    )  # fmt: skip
     if not args.run:
         if args.container is None and not args.quiet:
             print(
@@ -176,7 +199,7 @@ def _kubernetes(args: argparse.Namespace, command: list[str]) -> int:
 
 def _spec(args: argparse.Namespace, command: list[str]) -> int:
     from distill.cli.build import base_of
-    from distill.debug import ENGINE_FAILED, LABEL, attach, session_name
+    from distill.debug import LABEL, attach, entrypoint_flag, session_name
     from distill.debug.images import spec_image
     from distill.oci.load import choose_engine, qualified
     from distill.oci.sink import check_tag
@@ -207,21 +230,11 @@ def _spec(args: argparse.Namespace, command: list[str]) -> int:
     full = qualified(tag)
     session = session_name(name)
     tty = sys.stdin.isatty() and sys.stdout.isatty()
-    cmd = [
-        exe,
-        "run",
-        "--rm",
-        "-i",
-        *(["-t"] if tty else []),
-        "--name",
-        session,
-        "--label",
-        f"{LABEL}=spec:{name}",
-    ]
+    cmd = [exe, "run", "-i", *(["-t"] if tty else []), "--name", session, "--label", f"{LABEL}=spec:{name}"]
     for port in args.publish:
         cmd += ["-p", port]
     if command:
-        cmd += ["--entrypoint", command[0], full, *command[1:]]
+        cmd += [entrypoint_flag(engine, command[0]), full, *command[1:]]
     else:
         cmd.append(full)
     if not args.quiet:
@@ -231,7 +244,7 @@ def _spec(args: argparse.Namespace, command: list[str]) -> int:
             f"  a shell in it: {engine} exec -it {session} /busybox/sh; it is removed when it exits",
             file=sys.stderr,
         )
-    code = attach(cmd, exe, session)
-    if code == ENGINE_FAILED:
+    ended = attach(cmd, exe, session)
+    if not ended.started and ended.code not in (126, 127):
         raise DebugError(f"{engine} could not run {full} (its message is above)")
-    return code
+    return ended.code

@@ -17,6 +17,7 @@ client. Nothing here runs code from an image on the host.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -37,10 +38,12 @@ ENGINES = ("podman", "docker")
 DEBUG_REPO = "localhost/distill/debug"  # where the busybox image goes in the engine's storage
 LABEL = "io.distill.debug"  # on every debug container: the target's id, or the spec
 PROFILES = ("general", "baseline", "restricted", "netadmin", "sysadmin", "legacy")  # as cli.debug's choices
-ENGINE_FAILED = 125  # podman's and docker's status when the container could not be run
+
 MAX_INSPECT = 4 * 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
-_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")  # a DNS subdomain (pods)
+_IMAGE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}")  # printable, no option, no space
+_K8S_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a DNS label (containers, namespaces)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Container:
     id: str
     name: str
     image: str
+    started_at: str = ""  # State.StartedAt: a later one means it was started again
 
 
 def parse_target(text: str) -> tuple[str, str] | None:
@@ -85,15 +89,25 @@ def _inspect(exe: str, engine: str, name: str) -> dict[str, Any]:
     return doc[0]
 
 
+def _printable(text: object, limit: int) -> str:
+    """An engine's field for our messages: control characters (a terminal's escape
+    sequences) replaced, cut to ``limit``."""
+    return "".join(c if c.isprintable() else "?" for c in str(text)[:limit])
+
+
 def find_container(engine: str, name: str) -> Container:
     """The running container ``name`` of ``engine``; :class:`DebugError` when the engine
-    is missing, the container is unknown, or it is not running."""
+    is missing, the container is unknown, not running, or shares the host's PID namespace."""
     where = f"{engine}:{name}"
     exe = executable(engine, where, DebugError, hint="distill debug runs its debug container with it")
     doc = _inspect(exe, engine, name)
     state: dict[str, Any] = doc["State"] if isinstance(doc.get("State"), dict) else {}
-    status = str(state.get("Status", "unknown"))[:40]
-    if state.get("Running") is not True or state.get("Paused") is True:
+    status = _printable(state.get("Status", "unknown"), 40)
+    if state.get("Paused") is True:
+        raise DebugError(
+            f"{where} is paused: its processes cannot be debugged", hint=f"'{engine} unpause {name}'"
+        )
+    if state.get("Running") is not True:
         raise DebugError(
             f"{where} is {status}, not running: there is nothing to debug beside",
             hint=f"start it ('{engine} start {name}'), or debug its image: distill debug SPEC",
@@ -101,9 +115,19 @@ def find_container(engine: str, name: str) -> Container:
     ident = str(doc.get("Id", ""))
     if not re.fullmatch(r"[0-9a-f]{64}", ident):
         raise DebugError(f"{where}: {engine} container inspect gave no container id")
+    host: dict[str, Any] = doc["HostConfig"] if isinstance(doc.get("HostConfig"), dict) else {}
+    if host.get("PidMode") == "host":
+        raise DebugError(
+            f"{where} runs in the host's PID namespace (--pid host): a debug container beside it would "
+            "be root with CAP_SYS_PTRACE among the host's processes",
+            hint="debug it from the host, where its processes already are",
+        )
     config: dict[str, Any] = doc["Config"] if isinstance(doc.get("Config"), dict) else {}
     image = doc.get("ImageName") or config.get("Image") or doc.get("Image") or "?"
-    return Container(engine, exe, ident, str(doc.get("Name", name)).lstrip("/")[:253], str(image)[:300])
+    return Container(
+        engine, exe, ident, _printable(str(doc.get("Name", name)).lstrip("/"), 253), _printable(image, 300),
+        str(state.get("StartedAt", ""))[:100],
+    )  # fmt: skip
 
 
 def image_exists(exe: str, tag: str) -> bool:
@@ -134,21 +158,31 @@ def session_name(prefix: str) -> str:
     return f"distill-debug-{safe}-{secrets.token_hex(4)}"
 
 
+def entrypoint_flag(engine: str, program: str) -> str:
+    """``--entrypoint=PROGRAM`` that the engine reads as that one program: podman reads a
+    value that parses as a JSON array as the whole entrypoint (so it gets one, always);
+    docker takes the string as it is."""
+    if not program:
+        raise DebugError("the command after -- is empty", hint="e.g. distill debug podman:web -- ps")
+    return f"--entrypoint={json.dumps([program]) if engine == 'podman' else program}"
+
+
 def beside_command(
     target: Container, image: str, name: str, command: Sequence[str], *, tty: bool | None = None
 ) -> list[str]:
     """``ENGINE run`` of the debug container beside ``target``: its PID, network and IPC
-    namespaces, root with CAP_SYS_PTRACE, removed on exit; ``command`` or a login shell."""
+    namespaces, root with CAP_SYS_PTRACE; ``command`` or a login shell. Not ``--rm``:
+    :func:`attach` reads how it ended, then removes it."""
     tty = _tty() if tty is None else tty
-    cmd = [target.exe, "run", "--rm", "-i", *(["-t"] if tty else []), "--name", name]
+    cmd = [target.exe, "run", "-i", *(["-t"] if tty else []), "--name", name]
     cmd += ["--label", f"{LABEL}={target.id}"]
     for ns in ("pid", "network", "ipc"):
         cmd += [f"--{ns}", f"container:{target.id}"]
     cmd += ["--user", "0", "--cap-add", "SYS_PTRACE", "--workdir", "/"]
     if command:
-        cmd += ["--entrypoint", command[0], image, *command[1:]]
+        cmd += [entrypoint_flag(target.engine, command[0]), image, *command[1:]]
     else:
-        cmd += ["--entrypoint", "/busybox/sh", image, "-l"]
+        cmd += [entrypoint_flag(target.engine, "/busybox/sh"), image, "-l"]
     return cmd
 
 
@@ -163,15 +197,34 @@ def banner(target: Container) -> str:
     )
 
 
-def attach(cmd: list[str], exe: str, name: str) -> int:
-    """Run the debug container in the foreground (the terminal is its), then make sure it
-    is gone — an interrupted run included. Its exit status; 125 is the engine's own."""
+@dataclass(frozen=True)
+class Ended:
+    """How a debug container's run ended: its exit status, and whether it ever started
+    (a run the engine could not start is not its command's failure, whatever the status)."""
+
+    code: int
+    started: bool
+
+
+def attach(cmd: list[str], exe: str, name: str) -> Ended:
+    """Run the debug container in the foreground (the terminal is its), read how it ended,
+    and remove it — an interrupted run included."""
     try:
-        return subprocess.run(cmd, check=False).returncode
+        code = subprocess.run(cmd, check=False).returncode
+        proc = run([exe, "container", "inspect", "--format", "{{.State.StartedAt}}", name], name,
+                   timeout=60, error=DebugError, check=False)  # fmt: skip
+        started = proc.returncode == 0 and not proc.stdout.strip().startswith("0001-01-01")
+        return Ended(code, started)
     finally:
-        # --rm removes it when it exits; this covers a debug container whose engine was
-        # killed with distill (SIGTERM, a lost terminal) before it could.
         run([exe, "rm", "-f", name], name, timeout=120, error=DebugError, check=False)
+
+
+def restarted(target: Container) -> bool:
+    """Whether the target was started again since it was found (an engine starts a
+    container that exited before a debug container joined its namespaces)."""
+    proc = run([target.exe, "container", "inspect", "--format", "{{.State.StartedAt}}", target.id],
+               target.name, timeout=60, error=DebugError, check=False)  # fmt: skip
+    return proc.returncode == 0 and bool(target.started_at) and proc.stdout.strip() != target.started_at
 
 
 def kubectl_command(
@@ -185,15 +238,19 @@ def kubectl_command(
 ) -> list[str]:
     """The ``kubectl debug`` command line: an ephemeral container from ``image`` in POD,
     with ``--target`` the container whose processes it shares, and ``--profile``."""
-    for what, value in (("pod", pod), ("container", container), ("namespace", namespace)):
-        if value is not None and not _K8S_NAME.fullmatch(value):
+    bare = pod.removeprefix("pods/").removeprefix("pod/")  # kubectl's TYPE/NAME form
+    for what, value, form in (("pod", bare, _K8S_NAME), ("container", container, _K8S_LABEL),
+                              ("namespace", namespace, _K8S_LABEL)):  # fmt: skip
+        if value is not None and not form.fullmatch(value):
             raise DebugError(f"{value[:120]!r} is not a Kubernetes {what} name")
     if profile not in PROFILES:
         raise DebugError(
             f"unknown kubectl debug profile {profile!r}", hint=f"profiles: {', '.join(PROFILES)}"
         )
-    if not image or image.startswith("-") or any(c.isspace() for c in image):
-        raise DebugError(f"{image[:120]!r} is not an image reference")
+    if not _IMAGE_REF.fullmatch(image):
+        raise DebugError(
+            f"{image[:120]!r} is not an image reference", hint="HOST[:PORT]/REPO[:TAG][@sha256:…]"
+        )
     cmd = ["kubectl", "debug", pod]
     if namespace:
         cmd += ["-n", namespace]
@@ -224,10 +281,10 @@ def environment_image() -> str | None:
 __all__ = [
     "DEBUG_REPO",
     "ENGINES",
-    "ENGINE_FAILED",
     "LABEL",
     "PROFILES",
     "Container",
+    "Ended",
     "attach",
     "banner",
     "beside_command",
@@ -237,6 +294,7 @@ __all__ = [
     "kubectl_command",
     "load_image",
     "parse_target",
+    "restarted",
     "run_kubectl",
     "session_name",
     "shell_line",
