@@ -743,3 +743,24 @@ def test_a_target_that_cannot_be_read_does_not_stop_the_others(project: Any, tmp
         "outdated", "full.yaml", str(tmp_path / "broken"), "-q", "--format", "json", cwd=work, cache=cache
     )
     assert proc.returncode == 2 and json.loads(proc.stdout)["reports"][0]["security"]
+
+
+def test_the_scan_table_sends_no_control_characters_to_the_terminal() -> None:
+    """A package name from an image or a summary from a feed is input: an escape sequence
+    in it is shown as '?' in the terminal table (it went to the terminal as it was)."""
+    import io
+
+    from distill.vuln.inventory import Inventory
+    from distill.vuln.model import Finding, Pkg
+    from distill.vuln.report import scan_terminal
+    from distill.vuln.scan import ScanResult
+
+    pkg = Pkg("npm", "evil\x1b]0;owned\x07", "1.0\x1b[2J")
+    finding = Finding("GHSA-x", pkg, "fixed", severity="high", fixed_version="1.1", summary="bad\rthing")
+    out = io.StringIO()
+    scan_terminal([ScanResult("image\x1b[31m", Inventory("i", "image", [pkg]), [finding])], out)
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "\r" not in text, repr(text)
+    assert (
+        "evil?]0;owned?" in text and "bad?thing" in text and text.startswith("image?[31m: 1 vulnerabilities")
+    )

@@ -246,6 +246,12 @@ def _source_text(s: dict[str, Any]) -> str:
     )
 
 
+def _printable(text: str) -> str:
+    """Text for a terminal: a control character (an escape sequence in a package name or
+    a summary from a vulnerability feed) shown as '?', not sent to the terminal."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else "?" for c in text)
+
+
 _ANSI = {"critical": "\x1b[1;31m", "high": "\x1b[31m", "medium": "\x1b[33m", "low": "\x1b[36m"}
 
 
@@ -253,6 +259,7 @@ def _plain_table(headers: list[str], rows: list[list[str]], stream: IO[str], col
     """Columns padded to their widest cell (a scan of a large image lists thousands of
     findings: a rich table of them took seconds to lay out). ``colour`` maps row indexes
     to an ANSI colour for the severity column (only on a terminal)."""
+    rows = [[_printable(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     widths[-1] = len(headers[-1])  # the last column (the summary) is not padded
     stream.write("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip() + "\n")
@@ -268,11 +275,11 @@ def scan_terminal(results: list[ScanResult], stream: IO[str]) -> None:
     for r in results:
         counts = ", ".join(f"{n} {s}" for s, n in _counts(r.findings).items()) or "none"
         stream.write(
-            f"{r.target}: {len(r.findings)} vulnerabilities ({counts})"
+            f"{_printable(r.target)}: {len(r.findings)} vulnerabilities ({counts})"
             + (f", {len(r.waived)} waived" if r.waived else "")
             + f" in {len(r.inventory.packages)} packages\n"
         )
-        stream.write("  data: " + ("; ".join(_source_text(s) for s in r.sources) or "none") + "\n")
+        stream.write("  data: " + _printable("; ".join(_source_text(s) for s in r.sources) or "none") + "\n")
         if r.findings:
             rows: list[list[str]] = []
             colour: dict[int, str] = {}
@@ -304,7 +311,7 @@ def scan_terminal(results: list[ScanResult], stream: IO[str]) -> None:
             headers = ["package", "installed", "severity", "id", "fix", "fixed in", "summary"]
             _plain_table(headers, rows, stream, colour)
         for n in r.notes:
-            stream.write(f"  note: {n}\n")
+            stream.write(f"  note: {_printable(n)}\n")
         stream.write("\n")
 
 
