@@ -17,10 +17,8 @@ from distill.cli.common import (
     registry_settings,
     source_date_epoch,
 )
+from distill.debug import PROFILES  # constants only: the session code is imported where it runs
 from distill.errors import DebugError, SpecError
-
-# kubectl debug's profiles (distill.debug.PROFILES; not imported at start-up)
-PROFILES = ("general", "baseline", "restricted", "netadmin", "sysadmin", "legacy")
 
 
 def register(sub: Subparsers) -> None:
@@ -111,7 +109,7 @@ def _refuse(flags: list[str], mode: str) -> None:
 
 
 def cmd_debug(args: argparse.Namespace) -> int:
-    from distill.debug import parse_target
+    from distill.debug.session import parse_target
 
     command: list[str] = list(args.command_args)
     if args.kubernetes is not None:
@@ -138,8 +136,8 @@ def cmd_debug(args: argparse.Namespace) -> int:
 
 
 def _beside(args: argparse.Namespace, engine: str, name: str, command: list[str]) -> int:
-    from distill.debug import attach, banner, beside_command, find_container, restarted, session_name
     from distill.debug.images import busybox_image
+    from distill.debug.session import attach, banner, beside_command, find_container, restarted, session_name
     from distill.progress import make_reporter
 
     target = find_container(engine, name)
@@ -174,7 +172,7 @@ def _beside(args: argparse.Namespace, engine: str, name: str, command: list[str]
 
 
 def _kubernetes(args: argparse.Namespace, command: list[str]) -> int:
-    from distill.debug import environment_image, kubectl_command, run_kubectl, shell_line
+    from distill.debug.session import environment_image, kubectl_command, run_kubectl, shell_line
 
     image = args.image or environment_image()
     if image is None:
@@ -199,8 +197,9 @@ def _kubernetes(args: argparse.Namespace, command: list[str]) -> int:
 
 def _spec(args: argparse.Namespace, command: list[str]) -> int:
     from distill.cli.build import base_of
-    from distill.debug import LABEL, attach, entrypoint_flag, session_name
+    from distill.debug import LABEL
     from distill.debug.images import spec_image
+    from distill.debug.session import attach, entrypoint_flag, session_name
     from distill.oci.load import choose_engine, qualified
     from distill.oci.sink import check_tag
     from distill.resolve.lock import check_current, read_lock

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from distill.debug import DEBUG_REPO, image_exists, load_image
+from distill.debug import DEBUG_REPO
+from distill.debug.session import image_exists, load_image
 
 if TYPE_CHECKING:
     from distill.build import Base, BuildResult
