@@ -598,3 +598,21 @@ def test_a_plain_http_registry_client_still_verifies_https(tmp_path: Path) -> No
         registry.close()
         server.shutdown()
         server.server_close()
+
+
+def test_a_plain_http_registry_client_keeps_a_configured_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a proxy in the environment httpx mounts its transports: the TLS-on-demand one
+    is not put over them (https:// keeps going through the proxy, verified)."""
+    from distill.http import _TLSOnDemand
+
+    plain = Registry("127.0.0.1:5000")
+    assert any(isinstance(t, _TLSOnDemand) for t in plain.client._mounts.values())
+    plain.close()
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    proxied = Registry("127.0.0.1:5000")
+    try:
+        assert proxied.client._mounts and not any(
+            isinstance(t, _TLSOnDemand) for t in proxied.client._mounts.values()
+        )
+    finally:
+        proxied.close()

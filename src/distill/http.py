@@ -181,8 +181,9 @@ def client(
     c = httpx.Client(timeout=httpx.Timeout(read, connect=connect), **kwargs)
     if plain_http:
         mounts = getattr(c, "_mounts", None)
-        if isinstance(mounts, dict) and not mounts:
-            mounts[httpx._utils.URLPattern("https://")] = _TLSOnDemand(httpx.Limits())
+        pattern = getattr(getattr(httpx, "_utils", None), "URLPattern", None)  # httpx's own, since 0.18
+        if isinstance(mounts, dict) and not mounts and pattern is not None:
+            mounts[pattern("https://")] = _TLSOnDemand(httpx.Limits())
         else:  # proxies from the environment (or httpx changed): https:// verified at once
             c.close()
             kwargs["verify"] = True
