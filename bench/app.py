@@ -35,6 +35,9 @@ from pathlib import Path
 from build import timed
 from results_io import publish
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from podmanenv import PodmanStorage
+
 ROOT = Path(__file__).resolve().parents[1]
 DISTILL = [sys.executable, "-m", "distill"]
 ARCH = "amd64"
@@ -131,15 +134,8 @@ def timed_in(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
 def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     work = Path(tempfile.mkdtemp(prefix="distill-bench-app-"))
-    pm = work / "containers"
-    pm.mkdir()
-    (pm / "storage.conf").write_text(
-        f'[storage]\ndriver = "vfs"\nrunroot = "{pm}/run"\ngraphroot = "{pm}/graph"\n'
-    )
-    env.update(
-        CONTAINERS_CONF=str(ROOT / "scripts" / "containers.conf"),
-        CONTAINERS_STORAGE_CONF=str(pm / "storage.conf"),
-    )
+    storage = PodmanStorage(work / "containers")  # podman's settings, its run root under 50 characters
+    env.update(storage.env)
     results: dict[str, object] = {}
 
     def run(cmd: list[str], cwd: Path) -> str:
@@ -278,6 +274,7 @@ def main() -> None:
             "note": "both end with the image in podman's (vfs) storage after a one-line code change",
         }
     finally:
+        storage.close()
         shutil.rmtree(work, ignore_errors=True)
     publish("app", results)
 

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from podmanenv import PodmanStorage  # noqa: E402
 from registries import Registry  # noqa: E402
 from results_io import installed_distill, publish, stats, wall  # noqa: E402
 
@@ -45,10 +46,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="distill-bench-sign-"))
     cache = os.environ.get("DISTILL_TEST_CACHE") or str(work / "cache")
     env = {**os.environ, "DISTILL_PASSWORD": PASSWORD, "PYTHONPATH": str(ROOT / "src")}
-    storage = work / "storage.conf"
-    storage.write_text(f'[storage]\ndriver = "vfs"\nrunroot = "{work}/run"\ngraphroot = "{work}/graph"\n')
-    podman_env = {**env, "CONTAINERS_CONF": str(ROOT / "scripts" / "containers.conf"),
-                  "CONTAINERS_STORAGE_CONF": str(storage)}  # fmt: skip
+    storage = PodmanStorage(work / "containers")  # podman's settings, its run root under 50 characters
+    podman_env = {**env, **storage.env}
     if "--checkout" in sys.argv[1:]:
         distill = [sys.executable, "-m", "distill"]
     else:
@@ -149,6 +148,7 @@ def main() -> None:
         subprocess.run(
             ["podman", "rmi", "-f", "localhost/bench/skopeo:1"], env=podman_env, capture_output=True
         )
+        storage.close()
         shutil.rmtree(work, ignore_errors=True)
     publish("sign", results)
 

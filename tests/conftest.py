@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from debrepo import Key, Pkg, Server, write_suite
 from distill.archive.index import PackageIndex, Universe, build_table
 from leftovers import RUN_CACHE
 from leftovers import pytest_sessionfinish as pytest_sessionfinish  # fails a run that leaves things behind
+from podmanenv import PodmanStorage
 
 
 @pytest.fixture(scope="session")
@@ -112,25 +112,9 @@ def env(tmp_path_factory: pytest.TempPathFactory, test_cache: Path) -> Iterator[
     for tool in ("podman", "skopeo", "umoci", "runc"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is missing: run scripts/setup.sh (it installs podman, runc, skopeo, umoci)")
-    root = tmp_path_factory.mktemp("containers")
-    # podman refuses a run root longer than 50 characters where it is given as a flag: in the
-    # exit command conmon runs (`podman container cleanup --rm`). A longer one (xdist's base
-    # temp is) fails that clean-up silently, and every `podman run` then waits 20 s for it.
-    runroot = Path(tempfile.mkdtemp(prefix="distill-run-", dir="/tmp"))
-    if len(str(runroot)) > 50:
-        pytest.fail(f"podman run root {runroot} is longer than 50 characters")
-    storage = root / "storage.conf"
-    storage.write_text(f'[storage]\ndriver = "vfs"\nrunroot = "{runroot}"\ngraphroot = "{root}/graph"\n')
-    env = {
-        **os.environ,
-        "CONTAINERS_CONF": str(REPO / "scripts" / "containers.conf"),
-        "CONTAINERS_STORAGE_CONF": str(storage),
-        "DISTILL_TEST_CACHE": str(test_cache),
-    }
-    yield env
-    # vfs keeps a full copy of every image: gigabytes that no failed test needs to be read
-    shutil.rmtree(root / "graph", ignore_errors=True)
-    shutil.rmtree(runroot, ignore_errors=True)
+    storage = PodmanStorage(tmp_path_factory.mktemp("containers"))  # its run root under 50 characters
+    yield {**os.environ, **storage.env, "DISTILL_TEST_CACHE": str(test_cache)}
+    storage.close()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
