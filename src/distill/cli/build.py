@@ -116,6 +116,19 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_build)
 
 
+def spec_lock(spec: Spec, lock_file: Path, required: bool) -> Lock | None:
+    """The lock a build of ``spec`` goes by: the one at ``lock_file`` when it is there (or
+    ``required``: --locked), checked to be this spec's, for its archs and distro; else None."""
+    from distill.resolve.lock import check_current, read_lock
+    from distill.spec.load import spec_checksum
+
+    if not (lock_file.exists() or lock_file.is_symlink() or required):
+        return None
+    lock = read_lock(lock_file)
+    check_current(lock, spec_checksum(spec), lock_file, list(spec.archs), spec.distro)
+    return lock
+
+
 def base_of(
     spec: Spec, lock: Lock | None, settings: RegistrySettings, locked: bool, lock_file: Path, offline: bool
 ) -> Any:
@@ -152,8 +165,6 @@ def cmd_build(args: argparse.Namespace) -> int:
     from distill.build import BuildResult, build, build_on_image, check_variant, default_output
     from distill.oci.load import choose_engine, load_form, load_into, qualified
     from distill.oci.sink import check_tag
-    from distill.resolve.lock import check_current, read_lock
-    from distill.spec.load import spec_checksum
 
     check_variant(args.variant)
     started = datetime.now(UTC)
@@ -165,10 +176,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     push_refs = parse_refs(args.push) if args.push else []
     settings = settings_for_push(args)
     archs: list[str] = list(spec.archs)
-    lock: Lock | None = None
-    if (lock_file.exists() or lock_file.is_symlink()) or args.locked:
-        lock = read_lock(lock_file)
-        check_current(lock, spec_checksum(spec), lock_file, archs, spec.distro)
+    lock = spec_lock(spec, lock_file, args.locked)
     base = (
         base_of(spec, lock, settings, args.locked, lock_file, args.offline)
         if spec.base_image is not None

@@ -196,26 +196,20 @@ def _kubernetes(args: argparse.Namespace, command: list[str]) -> int:
 
 
 def _spec(args: argparse.Namespace, command: list[str]) -> int:
-    from distill.cli.build import base_of
+    from distill.cli.build import base_of, spec_lock
     from distill.debug import LABEL
     from distill.debug.images import spec_image
     from distill.debug.session import attach, entrypoint_flag, session_name
+    from distill.engine import executable
     from distill.oci.load import choose_engine, qualified
     from distill.oci.sink import check_tag
-    from distill.resolve.lock import check_current, read_lock
-    from distill.spec.load import spec_checksum
 
     args.archs, args.spec = None, args.target
     spec, path = load(args)
     engine = choose_engine(args.engine)
-    from distill.engine import executable
-
     exe = executable(engine, "distill debug", DebugError)
     lock_file = lock_path(args, path, "lock")
-    lock = None
-    if lock_file.exists() or lock_file.is_symlink() or args.locked:
-        lock = read_lock(lock_file)
-        check_current(lock, spec_checksum(spec), lock_file, list(spec.archs), spec.distro)
+    lock = spec_lock(spec, lock_file, args.locked)
     settings = registry_settings(args)
     base = base_of(spec, lock, settings, args.locked, lock_file, args.offline) if spec.base_image else None
     name = spec.levels[-1][0]
