@@ -30,7 +30,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from distill.assemble.pem import pem_bodies
 from distill.errors import SigningError
@@ -245,42 +245,32 @@ def password(what: str, *, confirm: bool = False) -> bytes:
     return first.encode()
 
 
+def _read_private(path: Path) -> tuple[bytes, bytes]:
+    """A private key file's bytes and its password (a foreign file is refused before asking)."""
+    data = read_key_file(path)
+    _pem_block(data, (SIGSTORE_PRIVATE, COSIGN_PRIVATE), f"key file {path}")
+    return data, password(f"key file {path}")
+
+
 def load_private(path: Path) -> ec.EllipticCurvePrivateKey:
     """The private key of a cosign key file, its password asked for as :func:`password` says."""
-    data = read_key_file(path)
-    _pem_block(data, (SIGSTORE_PRIVATE, COSIGN_PRIVATE), f"key file {path}")  # a foreign file: before asking
-    return decrypt_private(data, password(f"key file {path}"), f"key file {path}")
+    data, secret = _read_private(path)
+    return decrypt_private(data, secret, f"key file {path}")
 
 
 def open_private_in_background(path: Path) -> Callable[[], ec.EllipticCurvePrivateKey]:
     """:func:`load_private`, its key derivation (scrypt, ~0.15 s: the cosign format's
     cost) run on another thread while the caller goes on (imports, connecting to the
     registry): the file is read and the password asked for here; the returned function
-    waits for the key (and raises what opening it raised)."""
-    import threading
+    waits for the key (and raises what opening it raised). scrypt and the secretbox run
+    in C without the GIL (pynacl's cffi calls)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    data = read_key_file(path)
-    _pem_block(data, (SIGSTORE_PRIVATE, COSIGN_PRIVATE), f"key file {path}")
-    secret = password(f"key file {path}")
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:  # scrypt and the secretbox run in C without the GIL (pynacl's cffi calls)
-            box["key"] = decrypt_private(data, secret, f"key file {path}")
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=work, name="distill-open-key", daemon=True)
-    thread.start()
-
-    def result() -> ec.EllipticCurvePrivateKey:
-        thread.join()
-        if "error" in box:
-            raise box["error"]
-        key: ec.EllipticCurvePrivateKey = box["key"]
-        return key
-
-    return result
+    data, secret = _read_private(path)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="distill-open-key")
+    future = pool.submit(decrypt_private, data, secret, f"key file {path}")
+    pool.shutdown(wait=False)
+    return future.result
 
 
 def sign(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
